@@ -1,0 +1,1 @@
+"""Reminders, notifications and their delivery (email, in-app, webhooks, feeds)."""

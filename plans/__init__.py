@@ -1,0 +1,1 @@
+"""The plan domain: forums, outcomes, plans, workstreams, tasks and the workflow."""

@@ -1,0 +1,36 @@
+"""Domain errors of the workflow. The API turns them into 409, the admin into a message."""
+
+TRANSITION_NOT_ALLOWED = "A task cannot move from '{from_status}' to '{to_status}'."
+TASK_MOVED = (
+    "The task has moved meanwhile: expected it to be '{expected}' but it is '{actual}'. "
+    "Reload it and try again."
+)
+TASK_CLOSED = "The task is '{status}', no longer open: {action} is not possible."
+
+
+class DomainError(Exception):
+    """A rule of the workflow refused the change; nothing was written."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class TransitionNotAllowed(DomainError):
+    def __init__(self, from_status: str, to_status: str):
+        super().__init__(TRANSITION_NOT_ALLOWED.format(from_status=from_status, to_status=to_status))
+        self.from_status = from_status
+        self.to_status = to_status
+
+
+class TaskMoved(DomainError):
+    def __init__(self, expected: str, actual: str):
+        super().__init__(TASK_MOVED.format(expected=expected, actual=actual))
+        self.expected = expected
+        self.actual = actual
+
+
+class TaskClosed(DomainError):
+    def __init__(self, status: str, action: str):
+        super().__init__(TASK_CLOSED.format(status=status, action=action))
+        self.status = status

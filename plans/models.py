@@ -1,0 +1,509 @@
+"""The plan domain: forums and their outcomes, plans, workstreams, tasks and their history.
+
+Rules across one row live in `clean()` and in database constraints with readable messages;
+every state change goes through `plans/services.py`.
+"""
+
+import datetime as dt
+import zoneinfo
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+
+from tracker.models import Organization
+from tracker.validators import validate_time_zone
+
+from . import querysets
+
+
+def _choices_check(field: str, choices: type[models.TextChoices], name: str, label: str):
+    return models.CheckConstraint(
+        condition=Q(**{f"{field}__in": choices.values}),
+        name=name,
+        violation_error_message=f"{label} must be one of: {', '.join(choices.values)}.",
+    )
+
+
+class ForumKind(models.TextChoices):
+    SUMMIT = "summit", "Summit"
+    MINISTERIAL = "ministerial", "Ministerial meeting"
+    DIALOGUE = "dialogue", "Dialogue"
+    BUSINESS_FORUM = "business_forum", "Business forum"
+    CONFERENCE = "conference", "Conference"
+    WORKING_GROUP_MEETING = "working_group_meeting", "Working-group meeting"
+
+
+class Forum(models.Model):
+    Kind = ForumKind
+
+    name = models.CharField(max_length=255)
+    series = models.CharField(max_length=100, blank=True, help_text='e.g. "SCCD"')
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    held_on = models.DateField()
+    location = models.CharField(max_length=255, blank=True)
+    hosts = models.ManyToManyField(Organization, related_name="hosted_forums", blank=True)
+    participants = models.ManyToManyField(
+        Organization, related_name="attended_forums", blank=True
+    )
+    summary = models.TextField(blank=True)
+    source_title = models.CharField(max_length=500, blank=True)
+    source_url = models.URLField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["-held_on", "name"]
+        constraints = [
+            _choices_check("kind", ForumKind, "forum_kind_valid", "Forum kind"),
+            models.UniqueConstraint(
+                fields=["name", "held_on"],
+                name="forum_unique_name_and_date",
+                violation_error_message="A forum with this name is already recorded on this date.",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.name} ({self.held_on:%Y-%m-%d})"
+
+
+class OutcomeKind(models.TextChoices):
+    MOU = "mou", "MOU"
+    INVESTMENT_PLEDGE = "investment_pledge", "Investment pledge"
+    COMMITMENT = "commitment", "Commitment"
+    DECISION = "decision", "Decision"
+    JOINT_STATEMENT_ITEM = "joint_statement_item", "Joint statement item"
+
+
+class OutcomeStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    IN_IMPLEMENTATION = "in_implementation", "In implementation"
+    FULFILLED = "fulfilled", "Fulfilled"
+    LAPSED = "lapsed", "Lapsed"
+
+
+class Outcome(models.Model):
+    Kind = OutcomeKind
+
+    Status = OutcomeStatus
+
+    forum = models.ForeignKey(Forum, on_delete=models.PROTECT, related_name="outcomes")
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    title = models.CharField(max_length=300)
+    text = models.TextField("verbatim text", blank=True)
+    clause_ref = models.CharField("clause reference", max_length=100, blank=True)
+    parties = models.ManyToManyField(Organization, related_name="outcomes", blank=True)
+    signed_on = models.DateField(null=True, blank=True)
+    amount = models.DecimalField(max_digits=20, decimal_places=2, null=True, blank=True)
+    currency = models.CharField(
+        max_length=3, blank=True, help_text="ISO 4217 code, e.g. USD, KRW."
+    )
+    binding = models.BooleanField(
+        default=False, help_text="Most forum outcomes are non-binding."
+    )
+    status = models.CharField(max_length=32, choices=Status.choices, default=Status.OPEN)
+
+    objects = querysets.OutcomeQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["forum__held_on", "title"]
+        constraints = [
+            _choices_check("kind", OutcomeKind, "outcome_kind_valid", "Outcome kind"),
+            _choices_check("status", OutcomeStatus, "outcome_status_valid", "Outcome status"),
+            models.CheckConstraint(
+                condition=Q(amount__isnull=True, currency="")
+                | Q(amount__isnull=False, currency__regex=r"^[A-Z]{3}$"),
+                name="outcome_amount_has_currency",
+                violation_error_message=(
+                    "An amount needs a three-letter ISO 4217 currency (e.g. USD), "
+                    "and a currency needs an amount."
+                ),
+            ),
+            models.CheckConstraint(
+                condition=Q(amount__isnull=True) | Q(amount__gte=0),
+                name="outcome_amount_not_negative",
+                violation_error_message="An amount cannot be negative.",
+            ),
+        ]
+
+    def __str__(self):
+        return self.title
+
+
+class PlanStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    ACTIVE = "active", "Active"
+    CLOSED = "closed", "Closed"
+    ARCHIVED = "archived", "Archived"
+
+
+class Plan(models.Model):
+    Status = PlanStatus
+
+    code = models.SlugField(max_length=32, unique=True, allow_unicode=False)
+    title = models.CharField(max_length=300)
+    description = models.TextField(blank=True)
+    period_start = models.DateField()
+    period_end = models.DateField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT)
+    time_zone = models.CharField(
+        max_length=64,
+        default="Asia/Seoul",
+        validators=[validate_time_zone],
+        help_text="Deadlines of this plan end at midnight in this IANA time zone.",
+    )
+    requires_evidence = models.BooleanField(
+        default=False, help_text="Marking a task done needs an evidence link."
+    )
+    predecessor = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="successors",
+        help_text="e.g. Joint Plan 1.0 for Joint Plan 2.0.",
+    )
+    participants = models.ManyToManyField(
+        Organization, through="PlanParticipant", related_name="plans"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = querysets.PlanQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-period_start", "code"]
+        constraints = [
+            _choices_check("status", PlanStatus, "plan_status_valid", "Plan status"),
+            models.CheckConstraint(
+                condition=Q(period_end__gte=models.F("period_start")),
+                name="plan_period_ordered",
+                violation_error_message="The plan period cannot end before it starts.",
+            ),
+            models.CheckConstraint(
+                condition=~Q(predecessor=models.F("pk")),
+                name="plan_not_own_predecessor",
+                violation_error_message="A plan cannot be its own predecessor.",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.code}: {self.title}"
+
+    @property
+    def zone(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.time_zone)
+
+
+class PlanParticipantRole(models.TextChoices):
+    COORDINATING = "coordinating", "Coordinating"
+    MEMBER = "member", "Member"
+
+
+class PlanParticipant(models.Model):
+    Role = PlanParticipantRole
+
+    plan = models.ForeignKey(Plan, on_delete=models.CASCADE, related_name="participations")
+    organization = models.ForeignKey(
+        Organization, on_delete=models.PROTECT, related_name="plan_participations"
+    )
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.MEMBER)
+
+    class Meta:
+        ordering = ["plan", "role", "organization__name"]
+        constraints = [
+            _choices_check("role", PlanParticipantRole, "planparticipant_role_valid", "Participant role"),
+            models.UniqueConstraint(
+                fields=["plan", "organization"],
+                name="planparticipant_once_per_plan",
+                violation_error_message="This organization already participates in this plan.",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.organization} ({self.get_role_display()}) in {self.plan.code}"
+
+
+class Workstream(models.Model):
+    plan = models.ForeignKey(Plan, on_delete=models.CASCADE, related_name="workstreams")
+    code = models.CharField(max_length=32)
+    title = models.CharField(max_length=300)
+    description = models.TextField(blank=True)
+    lead_organizations = models.ManyToManyField(
+        Organization, related_name="led_workstreams", blank=True
+    )
+    parent = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="children",
+        help_text="e.g. the critical minerals sub-working group.",
+    )
+    order = models.PositiveIntegerField(default=0)
+
+    objects = querysets.WorkstreamQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["plan", "order", "code"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["plan", "code"],
+                name="workstream_code_unique_in_plan",
+                violation_error_message="Another workstream of this plan already uses this code.",
+            ),
+            models.CheckConstraint(
+                condition=~Q(parent=models.F("pk")),
+                name="workstream_not_own_parent",
+                violation_error_message="A workstream cannot be its own parent.",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.code} {self.title}"
+
+    def clean(self):
+        if self.parent_id and self.plan_id and self.parent.plan_id != self.plan_id:
+            raise ValidationError({"parent": "The parent workstream belongs to another plan."})
+
+
+class TaskStatus(models.TextChoices):
+    PLANNED = "planned", "Planned"
+    IN_PROGRESS = "in_progress", "In progress"
+    AT_RISK = "at_risk", "At risk"
+    BLOCKED = "blocked", "Blocked"
+    DONE = "done", "Done"
+    VERIFIED = "verified", "Verified"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class TaskPriority(models.TextChoices):
+    LOW = "low", "Low"
+    NORMAL = "normal", "Normal"
+    HIGH = "high", "High"
+    CRITICAL = "critical", "Critical"
+
+
+class TaskVisibility(models.TextChoices):
+    PARTICIPANTS = "participants", "Lead and supporting organizations only"
+    PLAN = "plan", "Every organization in the plan"
+
+
+class Task(models.Model):
+    Status = TaskStatus
+
+    OPEN_STATUSES = (Status.PLANNED, Status.IN_PROGRESS, Status.AT_RISK, Status.BLOCKED)
+    COMPLETE_STATUSES = (Status.DONE, Status.VERIFIED)
+
+    Priority = TaskPriority
+
+    Visibility = TaskVisibility
+
+    plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="tasks")
+    workstream = models.ForeignKey(
+        Workstream, null=True, blank=True, on_delete=models.PROTECT, related_name="tasks"
+    )
+    ref = models.CharField(max_length=32, help_text="Unique in its plan, e.g. SC-03.")
+    title = models.CharField(max_length=300)
+    description = models.TextField(blank=True)
+    source_outcomes = models.ManyToManyField(Outcome, related_name="tasks", blank=True)
+    lead_organization = models.ForeignKey(
+        Organization, on_delete=models.PROTECT, related_name="led_tasks"
+    )
+    supporting_organizations = models.ManyToManyField(
+        Organization, related_name="supported_tasks", blank=True
+    )
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="assigned_tasks",
+    )
+    manager = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="managed_tasks",
+    )
+    start_date = models.DateField(null=True, blank=True)
+    due_date = models.DateField()
+    deadline_at = models.DateTimeField(
+        editable=False,
+        db_index=True,
+        help_text="End of the due date in the plan's time zone, in UTC (derived).",
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PLANNED)
+    priority = models.CharField(max_length=16, choices=Priority.choices, default=Priority.NORMAL)
+    progress = models.PositiveSmallIntegerField(default=0, help_text="Percent, 0 to 100.")
+    parent = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="milestones",
+    )
+    depends_on = models.ManyToManyField(
+        "self", symmetrical=False, related_name="dependents", blank=True
+    )
+    visibility = models.CharField(
+        max_length=16, choices=Visibility.choices, default=Visibility.PARTICIPANTS
+    )
+    completed_at = models.DateTimeField(null=True, blank=True, editable=False)
+    verified_at = models.DateTimeField(null=True, blank=True, editable=False)
+    version = models.PositiveIntegerField(default=1, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        editable=False,
+    )
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        editable=False,
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True, db_index=True)
+
+    objects = querysets.TaskQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["plan", "due_date", "ref"]
+        indexes = [models.Index(fields=["status", "deadline_at"], name="task_status_deadline")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["plan", "ref"],
+                name="task_ref_unique_in_plan",
+                violation_error_message="Another task of this plan already uses this ref.",
+            ),
+            models.CheckConstraint(
+                condition=Q(start_date__isnull=True) | Q(due_date__gte=models.F("start_date")),
+                name="task_due_not_before_start",
+                violation_error_message="The due date cannot be before the start date.",
+            ),
+            models.CheckConstraint(
+                condition=Q(progress__gte=0, progress__lte=100),
+                name="task_progress_percent",
+                violation_error_message="Progress must be between 0 and 100.",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status__in=["done", "verified"]) | Q(progress=100),
+                name="task_complete_means_full_progress",
+                violation_error_message="A done or verified task has progress 100.",
+            ),
+            models.CheckConstraint(
+                condition=~Q(parent=models.F("pk")),
+                name="task_not_own_parent",
+                violation_error_message="A task cannot be its own parent.",
+            ),
+            _choices_check("status", TaskStatus, "task_status_valid", "Task status"),
+            _choices_check("priority", TaskPriority, "task_priority_valid", "Task priority"),
+            _choices_check("visibility", TaskVisibility, "task_visibility_valid", "Task visibility"),
+        ]
+
+    def __str__(self):
+        return f"{self.ref} {self.title}"
+
+    def clean(self):
+        errors = {}
+        if self.workstream_id and self.plan_id and self.workstream.plan_id != self.plan_id:
+            errors["workstream"] = "The workstream belongs to another plan."
+        if self.parent_id and self.plan_id and self.parent.plan_id != self.plan_id:
+            errors["parent"] = "The parent task belongs to another plan."
+        if errors:
+            raise ValidationError(errors)
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in self.OPEN_STATUSES
+
+    @staticmethod
+    def deadline_for(due_date: dt.date, time_zone: str) -> dt.datetime:
+        """The instant a due date ends: next midnight in the plan's zone, returned in UTC."""
+        next_midnight = dt.datetime.combine(
+            due_date + dt.timedelta(days=1), dt.time(0), tzinfo=zoneinfo.ZoneInfo(time_zone)
+        )
+        return next_midnight.astimezone(dt.UTC)
+
+
+class StatusUpdateKind(models.TextChoices):
+    CREATED = "created", "Created"
+    PROGRESS = "progress", "Progress"
+    TRANSITION = "transition", "Status change"
+    DEADLINE_CHANGE = "deadline_change", "Deadline change"
+    ASSIGNMENT = "assignment", "Assignment"
+
+
+class StatusUpdate(models.Model):
+    """Append-only history of a task. Nothing edits or deletes a row once written."""
+
+    Kind = StatusUpdateKind
+
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="updates")
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="status_updates",
+        help_text="Empty when the system made the change.",
+    )
+    created_at = models.DateTimeField(db_index=True)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    status_from = models.CharField(max_length=16, choices=TaskStatus.choices, blank=True)
+    status_to = models.CharField(max_length=16, choices=TaskStatus.choices, blank=True)
+    progress = models.PositiveSmallIntegerField(null=True, blank=True)
+    due_date_from = models.DateField(null=True, blank=True)
+    due_date_to = models.DateField(null=True, blank=True)
+    assignee_from = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    assignee_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    note = models.TextField(blank=True)
+    evidence_url = models.URLField(max_length=500, blank=True)
+
+    objects = querysets.StatusUpdateQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["task", "created_at", "pk"]
+        constraints = [
+            _choices_check("kind", StatusUpdateKind, "statusupdate_kind_valid", "Update kind"),
+            models.CheckConstraint(
+                condition=Q(progress__isnull=True) | Q(progress__gte=0, progress__lte=100),
+                name="statusupdate_progress_percent",
+                violation_error_message="Progress must be between 0 and 100.",
+            ),
+            models.CheckConstraint(
+                condition=~Q(kind="transition") | (~Q(status_from="") & ~Q(status_to="")),
+                name="statusupdate_transition_has_states",
+                violation_error_message="A status change records the status it left and entered.",
+            ),
+            models.CheckConstraint(
+                condition=~Q(kind="deadline_change")
+                | (Q(due_date_to__isnull=False) & ~Q(note="")),
+                name="statusupdate_deadline_change_has_reason",
+                violation_error_message="A deadline change records the new date and a reason.",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.task.ref}: {self.get_kind_display()} at {self.created_at:%Y-%m-%d %H:%M}"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise ValidationError(APPEND_ONLY)
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ValidationError(APPEND_ONLY)
+
+
+APPEND_ONLY = "Status updates are append-only: they cannot be changed or deleted."

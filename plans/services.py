@@ -1,0 +1,487 @@
+"""Every write of the plan domain.
+
+Each service takes keyword-only arguments and an explicit `actor` (None = the system), runs in
+one transaction, validates with `full_clean()`, writes the task's StatusUpdate itself and
+announces the change after commit (`plans.signals`). A refused change writes nothing.
+"""
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator
+from django.db import transaction
+from django.utils import timezone
+
+from tracker.models import Organization, User
+
+from . import signals
+from .exceptions import TaskClosed, TaskMoved, TransitionNotAllowed
+from .models import Forum, Outcome, Plan, PlanParticipant, StatusUpdate, Task, Workstream
+
+S = Task.Status
+
+NOTE_REQUIRED = "A note is required to move a task from '{from_status}' to '{to_status}'."
+EVIDENCE_REQUIRED = "This plan requires an evidence link to mark a task done."
+REASON_REQUIRED = "A reason is required to change a deadline."
+DEADLINE_UNCHANGED = "The task is already due on {due_date}."
+DEADLINE_BEFORE_START = "The due date cannot be before the start date ({start_date})."
+EMPTY_UPDATE = "A status update needs a note, a progress value or an evidence link."
+PROGRESS_RANGE = "Progress must be a whole number from 0 to 100."
+ASSIGNMENT_UNCHANGED = "The task already has this assignee and manager."
+DEPENDENCY_OTHER_PLAN = "A task can only depend on tasks of its own plan."
+DEPENDENCY_SELF = "A task cannot depend on itself."
+NOT_UPDATABLE = "These fields cannot be changed here: {fields}. Use the workflow services."
+
+
+@dataclass(frozen=True)
+class Move:
+    """One allowed edge of the workflow.
+
+    `by` names who may make the move (the permission policy reads it): "lead" = contributors
+    and managers of the lead organization and coordinators; "coordinator" = coordinators only.
+    """
+
+    by: str
+    needs_note: bool = False
+    needs_evidence: bool = False  # only where the plan requires evidence
+    label: str = ""
+
+
+# The workflow, as one table: (from, to) -> Move. Anything not listed is forbidden.
+WORKFLOW: dict[tuple[str, str], Move] = {
+    (S.PLANNED, S.IN_PROGRESS): Move("lead", label="Start"),
+    (S.IN_PROGRESS, S.AT_RISK): Move("lead", needs_note=True, label="Flag at risk"),
+    (S.IN_PROGRESS, S.BLOCKED): Move("lead", needs_note=True, label="Flag blocked"),
+    (S.AT_RISK, S.IN_PROGRESS): Move("lead", label="Back on track"),
+    (S.BLOCKED, S.IN_PROGRESS): Move("lead", label="Unblocked"),
+    (S.IN_PROGRESS, S.DONE): Move("lead", needs_note=True, needs_evidence=True, label="Done"),
+    (S.AT_RISK, S.DONE): Move("lead", needs_note=True, needs_evidence=True, label="Done"),
+    (S.DONE, S.VERIFIED): Move("coordinator", label="Verify"),
+    (S.DONE, S.IN_PROGRESS): Move("coordinator", needs_note=True, label="Return for revision"),
+    **{
+        (open_status, S.CANCELLED): Move("coordinator", needs_note=True, label="Cancel")
+        for open_status in Task.OPEN_STATUSES
+    },
+    (S.CANCELLED, S.PLANNED): Move("coordinator", needs_note=True, label="Reopen"),
+}
+
+
+def workflow_move(from_status: str, to_status: str) -> Move | None:
+    return WORKFLOW.get((from_status, to_status))
+
+
+def _announce(event: str, task_id: int, **extra) -> None:
+    transaction.on_commit(
+        lambda: signals.task_changed.send(sender=Task, event=event, task_id=task_id, **extra)
+    )
+
+
+def _validate_url(field: str, value: str) -> None:
+    if value:
+        try:
+            URLValidator(schemes=["http", "https"])(value)
+        except ValidationError as exc:
+            raise ValidationError({field: exc.messages}) from exc
+
+
+def _record(*, task: Task, actor: User | None, kind: str, at: dt.datetime | None, **fields):
+    update = StatusUpdate(
+        task=task, author=actor, kind=kind, created_at=at or timezone.now(), **fields
+    )
+    update.full_clean()
+    update.save()
+    return update
+
+
+def _lock(task: Task | int) -> Task:
+    pk = task.pk if isinstance(task, Task) else task
+    return Task.objects.select_for_update().select_related("plan").get(pk=pk)
+
+
+def _touch(task: Task, actor: User | None, fields: list[str]) -> None:
+    task.version += 1
+    task.updated_by = actor
+    task.save(update_fields=[*fields, "version", "updated_by", "updated_at"])
+
+
+# --- Forums, outcomes, plans, workstreams ---------------------------------------------------
+
+
+@transaction.atomic
+def forum_create(
+    *,
+    actor: User | None,
+    name: str,
+    kind: str,
+    held_on: dt.date,
+    hosts: Iterable[Organization] = (),
+    participants: Iterable[Organization] = (),
+    **fields,
+) -> Forum:
+    forum = Forum(name=name, kind=kind, held_on=held_on, **fields)
+    forum.full_clean()
+    forum.save()
+    forum.hosts.set(hosts)
+    forum.participants.set(participants)
+    return forum
+
+
+@transaction.atomic
+def outcome_create(
+    *,
+    actor: User | None,
+    forum: Forum,
+    kind: str,
+    title: str,
+    parties: Iterable[Organization] = (),
+    **fields,
+) -> Outcome:
+    outcome = Outcome(forum=forum, kind=kind, title=title, **fields)
+    outcome.full_clean()
+    outcome.save()
+    outcome.parties.set(parties)
+    return outcome
+
+
+@transaction.atomic
+def plan_create(
+    *,
+    actor: User | None,
+    code: str,
+    title: str,
+    period_start: dt.date,
+    period_end: dt.date,
+    coordinating: Iterable[Organization] = (),
+    members: Iterable[Organization] = (),
+    **fields,
+) -> Plan:
+    """Create a plan with its coordinating and member organizations."""
+    plan = Plan(code=code, title=title, period_start=period_start, period_end=period_end, **fields)
+    plan.full_clean()
+    plan.save()
+    roles = {org.pk: (org, PlanParticipant.Role.MEMBER) for org in members}
+    roles.update({org.pk: (org, PlanParticipant.Role.COORDINATING) for org in coordinating})
+    for org, role in roles.values():
+        participant = PlanParticipant(plan=plan, organization=org, role=role)
+        participant.full_clean()
+        participant.save()
+    return plan
+
+
+@transaction.atomic
+def plan_update(*, actor: User | None, plan: Plan, **fields) -> Plan:
+    """Change a plan's fields; a new time zone moves every task's deadline instant with it."""
+    plan = Plan.objects.select_for_update().get(pk=plan.pk)
+    old_zone = plan.time_zone
+    for name, value in fields.items():
+        setattr(plan, name, value)
+    plan.full_clean()
+    plan.save(update_fields=[*fields, "updated_at"])
+    if plan.time_zone != old_zone:
+        tasks = list(Task.objects.select_for_update().filter(plan=plan).only("pk", "due_date"))
+        for task in tasks:
+            task.deadline_at = Task.deadline_for(task.due_date, plan.time_zone)
+        Task.objects.bulk_update(tasks, ["deadline_at"], batch_size=500)
+    return plan
+
+
+@transaction.atomic
+def workstream_create(
+    *,
+    actor: User | None,
+    plan: Plan,
+    code: str,
+    title: str,
+    lead_organizations: Iterable[Organization] = (),
+    **fields,
+) -> Workstream:
+    workstream = Workstream(plan=plan, code=code, title=title, **fields)
+    workstream.full_clean()
+    workstream.save()
+    workstream.lead_organizations.set(lead_organizations)
+    return workstream
+
+
+# --- Tasks ---------------------------------------------------------------------------------
+
+
+def _check_dependencies(task: Task, depends_on: Iterable[Task]) -> list[Task]:
+    depends_on = list(depends_on)
+    if any(other.pk == task.pk for other in depends_on):
+        raise ValidationError({"depends_on": DEPENDENCY_SELF})
+    if any(other.plan_id != task.plan_id for other in depends_on):
+        raise ValidationError({"depends_on": DEPENDENCY_OTHER_PLAN})
+    return depends_on
+
+
+@transaction.atomic
+def task_create(
+    *,
+    actor: User | None,
+    plan: Plan,
+    ref: str,
+    title: str,
+    lead_organization: Organization,
+    due_date: dt.date,
+    supporting_organizations: Iterable[Organization] = (),
+    source_outcomes: Iterable[Outcome] = (),
+    depends_on: Iterable[Task] = (),
+    note: str = "",
+    at: dt.datetime | None = None,
+    **fields,
+) -> Task:
+    """Create a planned task and the first line of its history.
+
+    `at` backdates the record for imports of past plans; it defaults to now.
+    """
+    task = Task(
+        plan=plan,
+        ref=ref,
+        title=title,
+        lead_organization=lead_organization,
+        due_date=due_date,
+        created_by=actor,
+        updated_by=actor,
+        **fields,
+    )
+    if isinstance(due_date, dt.date):
+        task.deadline_at = Task.deadline_for(due_date, plan.time_zone)
+    task.full_clean()
+    if task.status != S.PLANNED:
+        raise ValidationError({"status": "A new task starts as 'planned'."})
+    task.save()
+    task.supporting_organizations.set(supporting_organizations)
+    task.source_outcomes.set(source_outcomes)
+    task.depends_on.set(_check_dependencies(task, depends_on))
+    _record(task=task, actor=actor, kind=StatusUpdate.Kind.CREATED, at=at,
+            status_to=task.status, note=note)
+    _announce("task.created", task.pk)
+    return task
+
+
+UPDATABLE_FIELDS = frozenset(
+    {
+        "title",
+        "description",
+        "workstream",
+        "lead_organization",
+        "start_date",
+        "priority",
+        "visibility",
+        "parent",
+    }
+)
+
+
+@transaction.atomic
+def task_update(
+    *,
+    actor: User | None,
+    task: Task,
+    supporting_organizations: Iterable[Organization] | None = None,
+    source_outcomes: Iterable[Outcome] | None = None,
+    depends_on: Iterable[Task] | None = None,
+    **fields,
+) -> Task:
+    """Change a task's descriptive fields. Status, deadline and assignee have their own services."""
+    refused = set(fields) - UPDATABLE_FIELDS
+    if refused:
+        raise ValidationError(NOT_UPDATABLE.format(fields=", ".join(sorted(refused))))
+    task = _lock(task)
+    changed = [name for name, value in fields.items() if getattr(task, name) != value]
+    for name in changed:
+        setattr(task, name, fields[name])
+    task.full_clean()
+    _touch(task, actor, changed)
+    if supporting_organizations is not None:
+        task.supporting_organizations.set(supporting_organizations)
+    if source_outcomes is not None:
+        task.source_outcomes.set(source_outcomes)
+    if depends_on is not None:
+        task.depends_on.set(_check_dependencies(task, depends_on))
+    _announce("task.updated", task.pk, fields=changed)
+    return task
+
+
+@transaction.atomic
+def task_transition(
+    *,
+    actor: User | None,
+    task: Task | int,
+    to_status: str,
+    expected_from: str,
+    note: str = "",
+    evidence_url: str = "",
+    at: dt.datetime | None = None,
+) -> Task:
+    """Move a task along the workflow.
+
+    `expected_from` is the status the caller saw: if the task has moved meanwhile the change
+    is refused (TaskMoved) and nothing is written. Returns the updated task.
+    """
+    task = _lock(task)
+    if task.status != expected_from:
+        raise TaskMoved(expected=expected_from, actual=task.status)
+    move = workflow_move(task.status, to_status)
+    if move is None:
+        raise TransitionNotAllowed(from_status=task.status, to_status=to_status)
+    note = note.strip()
+    if move.needs_note and not note:
+        raise ValidationError(
+            {"note": NOTE_REQUIRED.format(from_status=task.status, to_status=to_status)}
+        )
+    _validate_url("evidence_url", evidence_url)
+    if move.needs_evidence and task.plan.requires_evidence and not evidence_url:
+        raise ValidationError({"evidence_url": EVIDENCE_REQUIRED})
+
+    now = at or timezone.now()
+    from_status = task.status
+    task.status = to_status
+    fields = ["status"]
+    if to_status in Task.COMPLETE_STATUSES:
+        task.progress = 100
+        fields.append("progress")
+    if to_status == S.DONE:
+        task.completed_at = now
+        fields.append("completed_at")
+    elif to_status == S.VERIFIED:
+        task.verified_at = now
+        fields.append("verified_at")
+    elif task.completed_at is not None:
+        # Returned for revision or reopened: it is no longer complete.
+        task.completed_at = None
+        fields.append("completed_at")
+    _touch(task, actor, fields)
+    _record(
+        task=task,
+        actor=actor,
+        kind=StatusUpdate.Kind.TRANSITION,
+        at=now,
+        status_from=from_status,
+        status_to=to_status,
+        progress=task.progress,
+        note=note,
+        evidence_url=evidence_url,
+    )
+    _announce("task.status_changed", task.pk, status_from=from_status, status_to=to_status)
+    return task
+
+
+_UNSET = object()
+
+
+@transaction.atomic
+def task_assign(
+    *,
+    actor: User | None,
+    task: Task | int,
+    assignee: User | None,
+    manager: User | None = _UNSET,  # type: ignore[assignment]
+    note: str = "",
+    at: dt.datetime | None = None,
+) -> Task:
+    """Set the task's assignee (and, when given, its manager)."""
+    task = _lock(task)
+    old_assignee_id, old_manager = task.assignee_id, task.manager
+    fields = []
+    if (assignee.pk if assignee else None) != old_assignee_id:
+        task.assignee = assignee
+        fields.append("assignee")
+    if manager is not _UNSET and (manager.pk if manager else None) != task.manager_id:
+        task.manager = manager
+        fields.append("manager")
+    if not fields:
+        raise ValidationError({"assignee": ASSIGNMENT_UNCHANGED})
+    if "manager" in fields:
+        change = f"Manager: {old_manager or 'none'} -> {manager or 'none'}."
+        note = f"{note.strip()}\n{change}".strip()
+    _touch(task, actor, fields)
+    _record(
+        task=task,
+        actor=actor,
+        kind=StatusUpdate.Kind.ASSIGNMENT,
+        at=at,
+        assignee_from_id=old_assignee_id,
+        assignee_to=task.assignee,
+        note=note.strip(),
+    )
+    _announce("task.updated", task.pk, fields=fields)
+    return task
+
+
+@transaction.atomic
+def task_change_deadline(
+    *,
+    actor: User | None,
+    task: Task | int,
+    due_date: dt.date,
+    reason: str,
+    at: dt.datetime | None = None,
+) -> Task:
+    """Move an open task's due date, with the reason recorded in its history."""
+    task = _lock(task)
+    reason = reason.strip()
+    if not reason:
+        raise ValidationError({"reason": REASON_REQUIRED})
+    if not task.is_open:
+        raise TaskClosed(status=task.status, action="changing the deadline")
+    if due_date == task.due_date:
+        raise ValidationError({"due_date": DEADLINE_UNCHANGED.format(due_date=due_date)})
+    if task.start_date and due_date < task.start_date:
+        raise ValidationError(
+            {"due_date": DEADLINE_BEFORE_START.format(start_date=task.start_date)}
+        )
+    old_due = task.due_date
+    task.due_date = due_date
+    task.deadline_at = Task.deadline_for(due_date, task.plan.time_zone)
+    _touch(task, actor, ["due_date", "deadline_at"])
+    _record(
+        task=task,
+        actor=actor,
+        kind=StatusUpdate.Kind.DEADLINE_CHANGE,
+        at=at,
+        due_date_from=old_due,
+        due_date_to=due_date,
+        note=reason,
+    )
+    _announce("task.updated", task.pk, fields=["due_date"])
+    return task
+
+
+@transaction.atomic
+def status_update_add(
+    *,
+    actor: User | None,
+    task: Task | int,
+    note: str = "",
+    progress: int | None = None,
+    evidence_url: str = "",
+    at: dt.datetime | None = None,
+) -> StatusUpdate:
+    """Report progress on a task: a note, a new progress percentage, evidence, or all three."""
+    task = _lock(task)
+    note = note.strip()
+    if not note and progress is None and not evidence_url:
+        raise ValidationError({"note": EMPTY_UPDATE})
+    _validate_url("evidence_url", evidence_url)
+    if progress is not None:
+        if isinstance(progress, bool) or not isinstance(progress, int) or not 0 <= progress <= 100:
+            raise ValidationError({"progress": PROGRESS_RANGE})
+        if not task.is_open:
+            raise TaskClosed(status=task.status, action="reporting progress")
+        if progress != task.progress:
+            task.progress = progress
+            _touch(task, actor, ["progress"])
+    update = _record(
+        task=task,
+        actor=actor,
+        kind=StatusUpdate.Kind.PROGRESS,
+        at=at,
+        progress=progress,
+        note=note,
+        evidence_url=evidence_url,
+    )
+    _announce("status_update.created", task.pk, status_update_id=update.pk)
+    return update

@@ -1,0 +1,5 @@
+"""Project wiring and identity & access (users, organizations, memberships)."""
+
+from .celery import app as celery_app
+
+__all__ = ["celery_app"]

@@ -1,0 +1,40 @@
+"""The Celery application: JSON only, explicit task names, late acks, one beat.
+
+Settings come from Django settings under the CELERY_ prefix (see tracker/settings.py).
+"""
+
+import os
+
+from celery import Celery
+from celery.signals import beat_init, worker_init
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tracker.settings")
+
+app = Celery("tracker")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+
+
+def _ensure_broker_folders(**_kwargs):
+    """The filesystem broker needs its folders before the first message is written."""
+    from django.conf import settings
+
+    options = settings.CELERY_BROKER_TRANSPORT_OPTIONS
+    for key in ("data_folder_in", "data_folder_out", "control_folder"):
+        if key in options:
+            os.makedirs(options[key], exist_ok=True)
+
+
+worker_init.connect(_ensure_broker_folders)
+beat_init.connect(_ensure_broker_folders)
+
+
+@app.on_after_finalize.connect
+def _setup_periodic_tasks(sender, **_kwargs):
+    from django.conf import settings
+
+    sender.add_periodic_task(
+        settings.HEARTBEAT_INTERVAL_SECONDS,
+        sender.signature("tracker.heartbeat"),
+        name="tracker.heartbeat every interval",
+    )

@@ -1,0 +1,159 @@
+"""Identity and access: users, organizations and their memberships (roles)."""
+
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+from django.db.models import Q
+from django.db.models.functions import Upper
+
+from .validators import validate_time_zone
+
+
+class User(AbstractUser):
+    class Language(models.TextChoices):
+        ENGLISH = "en", "English"
+        KOREAN = "ko", "한국어 (Korean)"
+
+    time_zone = models.CharField(
+        max_length=64,
+        default="Asia/Seoul",
+        validators=[validate_time_zone],
+        help_text="IANA time zone used to show times and to time reminders, e.g. Asia/Seoul.",
+    )
+    language = models.CharField(max_length=2, choices=Language.choices, default=Language.ENGLISH)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(language__in=["en", "ko"]),
+                name="user_language_valid",
+                violation_error_message="Language must be 'en' or 'ko'.",
+            ),
+        ]
+
+    def __str__(self):
+        full = self.get_full_name()
+        return f"{full} ({self.username})" if full else self.username
+
+
+class Organization(models.Model):
+    class Kind(models.TextChoices):
+        MINISTRY = "ministry", "Ministry"
+        AGENCY = "agency", "Agency"
+        PUBLIC_INSTITUTION = "public_institution", "Public institution"
+        COMPANY = "company", "Company"
+        ASSOCIATION = "association", "Association"
+        RESEARCH_INSTITUTE = "research_institute", "Research institute"
+        UNIVERSITY = "university", "University"
+        FINANCIAL_INSTITUTION = "financial_institution", "Financial institution"
+        OTHER = "other", "Other"
+
+    GOVERNMENT_KINDS = (Kind.MINISTRY, Kind.AGENCY, Kind.PUBLIC_INSTITUTION)
+
+    name = models.CharField(max_length=200, unique=True)
+    acronym = models.CharField(max_length=30, blank=True)
+    name_ko = models.CharField("name in Korean", max_length=200, blank=True)
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    country = models.CharField(
+        max_length=2, help_text="ISO 3166-1 alpha-2 code, e.g. KR, US, JP."
+    )
+    parent = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="children",
+        help_text="e.g. KATS under MOTIE, Absolics under SKC.",
+    )
+    website = models.URLField(blank=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(
+                    kind__in=[
+                        "ministry",
+                        "agency",
+                        "public_institution",
+                        "company",
+                        "association",
+                        "research_institute",
+                        "university",
+                        "financial_institution",
+                        "other",
+                    ]
+                ),
+                name="organization_kind_valid",
+                violation_error_message="Organization kind is not one of the known kinds.",
+            ),
+            models.CheckConstraint(
+                condition=Q(country__regex=r"^[A-Z]{2}$"),
+                name="organization_country_iso2",
+                violation_error_message="Country must be a two-letter ISO 3166-1 code in capitals, e.g. KR.",
+            ),
+            models.CheckConstraint(
+                condition=~Q(parent=models.F("pk")),
+                name="organization_not_own_parent",
+                violation_error_message="An organization cannot be its own parent.",
+            ),
+            models.UniqueConstraint(
+                Upper("acronym"),
+                condition=~Q(acronym=""),
+                name="organization_acronym_unique",
+                violation_error_message="Another organization already uses this acronym.",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.name} ({self.acronym})" if self.acronym else self.name
+
+    @property
+    def is_government(self) -> bool:
+        return self.kind in self.GOVERNMENT_KINDS
+
+
+class Membership(models.Model):
+    class Role(models.TextChoices):
+        COORDINATOR = "coordinator", "Coordinator"
+        MANAGER = "manager", "Manager"
+        CONTRIBUTOR = "contributor", "Contributor"
+        VIEWER = "viewer", "Viewer"
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="memberships")
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="memberships"
+    )
+    role = models.CharField(max_length=16, choices=Role.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["organization__name", "user__username"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "organization"],
+                name="membership_one_per_user_and_organization",
+                violation_error_message="This user already has a membership in this organization.",
+            ),
+            models.CheckConstraint(
+                condition=Q(role__in=["coordinator", "manager", "contributor", "viewer"]),
+                name="membership_role_valid",
+                violation_error_message="Role must be coordinator, manager, contributor or viewer.",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.user.username} — {self.get_role_display()} at {self.organization}"
+
+
+class WorkerHeartbeat(models.Model):
+    """One row per Celery worker host, stamped by the periodic heartbeat task."""
+
+    hostname = models.CharField(max_length=255, unique=True)
+    last_seen_at = models.DateTimeField()
+    beats = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-last_seen_at"]
+
+    def __str__(self):
+        return f"{self.hostname} at {self.last_seen_at:%Y-%m-%d %H:%M:%S %Z}"

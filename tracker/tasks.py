@@ -1,0 +1,13 @@
+"""Celery entry points of the tracker app."""
+
+import socket
+
+from celery import shared_task
+
+from .services import heartbeat_record
+
+
+@shared_task(name="tracker.heartbeat")
+def heartbeat_task(hostname: str | None = None) -> int:
+    """Periodic proof that beat schedules and a worker executes against the database."""
+    return heartbeat_record(hostname=hostname or socket.gethostname()).beats
