@@ -1,7 +1,7 @@
 """Settings for the joint action plan tracker, read from the environment only.
 
-Every variable is listed in `.env.example`. A `.env` file beside manage.py is read when
-present; real environment variables win over it.
+Every variable is listed in `.env.example`. A `.env` file beside manage.py (or the file
+DJANGO_ENV_FILE names) is read when present; real environment variables win over it.
 """
 
 from pathlib import Path
@@ -15,7 +15,8 @@ VAR_DIR = BASE_DIR / "var"
 VAR_DIR.mkdir(exist_ok=True)
 
 env = environ.Env()
-environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+# DJANGO_ENV_FILE names another file (or a missing one, to read none).
+environ.Env.read_env(env.str("DJANGO_ENV_FILE", default=str(BASE_DIR / ".env")), overwrite=False)
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 
