@@ -37,8 +37,16 @@ class ForumAdmin(admin.ModelAdmin):
 
 @admin.register(Outcome)
 class OutcomeAdmin(admin.ModelAdmin):
-    list_display = ("title", "kind", "forum", "signed_on", "amount_display", "status",
-                    "task_count", "progress_display")
+    list_display = (
+        "title",
+        "kind",
+        "forum",
+        "signed_on",
+        "amount_display",
+        "status",
+        "task_count",
+        "progress_display",
+    )
     list_filter = ("kind", "status", "binding", "forum__series")
     search_fields = ("title", "text", "clause_ref", "parties__name", "parties__acronym")
     date_hierarchy = "signed_on"
@@ -77,8 +85,17 @@ class WorkstreamInline(admin.TabularInline):
 
 @admin.register(Plan)
 class PlanAdmin(admin.ModelAdmin):
-    list_display = ("code", "title", "status", "period_start", "period_end", "time_zone",
-                    "task_count", "overdue_count", "progress_display")
+    list_display = (
+        "code",
+        "title",
+        "status",
+        "period_start",
+        "period_end",
+        "time_zone",
+        "task_count",
+        "overdue_count",
+        "progress_display",
+    )
     list_filter = ("status", "time_zone")
     search_fields = ("code", "title", "description")
     date_hierarchy = "period_start"
@@ -137,8 +154,19 @@ class StatusUpdateInline(admin.TabularInline):
     fk_name = "task"
     extra = 0
     can_delete = False
-    fields = ("created_at", "author", "kind", "status_from", "status_to", "progress",
-              "due_date_from", "due_date_to", "assignee_to", "note", "evidence_url")
+    fields = (
+        "created_at",
+        "author",
+        "kind",
+        "status_from",
+        "status_to",
+        "progress",
+        "due_date_from",
+        "due_date_to",
+        "assignee_to",
+        "note",
+        "evidence_url",
+    )
     readonly_fields = fields
     ordering = ("created_at", "pk")
 
@@ -188,30 +216,96 @@ WORKFLOW_FIELDS = ("status", "progress", "due_date", "assignee", "manager")
 @admin.register(Task)
 class TaskAdmin(admin.ModelAdmin):
     form = TaskAdminForm
-    list_display = ("ref", "title", "plan", "workstream", "lead_organization", "status_display",
-                    "progress", "due_date", "priority", "assignee")
-    list_filter = ("plan", "status", "priority", OverdueFilter, "workstream", "visibility",
-                   "lead_organization")
-    search_fields = ("ref", "title", "description", "lead_organization__name",
-                     "lead_organization__acronym")
+    list_display = (
+        "ref",
+        "title",
+        "plan",
+        "workstream",
+        "lead_organization",
+        "status_display",
+        "progress",
+        "due_date",
+        "priority",
+        "assignee",
+    )
+    list_filter = (
+        "plan",
+        "status",
+        "priority",
+        OverdueFilter,
+        "workstream",
+        "visibility",
+        "lead_organization",
+    )
+    search_fields = (
+        "ref",
+        "title",
+        "description",
+        "lead_organization__name",
+        "lead_organization__acronym",
+    )
     date_hierarchy = "due_date"
     ordering = ("due_date", "ref")
     list_select_related = ("plan", "workstream", "lead_organization", "assignee")
-    autocomplete_fields = ["plan", "workstream", "lead_organization", "supporting_organizations",
-                           "source_outcomes", "assignee", "manager", "parent", "depends_on"]
-    readonly_fields = ("deadline_display", "completed_at", "verified_at", "version",
-                       "created_by", "created_at", "updated_by", "updated_at")
+    autocomplete_fields = [
+        "plan",
+        "workstream",
+        "lead_organization",
+        "supporting_organizations",
+        "source_outcomes",
+        "assignee",
+        "manager",
+        "parent",
+        "depends_on",
+    ]
+    readonly_fields = (
+        "deadline_display",
+        "completed_at",
+        "verified_at",
+        "version",
+        "created_by",
+        "created_at",
+        "updated_by",
+        "updated_at",
+    )
     inlines = [StatusUpdateInline]
     fieldsets = (
         (None, {"fields": ("plan", "workstream", "ref", "title", "description", "parent")}),
-        ("Organizations and people", {"fields": ("lead_organization", "supporting_organizations",
-                                                 "assignee", "manager", "visibility")}),
-        ("Schedule and status", {"fields": ("start_date", "due_date", "deadline_display",
-                                            "status", "priority", "progress", "completed_at",
-                                            "verified_at")}),
+        (
+            "Organizations and people",
+            {
+                "fields": (
+                    "lead_organization",
+                    "supporting_organizations",
+                    "assignee",
+                    "manager",
+                    "visibility",
+                )
+            },
+        ),
+        (
+            "Schedule and status",
+            {
+                "fields": (
+                    "start_date",
+                    "due_date",
+                    "deadline_display",
+                    "status",
+                    "priority",
+                    "progress",
+                    "completed_at",
+                    "verified_at",
+                )
+            },
+        ),
         ("Links", {"fields": ("source_outcomes", "depends_on")}),
-        ("Record", {"fields": ("version", "created_by", "created_at", "updated_by",
-                               "updated_at"), "classes": ("collapse",)}),
+        (
+            "Record",
+            {
+                "fields": ("version", "created_by", "created_at", "updated_by", "updated_at"),
+                "classes": ("collapse",),
+            },
+        ),
     )
 
     def get_queryset(self, request):
@@ -243,13 +337,16 @@ class TaskAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         data = dict(form.cleaned_data)
-        m2m = {name: data.pop(name) for name in ("supporting_organizations", "source_outcomes",
-                                                  "depends_on") if name in data}
+        m2m = {
+            name: data.pop(name)
+            for name in ("supporting_organizations", "source_outcomes", "depends_on")
+            if name in data
+        }
         if change:
-            fields = {name: data[name] for name in form.changed_data
-                      if name in services.UPDATABLE_FIELDS}
-            changed_m2m = {name: value for name, value in m2m.items()
-                           if name in form.changed_data}
+            fields = {
+                name: data[name] for name in form.changed_data if name in services.UPDATABLE_FIELDS
+            }
+            changed_m2m = {name: value for name, value in m2m.items() if name in form.changed_data}
             saved = services.task_update(actor=request.user, task=obj, **fields, **changed_m2m)
         else:
             saved = services.task_create(actor=request.user, **data, **m2m)
@@ -264,8 +361,7 @@ class TaskAdmin(admin.ModelAdmin):
 
 @admin.register(StatusUpdate)
 class StatusUpdateAdmin(admin.ModelAdmin):
-    list_display = ("task", "created_at", "author", "kind", "status_from", "status_to",
-                    "progress")
+    list_display = ("task", "created_at", "author", "kind", "status_from", "status_to", "progress")
     list_filter = ("kind", "task__plan", "status_to")
     search_fields = ("task__ref", "task__title", "note")
     date_hierarchy = "created_at"

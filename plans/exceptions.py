@@ -18,7 +18,9 @@ class DomainError(Exception):
 
 class TransitionNotAllowed(DomainError):
     def __init__(self, from_status: str, to_status: str):
-        super().__init__(TRANSITION_NOT_ALLOWED.format(from_status=from_status, to_status=to_status))
+        super().__init__(
+            TRANSITION_NOT_ALLOWED.format(from_status=from_status, to_status=to_status)
+        )
         self.from_status = from_status
         self.to_status = to_status
 
@@ -34,3 +36,26 @@ class TaskClosed(DomainError):
     def __init__(self, status: str, action: str):
         super().__init__(TASK_CLOSED.format(status=status, action=action))
         self.status = status
+
+
+NOT_VISIBLE = "Not found."
+NOT_ALLOWED = "You may not {action} this {kind}."
+
+
+class NotVisible(DomainError):
+    """The object is outside the user's sight: answered as 404, never as 403."""
+
+    def __init__(self, obj=None):
+        super().__init__(NOT_VISIBLE)
+        self.obj = obj
+
+
+class NotAllowed(DomainError):
+    """The user sees the object but may not do this to it: answered as 403."""
+
+    def __init__(self, action: str, obj=None):
+        model = obj if isinstance(obj, type) else type(obj)
+        kind = model._meta.verbose_name if hasattr(model, "_meta") else "object"
+        super().__init__(NOT_ALLOWED.format(action=action.replace("_", " "), kind=kind))
+        self.action = action
+        self.obj = obj

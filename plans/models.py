@@ -44,9 +44,7 @@ class Forum(models.Model):
     held_on = models.DateField()
     location = models.CharField(max_length=255, blank=True)
     hosts = models.ManyToManyField(Organization, related_name="hosted_forums", blank=True)
-    participants = models.ManyToManyField(
-        Organization, related_name="attended_forums", blank=True
-    )
+    participants = models.ManyToManyField(Organization, related_name="attended_forums", blank=True)
     summary = models.TextField(blank=True)
     source_title = models.CharField(max_length=500, blank=True)
     source_url = models.URLField(max_length=500, blank=True)
@@ -94,12 +92,8 @@ class Outcome(models.Model):
     parties = models.ManyToManyField(Organization, related_name="outcomes", blank=True)
     signed_on = models.DateField(null=True, blank=True)
     amount = models.DecimalField(max_digits=20, decimal_places=2, null=True, blank=True)
-    currency = models.CharField(
-        max_length=3, blank=True, help_text="ISO 4217 code, e.g. USD, KRW."
-    )
-    binding = models.BooleanField(
-        default=False, help_text="Most forum outcomes are non-binding."
-    )
+    currency = models.CharField(max_length=3, blank=True, help_text="ISO 4217 code, e.g. USD, KRW.")
+    binding = models.BooleanField(default=False, help_text="Most forum outcomes are non-binding.")
     status = models.CharField(max_length=32, choices=Status.choices, default=Status.OPEN)
 
     objects = querysets.OutcomeQuerySet.as_manager()
@@ -211,7 +205,9 @@ class PlanParticipant(models.Model):
     class Meta:
         ordering = ["plan", "role", "organization__name"]
         constraints = [
-            _choices_check("role", PlanParticipantRole, "planparticipant_role_valid", "Participant role"),
+            _choices_check(
+                "role", PlanParticipantRole, "planparticipant_role_valid", "Participant role"
+            ),
             models.UniqueConstraint(
                 fields=["plan", "organization"],
                 name="planparticipant_once_per_plan",
@@ -340,7 +336,7 @@ class Task(models.Model):
         "self",
         null=True,
         blank=True,
-        on_delete=models.CASCADE,
+        on_delete=models.PROTECT,
         related_name="milestones",
     )
     depends_on = models.ManyToManyField(
@@ -404,7 +400,9 @@ class Task(models.Model):
             ),
             _choices_check("status", TaskStatus, "task_status_valid", "Task status"),
             _choices_check("priority", TaskPriority, "task_priority_valid", "Task priority"),
-            _choices_check("visibility", TaskVisibility, "task_visibility_valid", "Task visibility"),
+            _choices_check(
+                "visibility", TaskVisibility, "task_visibility_valid", "Task visibility"
+            ),
         ]
 
     def __str__(self):
@@ -445,7 +443,8 @@ class StatusUpdate(models.Model):
 
     Kind = StatusUpdateKind
 
-    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="updates")
+    # PROTECT: history outlives nothing it describes; a task with history is cancelled, not deleted.
+    task = models.ForeignKey(Task, on_delete=models.PROTECT, related_name="updates")
     author = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
@@ -487,8 +486,7 @@ class StatusUpdate(models.Model):
                 violation_error_message="A status change records the status it left and entered.",
             ),
             models.CheckConstraint(
-                condition=~Q(kind="deadline_change")
-                | (Q(due_date_to__isnull=False) & ~Q(note="")),
+                condition=~Q(kind="deadline_change") | (Q(due_date_to__isnull=False) & ~Q(note="")),
                 name="statusupdate_deadline_change_has_reason",
                 violation_error_message="A deadline change records the new date and a reason.",
             ),

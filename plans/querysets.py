@@ -36,15 +36,17 @@ class TaskQuerySet(models.QuerySet):
         )
 
 
-def _rollup(key: str, now: dt.datetime | None) -> dict:
+def _rollup(key: str, now: dt.datetime | None, tasks: models.QuerySet | None) -> dict:
     """Annotations rolling tasks up to the row whose pk the task's `key` points to.
 
-    Cancelled tasks do not count. Subqueries keep one row per parent whatever the joins.
+    Cancelled tasks do not count. `tasks` narrows the tasks counted (e.g. to those a user may
+    see). Subqueries keep one row per parent whatever the joins.
     """
     from .models import Task
 
     tasks = (
-        Task.objects.filter(**{key: OuterRef("pk")})
+        (Task.objects.all() if tasks is None else tasks)
+        .filter(**{key: OuterRef("pk")})
         .exclude(status=CANCELLED)
         .order_by()
         .values(key)
@@ -70,18 +72,18 @@ def _rollup(key: str, now: dt.datetime | None) -> dict:
 
 
 class PlanQuerySet(models.QuerySet):
-    def with_progress(self, now: dt.datetime | None = None):
-        return self.annotate(**_rollup("plan", now))
+    def with_progress(self, now: dt.datetime | None = None, tasks=None):
+        return self.annotate(**_rollup("plan", now, tasks))
 
 
 class WorkstreamQuerySet(models.QuerySet):
-    def with_progress(self, now: dt.datetime | None = None):
-        return self.annotate(**_rollup("workstream", now))
+    def with_progress(self, now: dt.datetime | None = None, tasks=None):
+        return self.annotate(**_rollup("workstream", now, tasks))
 
 
 class OutcomeQuerySet(models.QuerySet):
-    def with_progress(self, now: dt.datetime | None = None):
-        return self.annotate(**_rollup("source_outcomes", now))
+    def with_progress(self, now: dt.datetime | None = None, tasks=None):
+        return self.annotate(**_rollup("source_outcomes", now, tasks))
 
 
 class StatusUpdateQuerySet(models.QuerySet):

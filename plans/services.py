@@ -32,6 +32,7 @@ PROGRESS_RANGE = "Progress must be a whole number from 0 to 100."
 ASSIGNMENT_UNCHANGED = "The task already has this assignee and manager."
 DEPENDENCY_OTHER_PLAN = "A task can only depend on tasks of its own plan."
 DEPENDENCY_SELF = "A task cannot depend on itself."
+NEW_TASK_PLANNED = "A new task starts as 'planned'."
 NOT_UPDATABLE = "These fields cannot be changed here: {fields}. Use the workflow services."
 
 
@@ -207,6 +208,13 @@ def workstream_create(
 # --- Tasks ---------------------------------------------------------------------------------
 
 
+def _check_dates(task: Task) -> None:
+    """Report due-before-start against the due date, where a form can show it."""
+    start, due = task.start_date, task.due_date
+    if isinstance(start, dt.date) and isinstance(due, dt.date) and due < start:
+        raise ValidationError({"due_date": DEADLINE_BEFORE_START.format(start_date=start)})
+
+
 def _check_dependencies(task: Task, depends_on: Iterable[Task]) -> list[Task]:
     depends_on = list(depends_on)
     if any(other.pk == task.pk for other in depends_on):
@@ -246,17 +254,24 @@ def task_create(
         updated_by=actor,
         **fields,
     )
+    if task.status != S.PLANNED:
+        raise ValidationError({"status": NEW_TASK_PLANNED})
+    _check_dates(task)
     if isinstance(due_date, dt.date):
         task.deadline_at = Task.deadline_for(due_date, plan.time_zone)
     task.full_clean()
-    if task.status != S.PLANNED:
-        raise ValidationError({"status": "A new task starts as 'planned'."})
     task.save()
     task.supporting_organizations.set(supporting_organizations)
     task.source_outcomes.set(source_outcomes)
     task.depends_on.set(_check_dependencies(task, depends_on))
-    _record(task=task, actor=actor, kind=StatusUpdate.Kind.CREATED, at=at,
-            status_to=task.status, note=note)
+    _record(
+        task=task,
+        actor=actor,
+        kind=StatusUpdate.Kind.CREATED,
+        at=at,
+        status_to=task.status,
+        note=note,
+    )
     _announce("task.created", task.pk)
     return task
 
@@ -293,6 +308,7 @@ def task_update(
     changed = [name for name, value in fields.items() if getattr(task, name) != value]
     for name in changed:
         setattr(task, name, fields[name])
+    _check_dates(task)
     task.full_clean()
     _touch(task, actor, changed)
     if supporting_organizations is not None:

@@ -21,8 +21,15 @@ class UserAdmin(DjangoUserAdmin):
         *DjangoUserAdmin.add_fieldsets,
         (_("Preferences"), {"fields": ("email", "time_zone", "language")}),
     )
-    list_display = ("username", "email", "first_name", "last_name", "time_zone", "language",
-                    "is_staff")
+    list_display = (
+        "username",
+        "email",
+        "first_name",
+        "last_name",
+        "time_zone",
+        "language",
+        "is_staff",
+    )
     list_filter = ("is_staff", "is_superuser", "is_active", "language", "memberships__role")
     inlines = [MembershipInline]
 

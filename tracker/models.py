@@ -53,9 +53,7 @@ class Organization(models.Model):
     acronym = models.CharField(max_length=30, blank=True)
     name_ko = models.CharField("name in Korean", max_length=200, blank=True)
     kind = models.CharField(max_length=32, choices=Kind.choices)
-    country = models.CharField(
-        max_length=2, help_text="ISO 3166-1 alpha-2 code, e.g. KR, US, JP."
-    )
+    country = models.CharField(max_length=2, help_text="ISO 3166-1 alpha-2 code, e.g. KR, US, JP.")
     parent = models.ForeignKey(
         "self",
         null=True,
