@@ -11,6 +11,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
+from simple_history.models import HistoricalRecords
 
 from tracker.models import Organization
 from tracker.validators import validate_time_zone
@@ -49,6 +50,7 @@ class Forum(models.Model):
     source_title = models.CharField(max_length=500, blank=True)
     source_url = models.URLField(max_length=500, blank=True)
 
+    history = HistoricalRecords()
     class Meta:
         ordering = ["-held_on", "name"]
         constraints = [
@@ -96,6 +98,7 @@ class Outcome(models.Model):
     binding = models.BooleanField(default=False, help_text="Most forum outcomes are non-binding.")
     status = models.CharField(max_length=32, choices=Status.choices, default=Status.OPEN)
 
+    history = HistoricalRecords()
     objects = querysets.OutcomeQuerySet.as_manager()
 
     class Meta:
@@ -162,6 +165,7 @@ class Plan(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    history = HistoricalRecords()
     objects = querysets.PlanQuerySet.as_manager()
 
     class Meta:
@@ -202,6 +206,7 @@ class PlanParticipant(models.Model):
     )
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.MEMBER)
 
+    history = HistoricalRecords()
     class Meta:
         ordering = ["plan", "role", "organization__name"]
         constraints = [
@@ -237,6 +242,7 @@ class Workstream(models.Model):
     )
     order = models.PositiveIntegerField(default=0)
 
+    history = HistoricalRecords()
     objects = querysets.WorkstreamQuerySet.as_manager()
 
     class Meta:
@@ -367,6 +373,7 @@ class Task(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True, db_index=True)
 
+    history = HistoricalRecords(m2m_fields=["supporting_organizations", "source_outcomes"])
     objects = querysets.TaskQuerySet.as_manager()
 
     class Meta:

@@ -4,6 +4,7 @@ from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Upper
+from simple_history.models import HistoricalRecords
 
 from .validators import validate_time_zone
 
@@ -20,9 +21,20 @@ class User(AbstractUser):
         help_text="IANA time zone used to show times and to time reminders, e.g. Asia/Seoul.",
     )
     language = models.CharField(max_length=2, choices=Language.choices, default=Language.ENGLISH)
+    is_system = models.BooleanField(
+        default=False,
+        editable=False,
+        help_text="The account automated work (Celery, commands) acts and is recorded as.",
+    )
 
     class Meta:
         constraints = [
+            models.UniqueConstraint(
+                fields=["is_system"],
+                condition=Q(is_system=True),
+                name="user_one_system_account",
+                violation_error_message="There is only one system account.",
+            ),
             models.CheckConstraint(
                 condition=Q(language__in=["en", "ko"]),
                 name="user_language_valid",
@@ -64,6 +76,8 @@ class Organization(models.Model):
     )
     website = models.URLField(blank=True)
 
+    history = HistoricalRecords()
+
     class Meta:
         ordering = ["name"]
         constraints = [
@@ -87,7 +101,9 @@ class Organization(models.Model):
             models.CheckConstraint(
                 condition=Q(country__regex=r"^[A-Z]{2}$"),
                 name="organization_country_iso2",
-                violation_error_message="Country must be a two-letter ISO 3166-1 code in capitals, e.g. KR.",
+                violation_error_message=(
+                    "Country must be a two-letter ISO 3166-1 code in capitals, e.g. KR."
+                ),
             ),
             models.CheckConstraint(
                 condition=~Q(parent=models.F("pk")),
@@ -123,6 +139,8 @@ class Membership(models.Model):
     )
     role = models.CharField(max_length=16, choices=Role.choices)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    history = HistoricalRecords()
 
     class Meta:
         ordering = ["organization__name", "user__username"]

@@ -1,0 +1,286 @@
+"""The permission policy: the only place role rules live.
+
+Two functions, used by the admin, the API and the services alike:
+
+- `for_user(user, action, model)` -> the queryset of `model` rows the user may `action`
+  (a scope). Scopes are built from subqueries on the user's memberships, so applying one adds
+  no query of its own.
+- `can(user, action, obj)` -> True when `obj` lies inside that scope. With a model class
+  instead of an instance it answers "may the user create rows of this kind at all?".
+
+`ensure(user, action, obj)` raises NotVisible (-> 404) when the user may not even see the
+object and NotAllowed (-> 403) when they see it but may not do `action`.
+
+Actions: view, add, change, delete; on tasks also transition (moves made by the lead
+organization), verify (moves only coordinators make: verify, return for revision, cancel,
+reopen), assign, change_deadline and add_update (progress notes and evidence).
+
+The rules (DESIGN.md, "Permission policy"):
+- superuser and the system actor: everything.
+- coordinator of an organization that is a coordinating participant of a plan: everything in
+  that plan.
+- everyone else sees a task when their organization leads or supports it, when they are its
+  assignee or manager, or when its visibility is `plan` and their organization participates
+  in the plan; they see a plan when they see any of its tasks or their organization
+  participates.
+- contributor and manager (and coordinator) of the lead organization: transitions and progress;
+  a manager may also set the assignee, within their organization.
+- contributors, managers and coordinators of a supporting organization: progress notes only.
+- viewer: read only.
+- forums, outcomes and organizations: readable by every signed-in user; written by
+  coordinators (of any organization). Deleting an organization: superusers only.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+
+from tracker.models import Membership, Organization, User
+
+from .exceptions import NotAllowed, NotVisible
+from .models import Forum, Outcome, Plan, PlanParticipant, StatusUpdate, Task, Workstream
+
+Role = Membership.Role
+
+VIEW, ADD, CHANGE, DELETE = "view", "add", "change", "delete"
+TRANSITION, VERIFY, ASSIGN = "transition", "verify", "assign"
+CHANGE_DEADLINE, ADD_UPDATE = "change_deadline", "add_update"
+ACTIONS = (VIEW, ADD, CHANGE, DELETE, TRANSITION, VERIFY, ASSIGN, CHANGE_DEADLINE, ADD_UPDATE)
+TASK_ACTIONS = ACTIONS
+
+# Roles of an organization's members that may work on the organization's tasks.
+WORKING_ROLES = (Role.COORDINATOR, Role.MANAGER, Role.CONTRIBUTOR)
+
+
+def move_action(move) -> str:
+    """The action a workflow move needs: lead-organization moves are `transition`, moves only
+    coordinators make (verify, return for revision, cancel, reopen) are `verify`."""
+    return TRANSITION if move.by == "lead" else VERIFY
+
+
+def is_signed_in(user) -> bool:
+    return bool(user is not None and user.is_authenticated and user.is_active)
+
+
+def is_unrestricted(user) -> bool:
+    """Superusers and the system actor (automated work) are bound by no scope. The system
+    account cannot sign in (inactive, no password); it only acts through services."""
+    if user is None or not user.is_authenticated:
+        return False
+    return getattr(user, "is_system", False) or (user.is_active and user.is_superuser)
+
+
+# --- Building blocks (subqueries, evaluated inside the caller's query) ---------------------
+
+
+def _orgs(user: User, roles=None):
+    memberships = Membership.objects.filter(user=user)
+    if roles is not None:
+        memberships = memberships.filter(role__in=roles)
+    return memberships.values("organization_id")
+
+
+def _coordinated_plans(user: User):
+    return PlanParticipant.objects.filter(
+        role=PlanParticipant.Role.COORDINATING,
+        organization_id__in=_orgs(user, [Role.COORDINATOR]),
+    ).values("plan_id")
+
+
+def _participating_plans(user: User):
+    return PlanParticipant.objects.filter(organization_id__in=_orgs(user)).values("plan_id")
+
+
+def _supported_tasks(user: User, roles=None):
+    through = Task.supporting_organizations.through
+    return through.objects.filter(organization_id__in=_orgs(user, roles)).values("task_id")
+
+
+def is_coordinator(user: User) -> bool:
+    """Has a coordinator membership anywhere: may record forums, outcomes and plans."""
+    return Membership.objects.filter(user=user, role=Role.COORDINATOR).exists()
+
+
+# --- Scopes as Q objects, per model and action -----------------------------------------------
+
+
+def _task_q(user: User, action: str, prefix: str = "") -> Q:
+    def q(**kwargs):
+        return Q(**{prefix + key: value for key, value in kwargs.items()})
+
+    coordinated = q(plan_id__in=_coordinated_plans(user))
+    if action == VIEW:
+        return (
+            coordinated
+            | q(lead_organization_id__in=_orgs(user))
+            | q(pk__in=_supported_tasks(user))
+            | q(assignee=user)
+            | q(manager=user)
+            | q(visibility=Task.Visibility.PLAN, plan_id__in=_participating_plans(user))
+        )
+    if action == TRANSITION:
+        return coordinated | q(lead_organization_id__in=_orgs(user, WORKING_ROLES))
+    if action == ADD_UPDATE:
+        return (
+            coordinated
+            | q(lead_organization_id__in=_orgs(user, WORKING_ROLES))
+            | q(pk__in=_supported_tasks(user, WORKING_ROLES))
+        )
+    if action == ASSIGN:
+        return coordinated | q(lead_organization_id__in=_orgs(user, [Role.MANAGER]))
+    if action in (ADD, CHANGE, DELETE, VERIFY, CHANGE_DEADLINE):
+        return coordinated
+    raise ValueError(f"unknown action {action!r}")
+
+
+def _plan_q(user: User, action: str) -> Q:
+    coordinated = Q(pk__in=_coordinated_plans(user))
+    if action == VIEW:
+        return (
+            coordinated
+            | Q(pk__in=_participating_plans(user))
+            | Q(pk__in=Task.objects.filter(_task_q(user, VIEW)).values("plan_id"))
+        )
+    return coordinated
+
+
+def _in_plan_q(user: User, action: str) -> Q:
+    """Workstreams and participants: seen with their plan, written by its coordinators."""
+    return Q(plan__in=Plan.objects.filter(_plan_q(user, VIEW if action == VIEW else CHANGE)))
+
+
+def _status_update_q(user: User, action: str) -> Q:
+    if action == VIEW:
+        return _task_q(user, VIEW, prefix="task__")
+    if action == ADD:
+        return _task_q(user, ADD_UPDATE, prefix="task__")
+    return Q(pk__in=[])  # append-only: nobody changes or deletes history
+
+
+def _public_record_q(user: User, action: str) -> Q:
+    """Forums and outcomes are public records: all read, coordinators write."""
+    if action == VIEW:
+        return Q()
+    return Q() if is_coordinator(user) else Q(pk__in=[])
+
+
+def _organization_q(user: User, action: str) -> Q:
+    if action == VIEW:
+        return Q()
+    if action == DELETE:
+        return Q(pk__in=[])
+    return Q() if is_coordinator(user) else Q(pk__in=[])
+
+
+def organizations_managed_by(user) -> models.QuerySet:
+    """Organizations whose memberships `user` may add, change and remove."""
+    if is_unrestricted(user):
+        return Organization.objects.all()
+    if not is_signed_in(user):
+        return Organization.objects.none()
+    return Organization.objects.filter(pk__in=_managed_orgs(user))
+
+
+def _managed_orgs(user: User):
+    """Organizations whose memberships the user manages: those they coordinate, and those
+    taking part in a plan they coordinate."""
+    return Organization.objects.filter(
+        Q(pk__in=_orgs(user, [Role.COORDINATOR]))
+        | Q(plan_participations__plan_id__in=_coordinated_plans(user))
+    ).values("pk")
+
+
+def _membership_q(user: User, action: str) -> Q:
+    managed = Q(organization_id__in=_managed_orgs(user))
+    if action == VIEW:
+        return managed | Q(organization_id__in=_orgs(user))
+    return managed
+
+
+def _user_q(user: User, action: str) -> Q:
+    if action == VIEW:
+        colleagues = Membership.objects.filter(
+            Q(organization_id__in=_orgs(user)) | Q(organization_id__in=_managed_orgs(user))
+        ).values("user_id")
+        return Q(pk=user.pk) | Q(pk__in=colleagues)
+    return Q(pk__in=[])  # accounts are managed by superusers
+
+
+SCOPES = {
+    Task: _task_q,
+    Plan: _plan_q,
+    Workstream: _in_plan_q,
+    PlanParticipant: _in_plan_q,
+    StatusUpdate: _status_update_q,
+    Forum: _public_record_q,
+    Outcome: _public_record_q,
+    Organization: _organization_q,
+    Membership: _membership_q,
+    User: _user_q,
+}
+
+
+def scope_q(user, action: str, model: type[models.Model]) -> Q:
+    """The policy's condition for `user` doing `action` on rows of `model`."""
+    if action not in ACTIONS:
+        raise ValueError(f"unknown action {action!r}")
+    if model not in SCOPES:
+        raise ValueError(f"no policy for {model.__name__}")
+    if is_unrestricted(user):
+        return Q()
+    if not is_signed_in(user):
+        return Q(pk__in=[])
+    return SCOPES[model](user, action)
+
+
+def for_user(user, action: str, model_or_queryset) -> models.QuerySet:
+    """Rows of a model (or a queryset of it) that `user` may `action`. Deny by default."""
+    if isinstance(model_or_queryset, models.QuerySet):
+        queryset = model_or_queryset
+    else:
+        queryset = model_or_queryset._default_manager.all()
+    return queryset.filter(scope_q(user, action, queryset.model))
+
+
+# Who may create rows of a kind at all (the object does not exist yet).
+def _may_create(user, model: type[models.Model]) -> bool:
+    if is_unrestricted(user):
+        return True
+    if not is_signed_in(user):
+        return False
+    if model in (Forum, Outcome, Organization, Plan):
+        return is_coordinator(user)
+    if model in (Task, Workstream, PlanParticipant):
+        return PlanParticipant.objects.filter(plan_id__in=_coordinated_plans(user)).exists()
+    if model is Membership:
+        return Organization.objects.filter(pk__in=_managed_orgs(user)).exists()
+    if model is StatusUpdate:
+        return for_user(user, ADD_UPDATE, Task).exists()
+    return False
+
+
+def can(user, action: str, obj) -> bool:
+    """True when `obj` lies inside the user's scope for `action`.
+
+    `obj` may be a model class: then the question is whether the user may create (`add`)
+    rows of that kind at all, or act on any row of it.
+    """
+    if isinstance(obj, type):
+        if action == ADD:
+            return _may_create(user, obj)
+        return is_signed_in(user) and for_user(user, action, obj).exists()
+    if obj is None or obj.pk is None:
+        return False
+    return for_user(user, action, type(obj)).filter(pk=obj.pk).exists()
+
+
+def ensure(user, action: str, obj) -> None:
+    """Raise NotVisible when `obj` is out of sight, NotAllowed when sight is all there is."""
+    if can(user, action, obj):
+        return
+    if isinstance(obj, type):
+        raise NotAllowed(action=action, obj=obj)
+    if action != VIEW and can(user, VIEW, obj):
+        raise NotAllowed(action=action, obj=obj)
+    raise NotVisible(obj=obj)

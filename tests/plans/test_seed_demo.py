@@ -1,0 +1,332 @@
+"""`manage.py seed_demo`: idempotent, complete, safe when DEBUG is off, usable logins."""
+
+import datetime as dt
+import io
+import zoneinfo
+from collections import Counter
+from decimal import Decimal
+
+import pytest
+from django.contrib.auth.models import Group
+from django.core.management import CommandError, call_command
+
+from fixtures import demo
+from fixtures.loader import validate
+from plans.management.commands.seed_demo import REFUSED_WITHOUT_DEBUG
+from plans.models import (
+    Forum,
+    Outcome,
+    Plan,
+    PlanParticipant,
+    StatusUpdate,
+    Task,
+    Workstream,
+)
+from tracker.models import Membership, Organization, User
+
+SEOUL = zoneinfo.ZoneInfo("Asia/Seoul")
+# "Today" for the demo data: the day the plan is shown as of.
+TODAY = dt.datetime(2026, 11, 21, 12, 0, tzinfo=SEOUL)
+
+MODELS = (
+    Organization,
+    Membership,
+    User,
+    Group,
+    Forum,
+    Outcome,
+    Plan,
+    PlanParticipant,
+    Workstream,
+    Task,
+    StatusUpdate,
+)
+THROUGH_MODELS = (
+    Forum.hosts.through,
+    Forum.participants.through,
+    Outcome.parties.through,
+    Workstream.lead_organizations.through,
+    Task.supporting_organizations.through,
+    Task.source_outcomes.through,
+    Task.depends_on.through,
+    User.groups.through,
+    Group.permissions.through,
+)
+
+
+def seed(**options) -> str:
+    out = io.StringIO()
+    call_command("seed_demo", stdout=out, **options)
+    return out.getvalue()
+
+
+def snapshot() -> dict:
+    """Every row the seed writes, by primary key, so a second run that rewrote anything shows."""
+    return {
+        "counts": {m._meta.label: m.objects.count() for m in (*MODELS, *THROUGH_MODELS)},
+        "organizations": list(
+            Organization.objects.order_by("pk").values_list("pk", "name", "parent_id", "kind")
+        ),
+        "memberships": list(
+            Membership.objects.order_by("pk").values_list("pk", "user__username", "role")
+        ),
+        "users": list(User.objects.order_by("pk").values_list("pk", "username", "is_superuser")),
+        "outcomes": list(Outcome.objects.order_by("pk").values_list("pk", "title", "status")),
+        "tasks": list(
+            Task.objects.order_by("pk").values_list(
+                "pk",
+                "plan__code",
+                "ref",
+                "status",
+                "progress",
+                "due_date",
+                "version",
+                "assignee__username",
+                "manager__username",
+                "updated_at",
+            )
+        ),
+        "updates": list(
+            StatusUpdate.objects.order_by("pk").values_list(
+                "pk", "task__ref", "created_at", "kind", "status_to", "author__username"
+            )
+        ),
+    }
+
+
+@pytest.fixture
+def debug(settings):
+    settings.DEBUG = True
+    return settings
+
+
+def test_demo_data_is_consistent():
+    assert validate() == []
+
+
+@pytest.mark.django_db
+def test_seeding_twice_writes_nothing_new(debug):
+    seed()
+    first = snapshot()
+    seed()
+    assert snapshot() == first
+    assert first["counts"]["plans.Task"] >= 25
+    assert first["counts"]["tracker.User"] == len(demo.ACCOUNTS)
+
+
+@pytest.mark.django_db
+def test_plan_2_has_the_required_shape(debug):
+    seed()
+    plan = Plan.objects.get(code="KUS-JP2")
+    assert plan.title == "Korea-US Industrial Cooperation Joint Plan 2.0 (2025-2027)"
+    assert plan.status == Plan.Status.ACTIVE
+    assert plan.time_zone == "Asia/Seoul"
+    assert plan.predecessor.code == "KUS-JP1"
+    assert plan.predecessor.status == Plan.Status.CLOSED
+
+    roles = dict(plan.participations.values_list("organization__acronym", "role"))
+    assert roles["MOTIE"] == roles["DOC"] == PlanParticipant.Role.COORDINATING
+    members = set(plan.participants.values_list("name", flat=True))
+    assert {"Samsung Electronics", "Doosan Enerbility"} <= members
+    assert roles["KEIT"] == PlanParticipant.Role.MEMBER
+
+    minerals = Workstream.objects.get(plan=plan, code="CM")
+    assert minerals.parent.code == "EW"
+
+    tasks = plan.tasks.all()
+    assert tasks.count() >= 25
+    statuses = Counter(tasks.values_list("status", flat=True))
+    assert set(statuses) == set(Task.Status.values)
+    assert statuses[Task.Status.CANCELLED] == 1
+    assert set(tasks.values_list("visibility", flat=True)) == set(Task.Visibility.values)
+    due_years = {task.due_date.year for task in tasks}
+    assert {2025, 2026, 2027} <= due_years
+    assert not tasks.filter(lead_organization__isnull=True).exists()
+    assert not tasks.filter(source_outcomes__isnull=True).exists()
+
+
+@pytest.mark.django_db
+def test_samsung_and_doosan_have_their_tasks(debug):
+    seed()
+    tasks = Task.objects.filter(plan__code="KUS-JP2")
+    assert tasks.filter(lead_organization__name="Samsung Electronics").count() >= 2
+    assert tasks.filter(supporting_organizations__name="Samsung Electronics").count() >= 1
+    assert tasks.filter(lead_organization__name="Doosan Enerbility").count() >= 2
+    samsung = User.objects.get(username="samsung")
+    assert tasks.filter(assignee=samsung, lead_organization__name="Samsung Electronics").exists()
+    assert tasks.filter(manager__username="manager.kr").count() >= 3
+    # Samsung's own progress notes are written by the samsung account.
+    assert StatusUpdate.objects.filter(
+        author=samsung, task__lead_organization__name="Samsung Electronics"
+    ).exists()
+
+
+@pytest.mark.django_db
+def test_task_organizations_participate_in_their_plan(debug):
+    seed()
+    for task in Task.objects.select_related("plan").prefetch_related("supporting_organizations"):
+        participants = set(task.plan.participations.values_list("organization_id", flat=True))
+        orgs = {task.lead_organization_id, *(o.pk for o in task.supporting_organizations.all())}
+        assert orgs <= participants, task.ref
+
+
+@pytest.mark.django_db
+def test_some_open_tasks_are_overdue_and_others_are_not(debug):
+    seed()
+    plan_tasks = Task.objects.filter(plan__code="KUS-JP2")
+    overdue = plan_tasks.overdue(now=TODAY)
+    assert overdue.count() >= 4
+    assert all(task.is_open and task.due_date < TODAY.date() for task in overdue)
+    assert plan_tasks.open().not_overdue(now=TODAY).count() >= 4
+
+
+@pytest.mark.django_db
+def test_every_task_has_a_chronological_history(debug):
+    seed()
+    end_of_today = dt.datetime(2026, 11, 22, tzinfo=SEOUL)
+    for task in Task.objects.prefetch_related("updates"):
+        updates = list(task.updates.order_by("pk"))
+        assert updates, task.ref
+        assert updates[0].kind == StatusUpdate.Kind.CREATED
+        times = [update.created_at for update in updates]
+        assert times == sorted(times), task.ref
+        assert times[-1] < end_of_today, task.ref
+        transitions = [u for u in updates if u.kind == StatusUpdate.Kind.TRANSITION]
+        if transitions:
+            assert transitions[-1].status_to == task.status, task.ref
+        else:
+            assert task.status == Task.Status.PLANNED, task.ref
+
+
+@pytest.mark.django_db
+def test_deadline_changes_carry_a_reason(debug):
+    seed()
+    changes = StatusUpdate.objects.filter(kind=StatusUpdate.Kind.DEADLINE_CHANGE)
+    assert changes.count() >= 2
+    for change in changes:
+        assert change.note
+        assert (
+            change.task.due_date == change.due_date_to
+            or change.task.updates.filter(
+                kind=StatusUpdate.Kind.DEADLINE_CHANGE, created_at__gt=change.created_at
+            ).exists()
+        )
+
+
+@pytest.mark.django_db
+def test_organizations_forums_and_outcomes_follow_the_records(debug):
+    seed()
+    org = Organization.objects.get
+    assert org(acronym="KATS").parent == org(acronym="MOTIE")
+    assert org(name="Absolics").parent == org(name="SKC")
+    assert org(name="Doosan Robotics").parent == org(name="Doosan Corporation")
+    assert org(acronym="METI").country == "JP"
+    assert org(acronym="DOC").kind == Organization.Kind.MINISTRY
+
+    business = Forum.objects.get(name="Korea-US Business Forum")
+    assert business.held_on == dt.date(2023, 4, 25)
+    assert list(business.hosts.values_list("acronym", flat=True)) == ["FKI"]
+    conference = Forum.objects.get(name="5th Korea-US Industrial Cooperation Conference")
+    assert conference.held_on == dt.date(2025, 4, 15)
+    assert Forum.objects.filter(series="SCCD", held_on=dt.date(2024, 6, 27)).count() == 2
+    assert not Forum.objects.exclude(source_url="").exists()  # the records carry no URLs
+
+    nuscale = Outcome.objects.get(title__startswith="Doosan Enerbility, NuScale Power")
+    assert set(nuscale.parties.values_list("name", flat=True)) == {
+        "Doosan Enerbility",
+        "NuScale Power",
+        "Export-Import Bank of the United States",
+    }
+    pledge = Outcome.objects.get(kind=Outcome.Kind.INVESTMENT_PLEDGE)
+    assert (pledge.amount, pledge.currency) == (Decimal("600000000.00"), "USD")
+    assert not Outcome.objects.filter(binding=True).exists()
+
+
+@pytest.mark.django_db
+def test_refuses_to_create_accounts_when_debug_is_off(settings):
+    settings.DEBUG = False
+    with pytest.raises(CommandError) as excinfo:
+        seed()
+    assert str(excinfo.value) == REFUSED_WITHOUT_DEBUG
+    assert "--force" in str(excinfo.value)
+    assert not Organization.objects.exists()
+    assert not User.objects.exists()
+
+
+@pytest.mark.django_db
+def test_force_creates_accounts_when_debug_is_off(settings, client):
+    settings.DEBUG = False
+    output = seed(force=True)
+    assert User.objects.count() == len(demo.ACCOUNTS)
+    assert "coordinator.kr" in output
+    assert client.login(username="coordinator.kr", password=settings.DEMO_PASSWORD)
+
+
+@pytest.mark.django_db
+def test_no_accounts_loads_only_the_data(settings):
+    settings.DEBUG = False
+    output = seed(no_accounts=True)
+    assert not User.objects.exists()
+    assert Task.objects.count() >= 25
+    assert not StatusUpdate.objects.filter(author__isnull=False).exists()
+    assert not Task.objects.filter(assignee__isnull=False).exists()
+    assert "No accounts created" in output
+
+
+@pytest.mark.django_db
+def test_every_demo_account_can_log_in(debug, client):
+    debug.DEMO_PASSWORD = "a-demo-password"
+    output = seed()
+    for account in demo.ACCOUNTS:
+        assert client.login(username=account.username, password="a-demo-password"), account
+        assert account.username in output
+        client.logout()
+    assert "a-demo-password" in output
+
+
+@pytest.mark.django_db
+def test_seeding_again_resets_passwords_and_profiles(debug, client):
+    seed()
+    user = User.objects.get(username="samsung")
+    user.set_password("changed")
+    user.time_zone = "Europe/London"
+    user.save()
+    seed()
+    assert client.login(username="samsung", password=debug.DEMO_PASSWORD)
+    assert User.objects.get(username="samsung").time_zone == "Asia/Seoul"
+
+
+@pytest.mark.django_db
+def test_accounts_have_roles_zones_languages_and_permissions(debug):
+    seed()
+    users = {user.username: user for user in User.objects.all()}
+    assert users["admin"].is_superuser and users["admin"].is_staff
+    assert all(user.is_staff for user in users.values())
+    assert not any(user.is_superuser for name, user in users.items() if name != "admin")
+
+    roles = {
+        (m.user.username, m.organization.name, m.role)
+        for m in Membership.objects.select_related("user", "organization")
+    }
+    assert ("coordinator.kr", "Ministry of Trade, Industry and Energy", "coordinator") in roles
+    assert ("coordinator.us", "U.S. Department of Commerce", "coordinator") in roles
+    assert ("manager.kr", "Ministry of Trade, Industry and Energy", "manager") in roles
+    assert ("samsung", "Samsung Electronics", "contributor") in roles
+    assert ("doosan", "Doosan Enerbility", "contributor") in roles
+    assert any(user == "viewer" and role == "viewer" for user, _, role in roles)
+
+    assert users["coordinator.us"].time_zone == "America/New_York"
+    assert users["coordinator.kr"].time_zone == "Asia/Seoul"
+    assert {users[n].language for n in ("coordinator.kr", "manager.kr", "samsung", "doosan")} == {
+        "ko"
+    }
+    assert {users[n].language for n in ("admin", "coordinator.us", "viewer")} == {"en"}
+    assert all(user.email.endswith("example.org") for user in users.values())
+
+    coordinator, viewer = users["coordinator.kr"], users["viewer"]
+    assert coordinator.has_perm("plans.change_task")
+    assert coordinator.has_perm("tracker.add_organization")
+    assert not coordinator.has_perm("plans.delete_statusupdate")
+    assert viewer.has_perm("plans.view_task")
+    assert viewer.has_perm("tracker.view_organization")
+    assert not viewer.has_perm("plans.change_task")
