@@ -1,8 +1,10 @@
 """Every write of the plan domain.
 
-Each service takes keyword-only arguments and an explicit `actor` (None = the system), runs in
-one transaction, validates with `full_clean()`, writes the task's StatusUpdate itself and
-announces the change after commit (`plans.signals`). A refused change writes nothing.
+Each service takes keyword-only arguments and an explicit `actor` (a person, or
+`tracker.services.system_user()` for automated work), checks the permission policy for that
+actor, runs in one transaction, validates with `full_clean()`, writes the task's StatusUpdate
+itself, records the actor in the audit history and announces the change after commit
+(`plans.signals`). A refused change writes nothing.
 """
 
 import datetime as dt
@@ -14,10 +16,12 @@ from django.core.validators import URLValidator
 from django.db import transaction
 from django.utils import timezone
 
-from tracker.models import Organization, User
+from tracker.models import Membership, Organization, User
+from tracker.services import membership_sync_access
 
+from . import permissions as policy
 from . import signals
-from .exceptions import TaskClosed, TaskMoved, TransitionNotAllowed
+from .exceptions import NotAllowed, NotVisible, TaskClosed, TaskMoved, TransitionNotAllowed
 from .models import Forum, Outcome, Plan, PlanParticipant, StatusUpdate, Task, Workstream
 
 S = Task.Status
@@ -32,6 +36,14 @@ PROGRESS_RANGE = "Progress must be a whole number from 0 to 100."
 ASSIGNMENT_UNCHANGED = "The task already has this assignee and manager."
 DEPENDENCY_OTHER_PLAN = "A task can only depend on tasks of its own plan."
 DEPENDENCY_SELF = "A task cannot depend on itself."
+ASSIGNEE_OUTSIDE_ORGANIZATION = (
+    "A manager can only assign members of the lead organization ({organization})."
+)
+PLAN_WITHOUT_ACTOR = (
+    "List among the coordinating organizations one where you are a coordinator, "
+    "or you could not manage the plan you create."
+)
+MEMBERSHIP_ORGANIZATION = "You cannot manage memberships of this organization."
 NEW_TASK_PLANNED = "A new task starts as 'planned'."
 NOT_UPDATABLE = "These fields cannot be changed here: {fields}. Use the workflow services."
 
@@ -87,7 +99,14 @@ def _validate_url(field: str, value: str) -> None:
             raise ValidationError({field: exc.messages}) from exc
 
 
-def _record(*, task: Task, actor: User | None, kind: str, at: dt.datetime | None, **fields):
+def _save_new(obj, actor: User) -> None:
+    """Validate and insert `obj`, recording `actor` in its audit history."""
+    obj.full_clean()
+    obj._history_user = actor
+    obj.save()
+
+
+def _record(*, task: Task, actor: User, kind: str, at: dt.datetime | None, **fields):
     update = StatusUpdate(
         task=task, author=actor, kind=kind, created_at=at or timezone.now(), **fields
     )
@@ -98,12 +117,16 @@ def _record(*, task: Task, actor: User | None, kind: str, at: dt.datetime | None
 
 def _lock(task: Task | int) -> Task:
     pk = task.pk if isinstance(task, Task) else task
-    return Task.objects.select_for_update().select_related("plan").get(pk=pk)
+    try:
+        return Task.objects.select_for_update().select_related("plan").get(pk=pk)
+    except (Task.DoesNotExist, ValueError, TypeError):
+        raise NotVisible() from None
 
 
-def _touch(task: Task, actor: User | None, fields: list[str]) -> None:
+def _touch(task: Task, actor: User, fields: list[str]) -> None:
     task.version += 1
     task.updated_by = actor
+    task._history_user = actor
     task.save(update_fields=[*fields, "version", "updated_by", "updated_at"])
 
 
@@ -113,7 +136,7 @@ def _touch(task: Task, actor: User | None, fields: list[str]) -> None:
 @transaction.atomic
 def forum_create(
     *,
-    actor: User | None,
+    actor: User,
     name: str,
     kind: str,
     held_on: dt.date,
@@ -121,9 +144,9 @@ def forum_create(
     participants: Iterable[Organization] = (),
     **fields,
 ) -> Forum:
+    policy.ensure(actor, policy.ADD, Forum)
     forum = Forum(name=name, kind=kind, held_on=held_on, **fields)
-    forum.full_clean()
-    forum.save()
+    _save_new(forum, actor)
     forum.hosts.set(hosts)
     forum.participants.set(participants)
     return forum
@@ -132,16 +155,16 @@ def forum_create(
 @transaction.atomic
 def outcome_create(
     *,
-    actor: User | None,
+    actor: User,
     forum: Forum,
     kind: str,
     title: str,
     parties: Iterable[Organization] = (),
     **fields,
 ) -> Outcome:
+    policy.ensure(actor, policy.ADD, Outcome)
     outcome = Outcome(forum=forum, kind=kind, title=title, **fields)
-    outcome.full_clean()
-    outcome.save()
+    _save_new(outcome, actor)
     outcome.parties.set(parties)
     return outcome
 
@@ -149,7 +172,7 @@ def outcome_create(
 @transaction.atomic
 def plan_create(
     *,
-    actor: User | None,
+    actor: User,
     code: str,
     title: str,
     period_start: dt.date,
@@ -158,50 +181,86 @@ def plan_create(
     members: Iterable[Organization] = (),
     **fields,
 ) -> Plan:
-    """Create a plan with its coordinating and member organizations."""
+    """Create a plan with its coordinating and member organizations.
+
+    A coordinator must list one of their own organizations as coordinating, or the plan would
+    be out of their reach the moment it exists.
+    """
+    policy.ensure(actor, policy.ADD, Plan)
+    coordinating, members = list(coordinating), list(members)
+    if not policy.is_unrestricted(actor):
+        own = set(
+            Membership.objects.filter(user=actor, role=Membership.Role.COORDINATOR).values_list(
+                "organization_id", flat=True
+            )
+        )
+        if not own & {org.pk for org in coordinating}:
+            raise ValidationError({"coordinating": PLAN_WITHOUT_ACTOR})
     plan = Plan(code=code, title=title, period_start=period_start, period_end=period_end, **fields)
-    plan.full_clean()
-    plan.save()
+    _save_new(plan, actor)
     roles = {org.pk: (org, PlanParticipant.Role.MEMBER) for org in members}
     roles.update({org.pk: (org, PlanParticipant.Role.COORDINATING) for org in coordinating})
     for org, role in roles.values():
-        participant = PlanParticipant(plan=plan, organization=org, role=role)
-        participant.full_clean()
-        participant.save()
+        _save_new(PlanParticipant(plan=plan, organization=org, role=role), actor)
     return plan
 
 
 @transaction.atomic
-def plan_update(*, actor: User | None, plan: Plan, **fields) -> Plan:
+def plan_update(*, actor: User, plan: Plan, **fields) -> Plan:
     """Change a plan's fields; a new time zone moves every task's deadline instant with it."""
+    policy.ensure(actor, policy.CHANGE, plan)
     plan = Plan.objects.select_for_update().get(pk=plan.pk)
     old_zone = plan.time_zone
     for name, value in fields.items():
         setattr(plan, name, value)
     plan.full_clean()
+    plan._history_user = actor
     plan.save(update_fields=[*fields, "updated_at"])
     if plan.time_zone != old_zone:
-        tasks = list(Task.objects.select_for_update().filter(plan=plan).only("pk", "due_date"))
+        tasks = list(Task.objects.select_for_update().filter(plan=plan))
         for task in tasks:
             task.deadline_at = Task.deadline_for(task.due_date, plan.time_zone)
-        Task.objects.bulk_update(tasks, ["deadline_at"], batch_size=500)
+            _touch(task, actor, ["deadline_at"])
+            _announce("task.updated", task.pk, fields=["deadline_at"])
     return plan
 
 
 @transaction.atomic
 def workstream_create(
     *,
-    actor: User | None,
+    actor: User,
     plan: Plan,
     code: str,
     title: str,
     lead_organizations: Iterable[Organization] = (),
     **fields,
 ) -> Workstream:
+    policy.ensure(actor, policy.CHANGE, plan)
     workstream = Workstream(plan=plan, code=code, title=title, **fields)
-    workstream.full_clean()
-    workstream.save()
+    _save_new(workstream, actor)
     workstream.lead_organizations.set(lead_organizations)
+    return workstream
+
+
+@transaction.atomic
+def workstream_update(
+    *,
+    actor: User,
+    workstream: Workstream,
+    lead_organizations: Iterable[Organization] | None = None,
+    **fields,
+) -> Workstream:
+    policy.ensure(actor, policy.CHANGE, workstream)
+    workstream = Workstream.objects.select_for_update().get(pk=workstream.pk)
+    if "plan" in fields and fields["plan"].pk != workstream.plan_id:
+        policy.ensure(actor, policy.CHANGE, fields["plan"])
+    for name, value in fields.items():
+        setattr(workstream, name, value)
+    workstream.full_clean()
+    workstream._history_user = actor
+    workstream.save(update_fields=list(fields) or None)
+    if lead_organizations is not None:
+        workstream.lead_organizations.set(lead_organizations)
     return workstream
 
 
@@ -227,7 +286,7 @@ def _check_dependencies(task: Task, depends_on: Iterable[Task]) -> list[Task]:
 @transaction.atomic
 def task_create(
     *,
-    actor: User | None,
+    actor: User,
     plan: Plan,
     ref: str,
     title: str,
@@ -244,6 +303,7 @@ def task_create(
 
     `at` backdates the record for imports of past plans; it defaults to now.
     """
+    policy.ensure(actor, policy.CHANGE, plan)
     task = Task(
         plan=plan,
         ref=ref,
@@ -259,8 +319,10 @@ def task_create(
     _check_dates(task)
     if isinstance(due_date, dt.date):
         task.deadline_at = Task.deadline_for(due_date, plan.time_zone)
-    task.full_clean()
-    task.save()
+    _save_new(task, actor)
+    if at is not None:
+        Task.objects.filter(pk=task.pk).update(created_at=at)
+        task.created_at = at
     task.supporting_organizations.set(supporting_organizations)
     task.source_outcomes.set(source_outcomes)
     task.depends_on.set(_check_dependencies(task, depends_on))
@@ -293,7 +355,7 @@ UPDATABLE_FIELDS = frozenset(
 @transaction.atomic
 def task_update(
     *,
-    actor: User | None,
+    actor: User,
     task: Task,
     supporting_organizations: Iterable[Organization] | None = None,
     source_outcomes: Iterable[Outcome] | None = None,
@@ -305,6 +367,7 @@ def task_update(
     if refused:
         raise ValidationError(NOT_UPDATABLE.format(fields=", ".join(sorted(refused))))
     task = _lock(task)
+    policy.ensure(actor, policy.CHANGE, task)
     changed = [name for name, value in fields.items() if getattr(task, name) != value]
     for name in changed:
         setattr(task, name, fields[name])
@@ -324,7 +387,7 @@ def task_update(
 @transaction.atomic
 def task_transition(
     *,
-    actor: User | None,
+    actor: User,
     task: Task | int,
     to_status: str,
     expected_from: str,
@@ -338,11 +401,13 @@ def task_transition(
     is refused (TaskMoved) and nothing is written. Returns the updated task.
     """
     task = _lock(task)
+    policy.ensure(actor, policy.VIEW, task)
     if task.status != expected_from:
         raise TaskMoved(expected=expected_from, actual=task.status)
     move = workflow_move(task.status, to_status)
     if move is None:
         raise TransitionNotAllowed(from_status=task.status, to_status=to_status)
+    policy.ensure(actor, policy.move_action(move), task)
     note = note.strip()
     if move.needs_note and not note:
         raise ValidationError(
@@ -391,15 +456,30 @@ _UNSET = object()
 @transaction.atomic
 def task_assign(
     *,
-    actor: User | None,
+    actor: User,
     task: Task | int,
     assignee: User | None,
     manager: User | None = _UNSET,  # type: ignore[assignment]
     note: str = "",
     at: dt.datetime | None = None,
 ) -> Task:
-    """Set the task's assignee (and, when given, its manager)."""
+    """Set the task's assignee (and, when given, its manager).
+
+    Coordinators of the plan assign anyone; a manager of the lead organization assigns members
+    of that organization and does not change the task's manager.
+    """
     task = _lock(task)
+    policy.ensure(actor, policy.ASSIGN, task)
+    if not policy.can(actor, policy.CHANGE, task):
+        if manager is not _UNSET and (manager.pk if manager else None) != task.manager_id:
+            raise NotAllowed(action="change the manager of", obj=task)
+        if assignee is not None and not Membership.objects.filter(
+            user=assignee, organization_id=task.lead_organization_id
+        ).exists():
+            raise ValidationError(
+                {"assignee": ASSIGNEE_OUTSIDE_ORGANIZATION.format(
+                    organization=task.lead_organization)}
+            )
     old_assignee_id, old_manager = task.assignee_id, task.manager
     fields = []
     if (assignee.pk if assignee else None) != old_assignee_id:
@@ -430,7 +510,7 @@ def task_assign(
 @transaction.atomic
 def task_change_deadline(
     *,
-    actor: User | None,
+    actor: User,
     task: Task | int,
     due_date: dt.date,
     reason: str,
@@ -438,6 +518,7 @@ def task_change_deadline(
 ) -> Task:
     """Move an open task's due date, with the reason recorded in its history."""
     task = _lock(task)
+    policy.ensure(actor, policy.CHANGE_DEADLINE, task)
     reason = reason.strip()
     if not reason:
         raise ValidationError({"reason": REASON_REQUIRED})
@@ -469,15 +550,22 @@ def task_change_deadline(
 @transaction.atomic
 def status_update_add(
     *,
-    actor: User | None,
+    actor: User,
     task: Task | int,
     note: str = "",
     progress: int | None = None,
     evidence_url: str = "",
     at: dt.datetime | None = None,
 ) -> StatusUpdate:
-    """Report progress on a task: a note, a new progress percentage, evidence, or all three."""
+    """Report progress on a task: a note, a new progress percentage, evidence, or all three.
+
+    Supporting organizations add notes and evidence; a progress figure needs the right to move
+    the task (lead organization, coordinators).
+    """
     task = _lock(task)
+    policy.ensure(actor, policy.ADD_UPDATE, task)
+    if progress is not None:
+        policy.ensure(actor, policy.TRANSITION, task)
     note = note.strip()
     if not note and progress is None and not evidence_url:
         raise ValidationError({"note": EMPTY_UPDATE})
@@ -501,3 +589,50 @@ def status_update_add(
     )
     _announce("status_update.created", task.pk, status_update_id=update.pk)
     return update
+
+
+# --- Memberships (identity, managed under the plan policy) ----------------------------------
+
+
+def _ensure_manages(actor: User, organization: Organization) -> None:
+    if not policy.organizations_managed_by(actor).filter(pk=organization.pk).exists():
+        raise NotAllowed(action="manage memberships of", obj=organization)
+
+
+@transaction.atomic
+def membership_create(
+    *, actor: User, user: User, organization: Organization, role: str
+) -> Membership:
+    """Give `user` a role in `organization`; the role alone grants the matching access."""
+    _ensure_manages(actor, organization)
+    membership = Membership(user=user, organization=organization, role=role)
+    _save_new(membership, actor)
+    membership_sync_access(user=user)
+    return membership
+
+
+@transaction.atomic
+def membership_update(*, actor: User, membership: Membership, **fields) -> Membership:
+    policy.ensure(actor, policy.CHANGE, membership)
+    membership = Membership.objects.select_for_update().get(pk=membership.pk)
+    old_user = membership.user
+    for name, value in fields.items():
+        setattr(membership, name, value)
+    if "organization" in fields:
+        _ensure_manages(actor, membership.organization)
+    membership.full_clean()
+    membership._history_user = actor
+    membership.save(update_fields=list(fields) or None)
+    membership_sync_access(user=membership.user)
+    if old_user.pk != membership.user_id:
+        membership_sync_access(user=old_user)
+    return membership
+
+
+@transaction.atomic
+def membership_delete(*, actor: User, membership: Membership) -> None:
+    policy.ensure(actor, policy.DELETE, membership)
+    user = membership.user
+    membership._history_user = actor
+    membership.delete()
+    membership_sync_access(user=user)

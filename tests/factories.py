@@ -21,6 +21,7 @@ from factory.django import DjangoModelFactory
 from plans import services
 from plans.models import Forum, Outcome, Plan, PlanParticipant, Task, Workstream
 from tracker.models import Membership, Organization, User
+from tracker.services import system_user
 
 DEFAULT_PASSWORD = "correct-horse-battery-staple"
 FACTORY_NOTE = "Moved by the test factory."
@@ -120,7 +121,7 @@ class PlanFactory(DjangoModelFactory):
     @classmethod
     def _create(cls, model_class, *args, coordinating=(), members=(), actor=None, **kwargs):
         return services.plan_create(
-            actor=actor, coordinating=coordinating, members=members, **kwargs
+            actor=actor or system_user(), coordinating=coordinating, members=members, **kwargs
         )
 
 
@@ -147,7 +148,7 @@ class WorkstreamFactory(DjangoModelFactory):
     @classmethod
     def _create(cls, model_class, *args, lead_organizations=(), actor=None, **kwargs):
         return services.workstream_create(
-            actor=actor, lead_organizations=lead_organizations, **kwargs
+            actor=actor or system_user(), lead_organizations=lead_organizations, **kwargs
         )
 
 
@@ -193,7 +194,7 @@ class TaskFactory(DjangoModelFactory):
     @classmethod
     def _create(cls, model_class, *args, status=Task.Status.PLANNED, **kwargs):
         kwargs.pop("deadline_at", None)
-        actor = kwargs.pop("actor", None) or kwargs.pop("created_by", None)
+        actor = kwargs.pop("actor", None) or kwargs.pop("created_by", None) or system_user()
         kwargs.pop("created_by", None)
         task = services.task_create(actor=actor, **kwargs)
         for next_status in workflow_path(task.status, status):

@@ -111,7 +111,7 @@ def test_seeding_twice_writes_nothing_new(debug):
     seed()
     assert snapshot() == first
     assert first["counts"]["plans.Task"] >= 25
-    assert first["counts"]["tracker.User"] == len(demo.ACCOUNTS)
+    assert first["counts"]["tracker.User"] == len(demo.ACCOUNTS) + 1  # and the system account
 
 
 @pytest.mark.django_db
@@ -257,7 +257,7 @@ def test_refuses_to_create_accounts_when_debug_is_off(settings):
 def test_force_creates_accounts_when_debug_is_off(settings, client):
     settings.DEBUG = False
     output = seed(force=True)
-    assert User.objects.count() == len(demo.ACCOUNTS)
+    assert User.objects.filter(is_system=False).count() == len(demo.ACCOUNTS)
     assert "coordinator.kr" in output
     assert client.login(username="coordinator.kr", password=settings.DEMO_PASSWORD)
 
@@ -266,9 +266,9 @@ def test_force_creates_accounts_when_debug_is_off(settings, client):
 def test_no_accounts_loads_only_the_data(settings):
     settings.DEBUG = False
     output = seed(no_accounts=True)
-    assert not User.objects.exists()
+    assert not User.objects.filter(is_system=False).exists()
     assert Task.objects.count() >= 25
-    assert not StatusUpdate.objects.filter(author__isnull=False).exists()
+    assert not StatusUpdate.objects.exclude(author__is_system=True).exists()
     assert not Task.objects.filter(assignee__isnull=False).exists()
     assert "No accounts created" in output
 
@@ -299,7 +299,7 @@ def test_seeding_again_resets_passwords_and_profiles(debug, client):
 @pytest.mark.django_db
 def test_accounts_have_roles_zones_languages_and_permissions(debug):
     seed()
-    users = {user.username: user for user in User.objects.all()}
+    users = {user.username: user for user in User.objects.filter(is_system=False)}
     assert users["admin"].is_superuser and users["admin"].is_staff
     assert all(user.is_staff for user in users.values())
     assert not any(user.is_superuser for name, user in users.items() if name != "admin")

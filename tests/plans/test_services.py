@@ -39,6 +39,7 @@ from tests.factories import (
     UserFactory,
     WorkstreamFactory,
 )
+from tracker.services import system_user
 
 S = Task.Status
 NOW = dt.datetime(2026, 3, 2, 1, 30, tzinfo=dt.UTC)
@@ -47,7 +48,8 @@ CLOSED = [S.DONE, S.VERIFIED, S.CANCELLED]
 
 @pytest.fixture
 def actor(db):
-    return UserFactory()
+    """The system account: these tests are about the workflow, not about who may act."""
+    return system_user()
 
 
 def constraint_message(model, name: str) -> str:
@@ -893,7 +895,9 @@ def test_status_update_add_announces_the_update(actor, events, django_capture_on
 
 
 def _refused_transition(task):
-    services.task_transition(actor=None, task=task, to_status=S.VERIFIED, expected_from=S.PLANNED)
+    services.task_transition(
+        actor=system_user(), task=task, to_status=S.VERIFIED, expected_from=S.PLANNED
+    )
 
 
 def _refused_create(task):
@@ -901,11 +905,13 @@ def _refused_create(task):
 
 
 def _refused_deadline(task):
-    services.task_change_deadline(actor=None, task=task, due_date=task.due_date, reason="Same.")
+    services.task_change_deadline(
+        actor=system_user(), task=task, due_date=task.due_date, reason="Same."
+    )
 
 
 def _refused_update(task):
-    services.task_update(actor=None, task=task, title="Renamed", depends_on=[task])
+    services.task_update(actor=system_user(), task=task, title="Renamed", depends_on=[task])
 
 
 @pytest.mark.django_db

@@ -8,7 +8,13 @@ import pytest
 import time_machine
 from django.core.exceptions import ValidationError
 
-from plans.exceptions import TASK_MOVED, TRANSITION_NOT_ALLOWED, TaskMoved, TransitionNotAllowed
+from plans.exceptions import (
+    TASK_MOVED,
+    TRANSITION_NOT_ALLOWED,
+    NotVisible,
+    TaskMoved,
+    TransitionNotAllowed,
+)
 from plans.models import StatusUpdate, Task
 from plans.services import (
     EVIDENCE_REQUIRED,
@@ -17,7 +23,8 @@ from plans.services import (
     task_transition,
     workflow_move,
 )
-from tests.factories import PlanFactory, TaskFactory, UserFactory
+from tests.factories import PlanFactory, TaskFactory
+from tracker.services import system_user
 
 S = Task.Status
 NOW = dt.datetime(2026, 3, 2, 1, 30, tzinfo=dt.UTC)
@@ -35,7 +42,8 @@ def moves(pairs):
 
 @pytest.fixture
 def actor(db):
-    return UserFactory()
+    """The system account: these tests are about the workflow, not about who may act."""
+    return system_user()
 
 
 def snapshot(task: Task):
@@ -135,10 +143,15 @@ def test_a_move_accepts_the_task_id(actor):
 
 
 @pytest.mark.django_db
-def test_the_system_may_move_a_task_without_an_actor():
+def test_no_actor_is_refused_and_the_system_account_is_recorded():
     task = TaskFactory()
-    task_transition(actor=None, task=task, to_status=S.IN_PROGRESS, expected_from=S.PLANNED)
-    assert task.updates.get(kind=StatusUpdate.Kind.TRANSITION).author is None
+    with pytest.raises(NotVisible):
+        task_transition(actor=None, task=task, to_status=S.IN_PROGRESS, expected_from=S.PLANNED)
+    assert not task.updates.filter(kind=StatusUpdate.Kind.TRANSITION).exists()
+    system = system_user()
+    task_transition(actor=system, task=task, to_status=S.IN_PROGRESS, expected_from=S.PLANNED)
+    assert task.updates.get(kind=StatusUpdate.Kind.TRANSITION).author == system
+    assert system.is_system and not system.is_active and not system.has_usable_password()
 
 
 @pytest.mark.django_db
@@ -243,7 +256,7 @@ def test_second_of_two_concurrent_moves_is_refused(actor):
     before = snapshot(task)
     with pytest.raises(TaskMoved):
         task_transition(
-            actor=UserFactory(),
+            actor=actor,
             task=task,
             to_status=S.DONE,
             expected_from=seen_by_both,
