@@ -1,23 +1,267 @@
-"""Admin for the plan domain. Writes to plans and tasks go through plans.services."""
+"""The role-based admin for ministries and firms.
+
+Every decision (which rows a list shows, which objects open, what a form may change, which
+actions appear, which choices a select or autocomplete offers) comes from
+`plans.permissions`; every write goes through `plans.services`.
+"""
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Count
+from django.http import Http404, HttpResponseRedirect
+from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+from simple_history.admin import SimpleHistoryAdmin
 
-from . import services
+from tracker.models import Membership, Organization, User
+
+from . import permissions as policy
+from . import selectors, services
+from .exceptions import DomainError
 from .models import Forum, Outcome, Plan, PlanParticipant, StatusUpdate, Task, Workstream
 
 
-class OutcomeInline(admin.TabularInline):
+def error_text(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        return " ".join(exc.messages)
+    return getattr(exc, "message", str(exc))
+
+
+class PolicyAdminMixin:
+    """Takes every admin permission from the policy. Django's model permissions are unused."""
+
+    # Foreign keys to these models offer the rows the user may change, not merely see
+    # (a coordinator files tasks into the plans they coordinate).
+    choice_actions = {Plan: policy.CHANGE, Workstream: policy.CHANGE}
+
+    def get_queryset(self, request):
+        return policy.for_user(request.user, policy.VIEW, super().get_queryset(request))
+
+    def _staff(self, request) -> bool:
+        return policy.is_signed_in(request.user) and request.user.is_staff
+
+    def _allowed(self, request, action, obj=None) -> bool:
+        return self._staff(request) and policy.can(
+            request.user, action, obj if obj is not None else self.model
+        )
+
+    def has_module_permission(self, request):
+        return self._allowed(request, policy.VIEW)
+
+    def has_view_permission(self, request, obj=None):
+        return self._allowed(request, policy.VIEW, obj)
+
+    def has_add_permission(self, request, *args):
+        return self._allowed(request, policy.ADD)
+
+    def has_change_permission(self, request, obj=None):
+        return self._allowed(request, policy.CHANGE, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return self._allowed(request, policy.DELETE, obj)
+
+    def _limit_choices(self, db_field, request, kwargs):
+        model = db_field.remote_field.model
+        if model in policy.SCOPES and "queryset" not in kwargs:
+            action = self.choice_actions.get(model, policy.VIEW)
+            kwargs["queryset"] = policy.for_user(request.user, action, model)
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        self._limit_choices(db_field, request, kwargs)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        self._limit_choices(db_field, request, kwargs)
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+    def _visible_or_404(self, request, object_id):
+        try:
+            visible = self.get_queryset(request).filter(pk=unquote(object_id)).exists()
+        except (ValueError, ValidationError):
+            visible = False
+        if not visible:
+            raise Http404(_("Not found."))
+
+    # History pages answer 404 for objects out of sight (simple-history would answer 403).
+    def history_view(self, request, object_id, extra_context=None):
+        self._visible_or_404(request, object_id)
+        return super().history_view(request, object_id, extra_context)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        self._visible_or_404(request, object_id)
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def delete_view(self, request, object_id, extra_context=None):
+        self._visible_or_404(request, object_id)
+        return super().delete_view(request, object_id, extra_context)
+
+    def history_form_view(self, request, object_id, version_id, extra_context=None):
+        self._visible_or_404(request, object_id)
+        return super().history_form_view(request, object_id, version_id, extra_context)
+
+
+class PolicyInlineMixin:
+    """Inlines follow the parent object's policy."""
+
+    def get_queryset(self, request):
+        return policy.for_user(request.user, policy.VIEW, super().get_queryset(request))
+
+    def has_view_permission(self, request, obj=None):
+        return obj is None or policy.can(request.user, policy.VIEW, obj)
+
+    def has_add_permission(self, request, obj=None):
+        return obj is not None and policy.can(request.user, policy.CHANGE, obj)
+
+    def has_change_permission(self, request, obj=None):
+        return obj is not None and policy.can(request.user, policy.CHANGE, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return obj is not None and policy.can(request.user, policy.CHANGE, obj)
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        model = db_field.remote_field.model
+        if model in policy.SCOPES and "queryset" not in kwargs:
+            kwargs["queryset"] = policy.for_user(request.user, policy.VIEW, model)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
+class ServiceFormMixin:
+    """Saves through a service: `create(actor, data)` and `update(actor, obj, changed)`."""
+
+    m2m_fields: tuple[str, ...] = ()
+
+    def save_model(self, request, obj, form, change):
+        data = dict(form.cleaned_data)
+        if change:
+            changed = {name: data[name] for name in form.changed_data if name in data}
+            saved = self.service_update(request.user, obj, changed)
+        else:
+            saved = self.service_create(request.user, data)
+        obj.pk = saved.pk
+        obj._state.adding = False
+
+    def save_related(self, request, form, formsets, change):
+        # The service saved the many-to-many fields; only inlines remain.
+        for formset in formsets:
+            self.save_formset(request, form, formset, change=change)
+
+
+class PolicyFormMixin:
+    """Form errors instead of server errors when a service refuses a save."""
+
+    def _changeform_view(self, request, object_id, form_url, extra_context):
+        try:
+            with transaction.atomic():
+                return super()._changeform_view(request, object_id, form_url, extra_context)
+        except (DomainError, ValidationError) as exc:
+            # Nothing was saved (the transaction rolled back): say why, back on the same page.
+            self.message_user(request, _("Not saved: %s") % error_text(exc), messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
+
+
+# --- Identity: users, organizations, memberships -------------------------------------------
+
+
+class MembershipInline(PolicyInlineMixin, admin.TabularInline):
+    model = Membership
+    extra = 0
+    fields = ("organization", "user", "role")
+    readonly_fields = fields
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(User)
+class UserAdmin(PolicyAdminMixin, DjangoUserAdmin):
+    fieldsets = (
+        *DjangoUserAdmin.fieldsets,
+        (_("Preferences"), {"fields": ("time_zone", "language")}),
+    )
+    add_fieldsets = (
+        *DjangoUserAdmin.add_fieldsets,
+        (_("Preferences"), {"fields": ("email", "time_zone", "language")}),
+    )
+    list_display = (
+        "username",
+        "email",
+        "first_name",
+        "last_name",
+        "time_zone",
+        "language",
+        "is_staff",
+    )
+    list_filter = ("is_staff", "is_superuser", "is_active", "language", "memberships__role")
+    inlines = [MembershipInline]
+
+
+@admin.register(Organization)
+class OrganizationAdmin(PolicyAdminMixin, SimpleHistoryAdmin):
+    list_display = ("name", "acronym", "name_ko", "kind", "country", "parent")
+    list_filter = ("kind", "country")
+    search_fields = ("name", "acronym", "name_ko")
+    autocomplete_fields = ["parent"]
+    list_select_related = ("parent",)
+    inlines = [MembershipInline]
+
+
+@admin.register(Membership)
+class MembershipAdmin(PolicyAdminMixin, PolicyFormMixin, ServiceFormMixin, SimpleHistoryAdmin):
+    list_display = ("user", "organization", "role", "created_at")
+    list_filter = ("role", "organization__country")
+    search_fields = ("user__username", "user__email", "organization__name", "organization__acronym")
+    autocomplete_fields = ["user", "organization"]
+    list_select_related = ("user", "organization")
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "organization":
+            kwargs["queryset"] = policy.organizations_managed_by(request.user)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def service_create(self, actor, data):
+        return services.membership_create(actor=actor, **data)
+
+    def service_update(self, actor, obj, changed):
+        return services.membership_update(actor=actor, membership=obj, **changed)
+
+    def delete_model(self, request, obj):
+        services.membership_delete(actor=request.user, membership=obj)
+
+    def delete_queryset(self, request, queryset):
+        for membership in queryset:
+            services.membership_delete(actor=request.user, membership=membership)
+
+
+# --- Forums and outcomes ---------------------------------------------------------------------
+
+
+class OutcomeInline(PolicyInlineMixin, admin.TabularInline):
     model = Outcome
     fields = ("kind", "title", "signed_on", "amount", "currency", "binding", "status")
+    readonly_fields = fields
     extra = 0
     show_change_link = True
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(Forum)
-class ForumAdmin(admin.ModelAdmin):
+class ForumAdmin(PolicyAdminMixin, SimpleHistoryAdmin):
     list_display = ("name", "series", "kind", "held_on", "location", "outcome_count")
     list_filter = ("kind", "series")
     search_fields = ("name", "series", "location", "summary")
@@ -26,17 +270,15 @@ class ForumAdmin(admin.ModelAdmin):
     inlines = [OutcomeInline]
 
     def get_queryset(self, request):
-        from django.db.models import Count
-
         return super().get_queryset(request).annotate(_outcomes=Count("outcomes"))
 
-    @admin.display(description="outcomes", ordering="_outcomes")
+    @admin.display(description=_("outcomes"), ordering="_outcomes")
     def outcome_count(self, obj):
         return obj._outcomes
 
 
 @admin.register(Outcome)
-class OutcomeAdmin(admin.ModelAdmin):
+class OutcomeAdmin(PolicyAdminMixin, SimpleHistoryAdmin):
     list_display = (
         "title",
         "kind",
@@ -48,34 +290,41 @@ class OutcomeAdmin(admin.ModelAdmin):
         "progress_display",
     )
     list_filter = ("kind", "status", "binding", "forum__series")
-    search_fields = ("title", "text", "clause_ref", "parties__name", "parties__acronym")
+    search_fields = ("title", "text", "clause_ref")
     date_hierarchy = "signed_on"
     autocomplete_fields = ["forum", "parties"]
     list_select_related = ("forum",)
 
     def get_queryset(self, request):
-        return super().get_queryset(request).with_progress()
+        return (
+            super()
+            .get_queryset(request)
+            .with_progress(tasks=policy.for_user(request.user, policy.VIEW, Task))
+        )
 
-    @admin.display(description="amount")
+    @admin.display(description=_("amount"))
     def amount_display(self, obj):
         return f"{obj.amount:,.0f} {obj.currency}" if obj.amount is not None else "—"
 
-    @admin.display(description="tasks", ordering="task_count")
+    @admin.display(description=_("tasks"), ordering="task_count")
     def task_count(self, obj):
         return obj.task_count
 
-    @admin.display(description="progress", ordering="progress_rollup")
+    @admin.display(description=_("progress"), ordering="progress_rollup")
     def progress_display(self, obj):
         return f"{obj.progress_rollup:.0f}%" if obj.task_count else "—"
 
 
-class PlanParticipantInline(admin.TabularInline):
+# --- Plans and workstreams -------------------------------------------------------------------
+
+
+class PlanParticipantInline(PolicyInlineMixin, admin.TabularInline):
     model = PlanParticipant
     extra = 0
     autocomplete_fields = ["organization"]
 
 
-class WorkstreamInline(admin.TabularInline):
+class WorkstreamInline(PolicyInlineMixin, admin.TabularInline):
     model = Workstream
     fields = ("order", "code", "title", "parent")
     extra = 0
@@ -84,7 +333,7 @@ class WorkstreamInline(admin.TabularInline):
 
 
 @admin.register(Plan)
-class PlanAdmin(admin.ModelAdmin):
+class PlanAdmin(PolicyAdminMixin, PolicyFormMixin, ServiceFormMixin, SimpleHistoryAdmin):
     list_display = (
         "code",
         "title",
@@ -96,64 +345,80 @@ class PlanAdmin(admin.ModelAdmin):
         "overdue_count",
         "progress_display",
     )
-    list_filter = ("status", "time_zone")
+    list_filter = ("status",)
     search_fields = ("code", "title", "description")
     date_hierarchy = "period_start"
     autocomplete_fields = ["predecessor"]
     inlines = [PlanParticipantInline, WorkstreamInline]
 
     def get_queryset(self, request):
-        return super().get_queryset(request).with_progress()
+        return (
+            super()
+            .get_queryset(request)
+            .with_progress(tasks=policy.for_user(request.user, policy.VIEW, Task))
+        )
 
-    @admin.display(description="tasks", ordering="task_count")
+    @admin.display(description=_("tasks"), ordering="task_count")
     def task_count(self, obj):
         return obj.task_count
 
-    @admin.display(description="overdue", ordering="overdue_count")
+    @admin.display(description=_("overdue"), ordering="overdue_count")
     def overdue_count(self, obj):
         return obj.overdue_count
 
-    @admin.display(description="progress", ordering="progress_rollup")
+    @admin.display(description=_("progress"), ordering="progress_rollup")
     def progress_display(self, obj):
         return f"{obj.progress_rollup:.0f}%"
 
-    def save_model(self, request, obj, form, change):
-        fields = {name: form.cleaned_data[name] for name in form.changed_data}
-        if change:
-            saved = services.plan_update(actor=request.user, plan=obj, **fields)
-        else:
-            saved = services.plan_create(actor=request.user, **form.cleaned_data)
-        obj.pk = saved.pk
-        obj._state.adding = False
+    def service_create(self, actor, data):
+        return services.plan_create(actor=actor, **data)
+
+    def service_update(self, actor, obj, changed):
+        return services.plan_update(actor=actor, plan=obj, **changed)
 
 
 @admin.register(Workstream)
-class WorkstreamAdmin(admin.ModelAdmin):
+class WorkstreamAdmin(PolicyAdminMixin, PolicyFormMixin, ServiceFormMixin, SimpleHistoryAdmin):
     list_display = ("code", "title", "plan", "parent", "order", "task_count", "progress_display")
-    list_filter = ("plan",)
+    list_filter = (("plan", admin.RelatedOnlyFieldListFilter),)
     search_fields = ("code", "title", "description")
     autocomplete_fields = ["plan", "parent", "lead_organizations"]
     list_select_related = ("plan", "parent")
 
     def get_queryset(self, request):
-        return super().get_queryset(request).with_progress()
+        return (
+            super()
+            .get_queryset(request)
+            .with_progress(tasks=policy.for_user(request.user, policy.VIEW, Task))
+        )
 
-    @admin.display(description="tasks", ordering="task_count")
+    @admin.display(description=_("tasks"), ordering="task_count")
     def task_count(self, obj):
         return obj.task_count
 
-    @admin.display(description="progress", ordering="progress_rollup")
+    @admin.display(description=_("progress"), ordering="progress_rollup")
     def progress_display(self, obj):
         return f"{obj.progress_rollup:.0f}%" if obj.task_count else "—"
 
+    def service_create(self, actor, data):
+        return services.workstream_create(actor=actor, **data)
 
-class StatusUpdateInline(admin.TabularInline):
+    def service_update(self, actor, obj, changed):
+        return services.workstream_update(actor=actor, workstream=obj, **changed)
+
+
+# --- Tasks -------------------------------------------------------------------------------------
+
+
+class StatusHistoryInline(admin.TabularInline):
     """The task's history: read-only, append-only."""
 
     model = StatusUpdate
     fk_name = "task"
     extra = 0
     can_delete = False
+    verbose_name = _("history entry")
+    verbose_name_plural = _("History")
     fields = (
         "created_at",
         "author",
@@ -176,15 +441,145 @@ class StatusUpdateInline(admin.TabularInline):
     def has_change_permission(self, request, obj=None):
         return False
 
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_view_permission(self, request, obj=None):
+        return obj is None or policy.can(request.user, policy.VIEW, obj)
+
+
+class StatusUpdateForm(forms.ModelForm):
+    """One new status update: optionally a status change, a note, evidence and progress."""
+
+    move = forms.ChoiceField(label=_("change status to"), required=False)
+    expected_from = forms.CharField(widget=forms.HiddenInput, required=False)
+    new_progress = forms.IntegerField(
+        label=_("progress %"), min_value=0, max_value=100, required=False
+    )
+
+    class Meta:
+        model = StatusUpdate
+        fields = ("note", "evidence_url")
+        widgets = {"note": forms.Textarea(attrs={"rows": 3, "cols": 60})}
+
+    def __init__(self, *args, user=None, task=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.user, self.task = user, task
+        moves = selectors.task_allowed_moves(user=user, task=task) if task else []
+        self.fields["move"].choices = [("", _("— keep status —"))] + [
+            (to_status, f"{move.label} → {Task.Status(to_status).label}")
+            for to_status, move in moves
+        ]
+        self.fields["expected_from"].initial = task.status if task else ""
+        if task is None or not policy.can(user, policy.TRANSITION, task):
+            # Supporting organizations add notes, not progress figures.
+            del self.fields["new_progress"]
+
+    def has_changed(self):
+        # The hidden expected_from always carries a value; only the user's input counts.
+        return any(name != "expected_from" for name in self.changed_data)
+
+    def clean(self):
+        cleaned = super().clean()
+        move = cleaned.get("move")
+        if move and self.task is not None:
+            rule = services.workflow_move(self.task.status, move)
+            if rule and rule.needs_note and not (cleaned.get("note") or "").strip():
+                self.add_error(
+                    "note",
+                    services.NOTE_REQUIRED.format(from_status=self.task.status, to_status=move),
+                )
+            if (
+                rule
+                and rule.needs_evidence
+                and self.task.plan.requires_evidence
+                and not cleaned.get("evidence_url")
+            ):
+                self.add_error("evidence_url", services.EVIDENCE_REQUIRED)
+        return cleaned
+
+    def apply(self, *, actor):
+        """Run the services this form asks for, in one transaction."""
+        data = self.cleaned_data
+        note, evidence = (data.get("note") or "").strip(), data.get("evidence_url") or ""
+        progress = data.get("new_progress")
+        if data.get("move"):
+            services.task_transition(
+                actor=actor,
+                task=self.task,
+                to_status=data["move"],
+                expected_from=data["expected_from"],
+                note=note,
+                evidence_url=evidence,
+            )
+            if progress is not None and data["move"] not in Task.COMPLETE_STATUSES:
+                services.status_update_add(actor=actor, task=self.task, progress=progress)
+        elif note or evidence or progress is not None:
+            services.status_update_add(
+                actor=actor, task=self.task, note=note, progress=progress, evidence_url=evidence
+            )
+
+
+class AddStatusUpdateInline(admin.StackedInline):
+    model = StatusUpdate
+    fk_name = "task"
+    form = StatusUpdateForm
+    extra = 1
+    max_num = 1
+    can_delete = False
+    verbose_name = _("new status update")
+    verbose_name_plural = _("Add a status update")
+    fields = ("move", "new_progress", "note", "evidence_url", "expected_from")
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).none()
+
+    def get_fields(self, request, obj=None):
+        fields = list(self.fields)
+        if obj is None or not policy.can(request.user, policy.TRANSITION, obj):
+            fields.remove("new_progress")
+        return fields
+
+    def has_view_permission(self, request, obj=None):
+        return obj is not None and policy.can(request.user, policy.ADD_UPDATE, obj)
+
+    has_add_permission = has_view_permission
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+# Changed only through the workflow: a transition, an assignment or a reasoned deadline change,
+# each of which writes history. A plain form edit would skip that.
+WORKFLOW_FIELDS = ("status", "progress", "due_date", "assignee", "manager")
+STRUCTURE_FIELDS = (
+    "plan",
+    "workstream",
+    "ref",
+    "title",
+    "description",
+    "parent",
+    "lead_organization",
+    "supporting_organizations",
+    "visibility",
+    "start_date",
+    "priority",
+    "source_outcomes",
+    "depends_on",
+)
+
 
 class TaskAdminForm(forms.ModelForm):
     class Meta:
         model = Task
-        fields = "__all__"
+        fields = (*STRUCTURE_FIELDS, *WORKFLOW_FIELDS)
 
     def clean(self):
         cleaned = super().clean()
-        plan = cleaned.get("plan") or getattr(self.instance, "plan", None)
+        plan = cleaned.get("plan") or (self.instance.plan if self.instance.plan_id else None)
         depends_on = cleaned.get("depends_on")
         if plan is not None and depends_on is not None:
             if any(other.plan_id != plan.pk for other in depends_on):
@@ -195,11 +590,11 @@ class TaskAdminForm(forms.ModelForm):
 
 
 class OverdueFilter(admin.SimpleListFilter):
-    title = "overdue"
+    title = _("overdue")
     parameter_name = "overdue"
 
     def lookups(self, request, model_admin):
-        return [("yes", "Overdue"), ("no", "Not overdue")]
+        return [("yes", _("Overdue")), ("no", _("Not overdue"))]
 
     def queryset(self, request, queryset):
         if self.value() == "yes":
@@ -209,12 +604,149 @@ class OverdueFilter(admin.SimpleListFilter):
         return queryset
 
 
-# Fields that only the workflow services change (transition, assign, change deadline).
-WORKFLOW_FIELDS = ("status", "progress", "due_date", "assignee", "manager")
+class ScopeFilter(admin.SimpleListFilter):
+    """ "My tasks" by default for contributors and managers; everything in sight otherwise."""
+
+    title = _("scope")
+    parameter_name = "scope"
+
+    def __init__(self, request, params, model, model_admin):
+        self.user = request.user
+        self.default = "all" if selectors.coordinates_any_plan(request.user) else "mine"
+        super().__init__(request, params, model, model_admin)
+
+    def lookups(self, request, model_admin):
+        return [("mine", _("My tasks (open)")), ("all", _("All I can see"))]
+
+    def value(self):
+        return super().value() or self.default
+
+    def queryset(self, request, queryset):
+        if self.value() == "mine":
+            return selectors.task_mine(user=self.user, queryset=queryset)
+        return queryset
+
+    def choices(self, changelist):
+        for lookup, title in self.lookup_choices:
+            yield {
+                "selected": self.value() == lookup,
+                "query_string": changelist.get_query_string({self.parameter_name: lookup}),
+                "display": title,
+            }
+
+
+class NoteForm(forms.Form):
+    note = forms.CharField(label=_("note"), widget=forms.Textarea(attrs={"rows": 3}))
+
+    def __init__(self, *args, user=None, **kwargs):
+        super().__init__(*args, **kwargs)
+
+
+class ChangeStatusForm(forms.Form):
+    to_status = forms.ChoiceField(label=_("new status"), choices=Task.Status.choices)
+    note = forms.CharField(
+        label=_("note"), required=False, widget=forms.Textarea(attrs={"rows": 3})
+    )
+    evidence_url = forms.URLField(label=_("evidence link"), required=False, assume_scheme="https")
+
+    def __init__(self, *args, user=None, **kwargs):
+        super().__init__(*args, **kwargs)
+
+
+class AssignForm(forms.Form):
+    assignee = forms.ModelChoiceField(
+        queryset=User.objects.none(), required=False, label=_("assignee")
+    )
+    note = forms.CharField(
+        label=_("note"), required=False, widget=forms.Textarea(attrs={"rows": 2})
+    )
+
+    def __init__(self, *args, user=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["assignee"].queryset = policy.for_user(user, policy.VIEW, User)
+
+
+class DeadlineForm(forms.Form):
+    due_date = forms.DateField(label=_("new due date"), widget=admin.widgets.AdminDateWidget)
+    reason = forms.CharField(label=_("reason"), widget=forms.Textarea(attrs={"rows": 3}))
+
+    def __init__(self, *args, user=None, **kwargs):
+        super().__init__(*args, **kwargs)
+
+
+def _task_action(description, permission, form_class=None):
+    """An admin action that asks for a form (if any), then calls `apply(admin, request, task,
+    data, expected)` on each selected task in its own transaction and reports per task."""
+
+    def decorator(apply):
+        def action(modeladmin, request, queryset):
+            return modeladmin.run_task_action(
+                request, queryset, apply, form_class, description, action.__name__
+            )
+
+        action.__name__ = apply.__name__
+        return admin.action(description=description, permissions=[permission])(action)
+
+    return decorator
+
+
+@_task_action(_("Change status…"), "transition", ChangeStatusForm)
+def change_status(request, task, data, expected):
+    services.task_transition(
+        actor=request.user,
+        task=task,
+        to_status=data["to_status"],
+        expected_from=expected,
+        note=data["note"],
+        evidence_url=data["evidence_url"],
+    )
+
+
+@_task_action(_("Verify completion"), "verify")
+def verify(request, task, data, expected):
+    services.task_transition(
+        actor=request.user, task=task, to_status=Task.Status.VERIFIED, expected_from=expected
+    )
+
+
+@_task_action(_("Return for revision…"), "verify", NoteForm)
+def return_for_revision(request, task, data, expected):
+    services.task_transition(
+        actor=request.user,
+        task=task,
+        to_status=Task.Status.IN_PROGRESS,
+        expected_from=Task.Status.DONE if expected == Task.Status.DONE else expected,
+        note=data["note"],
+    )
+
+
+@_task_action(_("Cancel…"), "verify", NoteForm)
+def cancel(request, task, data, expected):
+    services.task_transition(
+        actor=request.user,
+        task=task,
+        to_status=Task.Status.CANCELLED,
+        expected_from=expected,
+        note=data["note"],
+    )
+
+
+@_task_action(_("Assign…"), "assign", AssignForm)
+def assign(request, task, data, expected):
+    services.task_assign(
+        actor=request.user, task=task, assignee=data["assignee"], note=data["note"]
+    )
+
+
+@_task_action(_("Change deadline…"), "change_deadline", DeadlineForm)
+def change_deadline(request, task, data, expected):
+    services.task_change_deadline(
+        actor=request.user, task=task, due_date=data["due_date"], reason=data["reason"]
+    )
 
 
 @admin.register(Task)
-class TaskAdmin(admin.ModelAdmin):
+class TaskAdmin(PolicyAdminMixin, PolicyFormMixin, ServiceFormMixin, SimpleHistoryAdmin):
     form = TaskAdminForm
     list_display = (
         "ref",
@@ -224,28 +756,23 @@ class TaskAdmin(admin.ModelAdmin):
         "lead_organization",
         "status_display",
         "progress",
-        "due_date",
+        "due_date_display",
         "priority",
         "assignee",
     )
     list_filter = (
-        "plan",
+        ScopeFilter,
+        OverdueFilter,
         "status",
         "priority",
-        OverdueFilter,
-        "workstream",
+        ("plan", admin.RelatedOnlyFieldListFilter),
+        ("workstream", admin.RelatedOnlyFieldListFilter),
+        ("lead_organization", admin.RelatedOnlyFieldListFilter),
         "visibility",
-        "lead_organization",
     )
-    search_fields = (
-        "ref",
-        "title",
-        "description",
-        "lead_organization__name",
-        "lead_organization__acronym",
-    )
+    search_fields = ("ref", "title", "description")
     date_hierarchy = "due_date"
-    ordering = ("due_date", "ref")
+    ordering = ("deadline_at", "ref")
     list_select_related = ("plan", "workstream", "lead_organization", "assignee")
     autocomplete_fields = [
         "plan",
@@ -258,7 +785,9 @@ class TaskAdmin(admin.ModelAdmin):
         "parent",
         "depends_on",
     ]
-    readonly_fields = (
+    inlines = [StatusHistoryInline, AddStatusUpdateInline]
+    actions = [change_status, verify, return_for_revision, cancel, assign, change_deadline]
+    record_fields = (
         "deadline_display",
         "completed_at",
         "verified_at",
@@ -268,11 +797,10 @@ class TaskAdmin(admin.ModelAdmin):
         "updated_by",
         "updated_at",
     )
-    inlines = [StatusUpdateInline]
     fieldsets = (
         (None, {"fields": ("plan", "workstream", "ref", "title", "description", "parent")}),
         (
-            "Organizations and people",
+            _("Organizations and people"),
             {
                 "fields": (
                     "lead_organization",
@@ -284,7 +812,7 @@ class TaskAdmin(admin.ModelAdmin):
             },
         ),
         (
-            "Schedule and status",
+            _("Schedule and status"),
             {
                 "fields": (
                     "start_date",
@@ -298,9 +826,9 @@ class TaskAdmin(admin.ModelAdmin):
                 )
             },
         ),
-        ("Links", {"fields": ("source_outcomes", "depends_on")}),
+        (_("Links"), {"fields": ("source_outcomes", "depends_on")}),
         (
-            "Record",
+            _("Record"),
             {
                 "fields": ("version", "created_by", "created_at", "updated_by", "updated_at"),
                 "classes": ("collapse",),
@@ -311,63 +839,124 @@ class TaskAdmin(admin.ModelAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).with_overdue()
 
-    def get_readonly_fields(self, request, obj=None):
-        fields = list(super().get_readonly_fields(request, obj))
-        if obj is not None:
-            # Moving these needs a transition, an assignment or a reasoned deadline change,
-            # each of which writes history; a plain form edit would skip that.
-            fields += ["plan", "ref", *WORKFLOW_FIELDS]
-        else:
-            fields += ["status", "progress"]
-        return fields
+    # Contributors open the change page to add status updates: allow it when they may,
+    # and make every field read-only for them (a crafted POST changes nothing).
+    def has_change_permission(self, request, obj=None):
+        return self._allowed(request, policy.CHANGE, obj) or self._allowed(
+            request, policy.ADD_UPDATE, obj
+        )
 
-    @admin.display(description="status", ordering="status")
+    def has_transition_permission(self, request):
+        return self._allowed(request, policy.TRANSITION) or self._allowed(request, policy.VERIFY)
+
+    def has_verify_permission(self, request):
+        return self._allowed(request, policy.VERIFY)
+
+    def has_assign_permission(self, request):
+        return self._allowed(request, policy.ASSIGN)
+
+    def has_change_deadline_permission(self, request):
+        return self._allowed(request, policy.CHANGE_DEADLINE)
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return [*self.record_fields, "status", "progress"]
+        if not policy.can(request.user, policy.CHANGE, obj):
+            return [*STRUCTURE_FIELDS, *WORKFLOW_FIELDS, *self.record_fields]
+        return ["plan", "ref", *WORKFLOW_FIELDS, *self.record_fields]
+
+    def get_formset_kwargs(self, request, obj, inline, prefix):
+        kwargs = super().get_formset_kwargs(request, obj, inline, prefix)
+        if isinstance(inline, AddStatusUpdateInline):
+            kwargs["form_kwargs"] = {"user": request.user, "task": obj}
+        return kwargs
+
+    def save_formset(self, request, form, formset, change):
+        if formset.model is StatusUpdate and formset.form is StatusUpdateForm:
+            for update_form in formset.forms:
+                if update_form.has_changed() and update_form.is_valid():
+                    update_form.apply(actor=request.user)
+            return
+        super().save_formset(request, form, formset, change)
+
+    @admin.display(description=_("status"), ordering="status")
     def status_display(self, obj):
         label = obj.get_status_display()
         if getattr(obj, "is_overdue", False):
-            return format_html('<strong style="color:#ba2121">{} · overdue</strong>', label)
+            return format_html(
+                '<strong style="color:#ba2121">{} · {}</strong>', label, _("overdue")
+            )
         return label
 
-    @admin.display(description="deadline (plan time)")
+    @admin.display(description=_("due"), ordering="deadline_at")
+    def due_date_display(self, obj):
+        return obj.due_date
+
+    @admin.display(description=_("deadline (plan time)"))
     def deadline_display(self, obj):
         if not obj.pk:
             return "—"
         local = timezone.localtime(obj.deadline_at, obj.plan.zone)
         return f"{local:%Y-%m-%d %H:%M} {obj.plan.time_zone} (end of {obj.due_date:%Y-%m-%d})"
 
-    def save_model(self, request, obj, form, change):
-        data = dict(form.cleaned_data)
-        m2m = {
-            name: data.pop(name)
-            for name in ("supporting_organizations", "source_outcomes", "depends_on")
-            if name in data
-        }
-        if change:
-            fields = {
-                name: data[name] for name in form.changed_data if name in services.UPDATABLE_FIELDS
-            }
-            changed_m2m = {name: value for name, value in m2m.items() if name in form.changed_data}
-            saved = services.task_update(actor=request.user, task=obj, **fields, **changed_m2m)
-        else:
-            saved = services.task_create(actor=request.user, **data, **m2m)
-        obj.pk = saved.pk
-        obj._state.adding = False
+    m2m_fields = ("supporting_organizations", "source_outcomes", "depends_on")
 
-    def save_related(self, request, form, formsets, change):
-        # Many-to-many fields were saved by the service; only inlines remain.
-        for formset in formsets:
-            self.save_formset(request, form, formset, change=change)
+    def service_create(self, actor, data):
+        return services.task_create(actor=actor, **data)
+
+    def service_update(self, actor, obj, changed):
+        return services.task_update(actor=actor, task=obj, **changed)
+
+    def run_task_action(self, request, queryset, apply, form_class, title, action_name):
+        tasks = list(queryset.select_related("plan"))
+        if form_class is not None and "apply" not in request.POST:
+            form = form_class(user=request.user)
+        else:
+            form = form_class(request.POST, user=request.user) if form_class else None
+            if form is None or form.is_valid():
+                data = form.cleaned_data if form else {}
+                done, refused = 0, []
+                for task in tasks:
+                    expected = request.POST.get(f"expected_{task.pk}", task.status)
+                    try:
+                        with transaction.atomic():
+                            apply(request, task, data, expected)
+                        done += 1
+                    except (DomainError, ValidationError) as exc:
+                        refused.append(f"{task.ref}: {error_text(exc)}")
+                if done:
+                    self.message_user(
+                        request,
+                        _("%(title)s: %(n)d task(s) updated.")
+                        % {"title": str(title).rstrip("…"), "n": done},
+                        messages.SUCCESS,
+                    )
+                for line in refused:
+                    self.message_user(request, line, messages.ERROR)
+                return None
+        return TemplateResponse(
+            request,
+            "admin/plans/task/action_form.html",
+            {
+                **self.admin_site.each_context(request),
+                "opts": self.model._meta,
+                "title": str(title).rstrip("…"),
+                "form": form,
+                "queryset": tasks,
+                "action": action_name,
+            },
+        )
 
 
 @admin.register(StatusUpdate)
-class StatusUpdateAdmin(admin.ModelAdmin):
+class StatusUpdateAdmin(PolicyAdminMixin, admin.ModelAdmin):
     list_display = ("task", "created_at", "author", "kind", "status_from", "status_to", "progress")
-    list_filter = ("kind", "task__plan", "status_to")
+    list_filter = ("kind", "status_to")
     search_fields = ("task__ref", "task__title", "note")
     date_hierarchy = "created_at"
     list_select_related = ("task", "author")
 
-    def has_add_permission(self, request):
+    def has_add_permission(self, request, *args):
         return False
 
     def has_change_permission(self, request, obj=None):

@@ -29,6 +29,8 @@ The rules (DESIGN.md, "Permission policy"):
 - viewer: read only.
 - forums, outcomes and organizations: readable by every signed-in user; written by
   coordinators (of any organization). Deleting an organization: superusers only.
+- nobody, superusers included, changes or deletes a status update or deletes a task (tasks
+  are cancelled; their history stays).
 """
 
 from __future__ import annotations
@@ -129,8 +131,10 @@ def _task_q(user: User, action: str, prefix: str = "") -> Q:
         )
     if action == ASSIGN:
         return coordinated | q(lead_organization_id__in=_orgs(user, [Role.MANAGER]))
-    if action in (ADD, CHANGE, DELETE, VERIFY, CHANGE_DEADLINE):
+    if action in (ADD, CHANGE, VERIFY, CHANGE_DEADLINE):
         return coordinated
+    if action == DELETE:
+        return Q(pk__in=[])  # a task keeps its history: it is cancelled, never deleted
     raise ValueError(f"unknown action {action!r}")
 
 
@@ -207,6 +211,9 @@ def _user_q(user: User, action: str) -> Q:
     return Q(pk__in=[])  # accounts are managed by superusers
 
 
+# What nobody does, superusers included: history is append-only, tasks keep theirs.
+NOBODY = {(StatusUpdate, CHANGE), (StatusUpdate, DELETE), (Task, DELETE)}
+
 SCOPES = {
     Task: _task_q,
     Plan: _plan_q,
@@ -227,6 +234,8 @@ def scope_q(user, action: str, model: type[models.Model]) -> Q:
         raise ValueError(f"unknown action {action!r}")
     if model not in SCOPES:
         raise ValueError(f"no policy for {model.__name__}")
+    if (model, action) in NOBODY:
+        return Q(pk__in=[])
     if is_unrestricted(user):
         return Q()
     if not is_signed_in(user):
