@@ -51,6 +51,7 @@ class Forum(models.Model):
     source_url = models.URLField(max_length=500, blank=True)
 
     history = HistoricalRecords()
+
     class Meta:
         ordering = ["-held_on", "name"]
         constraints = [
@@ -207,6 +208,7 @@ class PlanParticipant(models.Model):
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.MEMBER)
 
     history = HistoricalRecords()
+
     class Meta:
         ordering = ["plan", "role", "organization__name"]
         constraints = [

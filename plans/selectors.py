@@ -23,7 +23,7 @@ def coordinates_any_plan(user: User) -> bool:
 
 
 def task_mine(*, user: User, queryset: QuerySet | None = None) -> QuerySet:
-    """"My tasks": open tasks the user is assigned to or manages, or that their organizations
+    """ "My tasks": open tasks the user is assigned to or manages, or that their organizations
     lead or support."""
     queryset = policy.for_user(user, policy.VIEW, queryset if queryset is not None else Task)
     orgs = Membership.objects.filter(user=user).values("organization_id")

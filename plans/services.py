@@ -473,12 +473,18 @@ def task_assign(
     if not policy.can(actor, policy.CHANGE, task):
         if manager is not _UNSET and (manager.pk if manager else None) != task.manager_id:
             raise NotAllowed(action="change the manager of", obj=task)
-        if assignee is not None and not Membership.objects.filter(
-            user=assignee, organization_id=task.lead_organization_id
-        ).exists():
+        if (
+            assignee is not None
+            and not Membership.objects.filter(
+                user=assignee, organization_id=task.lead_organization_id
+            ).exists()
+        ):
             raise ValidationError(
-                {"assignee": ASSIGNEE_OUTSIDE_ORGANIZATION.format(
-                    organization=task.lead_organization)}
+                {
+                    "assignee": ASSIGNEE_OUTSIDE_ORGANIZATION.format(
+                        organization=task.lead_organization
+                    )
+                }
             )
     old_assignee_id, old_manager = task.assignee_id, task.manager
     fields = []
