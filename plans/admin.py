@@ -10,7 +10,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import models, transaction
 from django.db.models import Count
 from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -33,8 +33,14 @@ def error_text(exc: Exception) -> str:
     return getattr(exc, "message", str(exc))
 
 
+# Links typed without a scheme are taken as https (Django 6's default, chosen now).
+URL_FIELDS_HTTPS = {models.URLField: {"assume_scheme": "https"}}
+
+
 class PolicyAdminMixin:
     """Takes every admin permission from the policy. Django's model permissions are unused."""
+
+    formfield_overrides = URL_FIELDS_HTTPS
 
     # Foreign keys to these models offer the rows the user may change, not merely see
     # (a coordinator files tasks into the plans they coordinate).
@@ -453,6 +459,9 @@ class StatusUpdateForm(forms.ModelForm):
 
     move = forms.ChoiceField(label=_("change status to"), required=False)
     expected_from = forms.CharField(widget=forms.HiddenInput, required=False)
+    evidence_url = forms.URLField(
+        label=_("evidence link"), required=False, assume_scheme="https", max_length=500
+    )
     new_progress = forms.IntegerField(
         label=_("progress %"), min_value=0, max_value=100, required=False
     )
@@ -521,6 +530,7 @@ class StatusUpdateForm(forms.ModelForm):
 
 
 class AddStatusUpdateInline(admin.StackedInline):
+    formfield_overrides = URL_FIELDS_HTTPS
     model = StatusUpdate
     fk_name = "task"
     form = StatusUpdateForm
