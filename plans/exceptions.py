@@ -1,4 +1,7 @@
-"""Domain errors of the workflow. The API turns them into 409, the admin into a message."""
+"""Domain errors of the plans. The API answers each with its `status` (409 for the workflow,
+404 / 403 / 412 for sight, permission and stale versions); the admin shows a message."""
+
+from tracker.exceptions import ProblemError
 
 TRANSITION_NOT_ALLOWED = "A task cannot move from '{from_status}' to '{to_status}'."
 TASK_MOVED = (
@@ -8,12 +11,11 @@ TASK_MOVED = (
 TASK_CLOSED = "The task is '{status}', no longer open: {action} is not possible."
 
 
-class DomainError(Exception):
+class DomainError(ProblemError):
     """A rule of the workflow refused the change; nothing was written."""
 
-    def __init__(self, message: str):
-        super().__init__(message)
-        self.message = message
+    status = 409
+    title = "Conflict"
 
 
 class TransitionNotAllowed(DomainError):
@@ -45,6 +47,9 @@ NOT_ALLOWED = "You may not {action} this {kind}."
 class NotVisible(DomainError):
     """The object is outside the user's sight: answered as 404, never as 403."""
 
+    status = 404
+    title = "Not found"
+
     def __init__(self, obj=None):
         super().__init__(NOT_VISIBLE)
         self.obj = obj
@@ -53,9 +58,30 @@ class NotVisible(DomainError):
 class NotAllowed(DomainError):
     """The user sees the object but may not do this to it: answered as 403."""
 
+    status = 403
+    title = "Forbidden"
+
     def __init__(self, action: str, obj=None):
         model = obj if isinstance(obj, type) else type(obj)
         kind = model._meta.verbose_name if hasattr(model, "_meta") else "object"
         super().__init__(NOT_ALLOWED.format(action=action.replace("_", " "), kind=kind))
         self.action = action
         self.obj = obj
+
+
+VERSION_CONFLICT = (
+    "The task has changed since you read it (you sent version {expected}, it is now at "
+    "{actual}). Fetch it again and retry."
+)
+
+
+class VersionConflict(DomainError):
+    """An If-Match / expected version no longer matches: answered as 412."""
+
+    status = 412
+    title = "Precondition failed"
+
+    def __init__(self, expected: int, actual: int):
+        super().__init__(VERSION_CONFLICT.format(expected=expected, actual=actual))
+        self.expected = expected
+        self.actual = actual

@@ -1,6 +1,6 @@
 """Reads of the plan domain that need scoping: the policy first, then the filters."""
 
-from django.db.models import Q, QuerySet
+from django.db.models import Q, QuerySet, Value
 
 from tracker.models import Membership, User
 
@@ -43,3 +43,56 @@ def task_allowed_moves(*, user: User, task: Task) -> list[tuple[str, Move]]:
         for action in {policy.move_action(move) for _to, move in moves}
     }
     return [(to, move) for to, move in moves if allowed[policy.move_action(move)]]
+
+
+def task_list(*, user: User, filters: dict | None = None, queryset: QuerySet | None = None):
+    """Tasks `user` may see, narrowed by TaskFilterSet `filters` (a QueryDict or dict).
+
+    Raises django.core.exceptions.ValidationError naming each invalid filter.
+    """
+    from django.core.exceptions import ValidationError
+
+    from .filtersets import TaskFilterSet
+
+    scoped = policy.for_user(user, policy.VIEW, queryset if queryset is not None else Task)
+    filterset = TaskFilterSet(filters or {}, queryset=scoped)
+    if not filterset.is_valid():
+        raise ValidationError(
+            {
+                field: [error["message"] for error in errors]
+                for field, errors in filterset.errors.get_json_data().items()
+            }
+        )
+    return filterset.qs
+
+
+def task_attach_relations(tasks: list[Task]) -> list[Task]:
+    """Give each task the ids of its supporting organizations, source outcomes and
+    dependencies (`support_ids`, `outcome_ids`, `depends_on_ids`) in ONE query for the page."""
+    for task in tasks:
+        task.support_ids, task.outcome_ids, task.depends_on_ids = [], [], []
+    if not tasks:
+        return tasks
+    by_id = {task.pk: task for task in tasks}
+    ids = list(by_id)
+    support = Task.supporting_organizations.through.objects.filter(task_id__in=ids)
+    outcomes = Task.source_outcomes.through.objects.filter(task_id__in=ids)
+    depends = Task.depends_on.through.objects.filter(from_task_id__in=ids)
+    rows = (
+        support.annotate(kind=Value(1))
+        .values_list("task_id", "kind", "organization_id")
+        .union(
+            outcomes.annotate(kind=Value(2)).values_list("task_id", "kind", "outcome_id"),
+            depends.annotate(kind=Value(3)).values_list("from_task_id", "kind", "to_task_id"),
+            all=True,
+        )
+        .order_by()
+    )
+    attribute = {1: "support_ids", 2: "outcome_ids", 3: "depends_on_ids"}
+    for task_id, kind, other_id in rows:
+        getattr(by_id[task_id], attribute[kind]).append(other_id)
+    for task in tasks:
+        task.support_ids.sort()
+        task.outcome_ids.sort()
+        task.depends_on_ids.sort()
+    return tasks

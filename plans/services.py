@@ -21,7 +21,14 @@ from tracker.services import membership_sync_access
 
 from . import permissions as policy
 from . import signals
-from .exceptions import NotAllowed, NotVisible, TaskClosed, TaskMoved, TransitionNotAllowed
+from .exceptions import (
+    NotAllowed,
+    NotVisible,
+    TaskClosed,
+    TaskMoved,
+    TransitionNotAllowed,
+    VersionConflict,
+)
 from .models import Forum, Outcome, Plan, PlanParticipant, StatusUpdate, Task, Workstream
 
 S = Task.Status
@@ -121,6 +128,12 @@ def _lock(task: Task | int) -> Task:
         return Task.objects.select_for_update().select_related("plan").get(pk=pk)
     except (Task.DoesNotExist, ValueError, TypeError):
         raise NotVisible() from None
+
+
+def _check_version(task: Task, expected_version: int | None) -> None:
+    """Optimistic concurrency: the row is locked, so compare-then-bump is atomic."""
+    if expected_version is not None and task.version != expected_version:
+        raise VersionConflict(expected=expected_version, actual=task.version)
 
 
 def _touch(task: Task, actor: User, fields: list[str]) -> None:
@@ -360,6 +373,7 @@ def task_update(
     supporting_organizations: Iterable[Organization] | None = None,
     source_outcomes: Iterable[Outcome] | None = None,
     depends_on: Iterable[Task] | None = None,
+    expected_version: int | None = None,
     **fields,
 ) -> Task:
     """Change a task's descriptive fields. Status, deadline and assignee have their own services."""
@@ -368,6 +382,7 @@ def task_update(
         raise ValidationError(NOT_UPDATABLE.format(fields=", ".join(sorted(refused))))
     task = _lock(task)
     policy.ensure(actor, policy.CHANGE, task)
+    _check_version(task, expected_version)
     changed = [name for name, value in fields.items() if getattr(task, name) != value]
     for name in changed:
         setattr(task, name, fields[name])
@@ -393,6 +408,7 @@ def task_transition(
     expected_from: str,
     note: str = "",
     evidence_url: str = "",
+    expected_version: int | None = None,
     at: dt.datetime | None = None,
 ) -> Task:
     """Move a task along the workflow.
@@ -402,6 +418,7 @@ def task_transition(
     """
     task = _lock(task)
     policy.ensure(actor, policy.VIEW, task)
+    _check_version(task, expected_version)
     if task.status != expected_from:
         raise TaskMoved(expected=expected_from, actual=task.status)
     move = workflow_move(task.status, to_status)
@@ -461,6 +478,7 @@ def task_assign(
     assignee: User | None,
     manager: User | None = _UNSET,  # type: ignore[assignment]
     note: str = "",
+    expected_version: int | None = None,
     at: dt.datetime | None = None,
 ) -> Task:
     """Set the task's assignee (and, when given, its manager).
@@ -470,6 +488,7 @@ def task_assign(
     """
     task = _lock(task)
     policy.ensure(actor, policy.ASSIGN, task)
+    _check_version(task, expected_version)
     if not policy.can(actor, policy.CHANGE, task):
         if manager is not _UNSET and (manager.pk if manager else None) != task.manager_id:
             raise NotAllowed(action="change the manager of", obj=task)
@@ -520,11 +539,13 @@ def task_change_deadline(
     task: Task | int,
     due_date: dt.date,
     reason: str,
+    expected_version: int | None = None,
     at: dt.datetime | None = None,
 ) -> Task:
     """Move an open task's due date, with the reason recorded in its history."""
     task = _lock(task)
     policy.ensure(actor, policy.CHANGE_DEADLINE, task)
+    _check_version(task, expected_version)
     reason = reason.strip()
     if not reason:
         raise ValidationError({"reason": REASON_REQUIRED})

@@ -173,3 +173,41 @@ class WorkerHeartbeat(models.Model):
 
     def __str__(self):
         return f"{self.hostname} at {self.last_seen_at:%Y-%m-%d %H:%M:%S %Z}"
+
+
+class ApiToken(models.Model):
+    """A bearer token for integrations: acts as its user, capped by its scope.
+
+    Only a keyed hash of the secret is stored (HMAC-SHA256 with API_TOKEN_PEPPER); the full
+    token is shown once, when it is created. The visible prefix finds the row.
+    """
+
+    class Scope(models.TextChoices):
+        READ = "read", "Read only"
+        READ_WRITE = "read_write", "Read and write"
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100, help_text="What the token is for, e.g. 'ERP sync'.")
+    prefix = models.CharField(max_length=16, unique=True, editable=False)
+    key_hash = models.CharField(max_length=64, editable=False)
+    scope = models.CharField(max_length=16, choices=Scope.choices, default=Scope.READ)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(scope__in=["read", "read_write"]),
+                name="apitoken_scope_valid",
+                violation_error_message="Scope must be 'read' or 'read_write'.",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.prefix}… ({self.name}, {self.user.username})"
+
+    def is_usable(self, now) -> bool:
+        return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)

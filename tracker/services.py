@@ -1,11 +1,15 @@
 """Writes of the tracker app."""
 
+import datetime as dt
+
 from django.contrib.auth.models import Group
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from .models import Membership, User, WorkerHeartbeat
+from . import tokens
+from .models import ApiToken, Membership, User, WorkerHeartbeat
 
 
 def heartbeat_record(*, hostname: str) -> WorkerHeartbeat:
@@ -68,3 +72,82 @@ def membership_sync_access(*, user: User) -> None:
     if roles and not user.is_staff:
         user.is_staff = True
         user.save(update_fields=["is_staff"])
+
+
+TOKEN_OWNER_ONLY = "Only the user or a superuser can create or revoke that user's tokens."
+TOKEN_EXPIRY_PAST = "The expiry must be in the future."
+
+
+def _token_manager(actor: User, owner: User) -> None:
+    if not (actor.is_active and (actor.pk == owner.pk or actor.is_superuser)):
+        raise PermissionDenied(TOKEN_OWNER_ONLY)
+
+
+@transaction.atomic
+def api_token_create(
+    *, actor: User, user: User, name: str, scope: str = ApiToken.Scope.READ, expires_at=None
+) -> tuple[ApiToken, str]:
+    """Create a token for `user`; returns it with the full token text, shown only this once."""
+    _token_manager(actor, user)
+    if expires_at is not None and expires_at <= timezone.now():
+        raise ValidationError({"expires_at": TOKEN_EXPIRY_PAST})
+    prefix, secret, full = tokens.new_token()
+    token = ApiToken(
+        user=user,
+        name=name,
+        scope=scope,
+        expires_at=expires_at,
+        prefix=prefix,
+        key_hash=tokens.hash_secret(secret),
+    )
+    token.full_clean()
+    token.save()
+    return token, full
+
+
+@transaction.atomic
+def api_token_revoke(*, actor: User, token: ApiToken) -> ApiToken:
+    _token_manager(actor, token.user)
+    if token.revoked_at is None:
+        token.revoked_at = timezone.now()
+        token.save(update_fields=["revoked_at"])
+    return token
+
+
+# Last-used stamps are written at most this often per token, not on every request.
+LAST_USED_RESOLUTION_SECONDS = 60
+
+
+def api_token_authenticate(raw: str) -> ApiToken | None:
+    """The usable token `raw` names, or None. Stamps its last use (coarsely)."""
+    parsed = tokens.parse(raw)
+    if parsed is None:
+        return None
+    prefix, secret = parsed
+    token = ApiToken.objects.select_related("user").filter(prefix=prefix).first()
+    now = timezone.now()
+    if token is None or not tokens.matches(secret, token.key_hash) or not token.is_usable(now):
+        return None
+    if not token.user.is_active:
+        return None
+    stale = now - dt.timedelta(seconds=LAST_USED_RESOLUTION_SECONDS)
+    if token.last_used_at is None or token.last_used_at < stale:
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+        token.last_used_at = now
+    return token
+
+
+PREFERENCE_FIELDS = frozenset({"first_name", "last_name", "time_zone", "language"})
+
+
+@transaction.atomic
+def user_update_preferences(*, user: User, **fields) -> User:
+    """A user changes their own name, time zone or language."""
+    refused = set(fields) - PREFERENCE_FIELDS
+    if refused:
+        raise ValidationError({name: "This field cannot be changed here." for name in refused})
+    for name, value in fields.items():
+        setattr(user, name, value)
+    user.full_clean()
+    user.save(update_fields=list(fields) or None)
+    return user

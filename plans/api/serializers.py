@@ -1,0 +1,306 @@
+"""Serializers of the plan API. They shape and validate data; the services decide and write."""
+
+from drf_spectacular.utils import OpenApiExample, extend_schema_serializer
+from rest_framework import serializers
+
+from plans import permissions as policy
+from plans.models import Forum, Outcome, Plan, PlanParticipant, StatusUpdate, Task, Workstream
+from tracker.models import Organization, User
+
+# --- Reads -------------------------------------------------------------------------------------
+
+
+class RollupMixin(serializers.Serializer):
+    task_count = serializers.IntegerField(read_only=True, help_text="Tasks you can see.")
+    done_count = serializers.IntegerField(read_only=True)
+    overdue_count = serializers.IntegerField(read_only=True)
+    progress = serializers.FloatField(
+        source="progress_rollup", read_only=True, help_text="Average progress (0-100)."
+    )
+
+
+class ParticipantSerializer(serializers.Serializer):
+    organization = serializers.IntegerField(source="organization_id", read_only=True)
+    role = serializers.ChoiceField(choices=PlanParticipant.Role.choices, read_only=True)
+
+
+class PlanSerializer(RollupMixin, serializers.ModelSerializer):
+    participants = ParticipantSerializer(source="participations", many=True, read_only=True)
+
+    class Meta:
+        model = Plan
+        fields = [
+            "id", "code", "title", "description", "period_start", "period_end", "status",
+            "time_zone", "requires_evidence", "predecessor", "participants", "task_count",
+            "done_count", "overdue_count", "progress", "created_at", "updated_at",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+
+class WorkstreamSerializer(RollupMixin, serializers.ModelSerializer):
+    class Meta:
+        model = Workstream
+        fields = [
+            "id", "plan", "code", "title", "description", "lead_organizations", "parent",
+            "order", "task_count", "done_count", "overdue_count", "progress",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+
+class ForumSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Forum
+        fields = [
+            "id", "name", "series", "kind", "held_on", "location", "hosts", "participants",
+            "summary", "source_title", "source_url",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+
+class OutcomeSerializer(RollupMixin, serializers.ModelSerializer):
+    class Meta:
+        model = Outcome
+        fields = [
+            "id", "forum", "kind", "title", "text", "clause_ref", "parties", "signed_on",
+            "amount", "currency", "binding", "status", "task_count", "done_count",
+            "overdue_count", "progress",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+
+TASK_EXAMPLE = {
+    "id": 12,
+    "plan": 1,
+    "plan_code": "KUS-JP2",
+    "workstream": 2,
+    "ref": "SC-03",
+    "title": "Agree how Central Texas ecosystem milestones are reported to the SCCD",
+    "description": "",
+    "lead_organization": 11,
+    "supporting_organizations": [3, 8],
+    "source_outcomes": [7],
+    "assignee": 5,
+    "manager": 4,
+    "parent": None,
+    "depends_on": [],
+    "start_date": "2025-09-01",
+    "due_date": "2026-06-30",
+    "time_zone": "Asia/Seoul",
+    "deadline_at": "2026-06-30T15:00:00Z",
+    "status": "in_progress",
+    "priority": "high",
+    "progress": 40,
+    "visibility": "participants",
+    "is_overdue": False,
+    "completed_at": None,
+    "verified_at": None,
+    "version": 6,
+    "created_at": "2025-07-01T00:40:00Z",
+    "updated_at": "2026-03-31T04:00:00Z",
+}
+
+
+@extend_schema_serializer(examples=[OpenApiExample("A task", value=TASK_EXAMPLE)])
+class TaskSerializer(serializers.Serializer):
+    """A task as the API shows it. Many-to-many ids come from `task_attach_relations`."""
+
+    id = serializers.IntegerField(read_only=True)
+    plan = serializers.IntegerField(source="plan_id", read_only=True)
+    plan_code = serializers.CharField(source="plan.code", read_only=True)
+    workstream = serializers.IntegerField(source="workstream_id", read_only=True, allow_null=True)
+    ref = serializers.CharField(read_only=True)
+    title = serializers.CharField(read_only=True)
+    description = serializers.CharField(read_only=True)
+    lead_organization = serializers.IntegerField(source="lead_organization_id", read_only=True)
+    supporting_organizations = serializers.ListField(
+        child=serializers.IntegerField(), source="support_ids", read_only=True
+    )
+    source_outcomes = serializers.ListField(
+        child=serializers.IntegerField(), source="outcome_ids", read_only=True
+    )
+    assignee = serializers.IntegerField(source="assignee_id", read_only=True, allow_null=True)
+    manager = serializers.IntegerField(source="manager_id", read_only=True, allow_null=True)
+    parent = serializers.IntegerField(source="parent_id", read_only=True, allow_null=True)
+    depends_on = serializers.ListField(
+        child=serializers.IntegerField(), source="depends_on_ids", read_only=True
+    )
+    start_date = serializers.DateField(read_only=True, allow_null=True)
+    due_date = serializers.DateField(read_only=True)
+    time_zone = serializers.CharField(
+        source="plan.time_zone", read_only=True, help_text="The plan's zone: deadlines end there."
+    )
+    deadline_at = serializers.DateTimeField(
+        read_only=True, help_text="End of the due date in the plan's time zone (UTC)."
+    )
+    status = serializers.ChoiceField(choices=Task.Status.choices, read_only=True)
+    priority = serializers.ChoiceField(choices=Task.Priority.choices, read_only=True)
+    progress = serializers.IntegerField(read_only=True)
+    visibility = serializers.ChoiceField(choices=Task.Visibility.choices, read_only=True)
+    is_overdue = serializers.BooleanField(read_only=True)
+    completed_at = serializers.DateTimeField(read_only=True, allow_null=True)
+    verified_at = serializers.DateTimeField(read_only=True, allow_null=True)
+    version = serializers.IntegerField(read_only=True, help_text="Also the ETag.")
+    created_at = serializers.DateTimeField(read_only=True)
+    updated_at = serializers.DateTimeField(read_only=True)
+
+
+class StatusUpdateSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = StatusUpdate
+        fields = [
+            "id", "task", "author", "created_at", "kind", "status_from", "status_to",
+            "progress", "due_date_from", "due_date_to", "assignee_from", "assignee_to", "note",
+            "evidence_url",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+
+# --- Writes --------------------------------------------------------------------------------
+
+
+def _visible(serializer, model):
+    request = serializer.context.get("request")
+    return policy.for_user(request.user if request else None, policy.VIEW, model)
+
+
+WORKFLOW_FIELD_HINTS = {
+    "status": "Change the status with POST /api/v1/tasks/{id}/transition/.",
+    "progress": "Report progress with POST /api/v1/tasks/{id}/updates/.",
+    "due_date": "Move the deadline with POST /api/v1/tasks/{id}/deadline/ and a reason.",
+    "assignee": "Assign with POST /api/v1/tasks/{id}/assign/.",
+    "manager": "Set the manager with POST /api/v1/tasks/{id}/assign/.",
+    "plan": "A task cannot move to another plan.",
+    "ref": "A task's ref cannot change.",
+}
+UNKNOWN_FIELD = "Unknown field."
+
+
+class StrictSerializer(serializers.Serializer):
+    """Refuses fields it does not know, instead of silently ignoring them."""
+
+    refused_hints: dict[str, str] = {}
+
+    def to_internal_value(self, data):
+        if hasattr(data, "keys"):
+            errors = {
+                key: [self.refused_hints.get(key, UNKNOWN_FIELD)]
+                for key in data.keys()
+                if key not in self.fields or self.fields[key].read_only
+            }
+            if errors:
+                raise serializers.ValidationError(errors)
+        return super().to_internal_value(data)
+
+
+class TaskWriteSerializer(StrictSerializer):
+    workstream = serializers.PrimaryKeyRelatedField(
+        queryset=Workstream.objects.all(), allow_null=True, required=False
+    )
+    title = serializers.CharField(max_length=300)
+    description = serializers.CharField(allow_blank=True, required=False)
+    lead_organization = serializers.PrimaryKeyRelatedField(queryset=Organization.objects.all())
+    supporting_organizations = serializers.PrimaryKeyRelatedField(
+        queryset=Organization.objects.all(), many=True, required=False
+    )
+    source_outcomes = serializers.PrimaryKeyRelatedField(
+        queryset=Outcome.objects.all(), many=True, required=False
+    )
+    depends_on = serializers.PrimaryKeyRelatedField(
+        queryset=Task.objects.none(), many=True, required=False
+    )
+    parent = serializers.PrimaryKeyRelatedField(
+        queryset=Task.objects.none(), allow_null=True, required=False
+    )
+    start_date = serializers.DateField(allow_null=True, required=False)
+    priority = serializers.ChoiceField(choices=Task.Priority.choices, required=False)
+    visibility = serializers.ChoiceField(choices=Task.Visibility.choices, required=False)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        visible_tasks = _visible(self, Task)
+        self.fields["depends_on"].child_relation.queryset = visible_tasks
+        self.fields["parent"].queryset = visible_tasks
+        self.fields["workstream"].queryset = _visible(self, Workstream)
+
+
+class TaskUpdateSerializer(TaskWriteSerializer):
+    """Descriptive fields; status, progress, deadline and people have their own endpoints."""
+
+    refused_hints = WORKFLOW_FIELD_HINTS
+
+
+class TaskCreateSerializer(TaskWriteSerializer):
+    refused_hints = {"status": "A new task starts as 'planned'."}
+    plan = serializers.PrimaryKeyRelatedField(queryset=Plan.objects.none())
+    ref = serializers.CharField(max_length=32)
+    due_date = serializers.DateField()
+    assignee = serializers.PrimaryKeyRelatedField(
+        queryset=User.objects.none(), allow_null=True, required=False
+    )
+    manager = serializers.PrimaryKeyRelatedField(
+        queryset=User.objects.none(), allow_null=True, required=False
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["plan"].queryset = _visible(self, Plan)
+        self.fields["assignee"].queryset = _visible(self, User)
+        self.fields["manager"].queryset = _visible(self, User)
+
+
+@extend_schema_serializer(
+    examples=[
+        OpenApiExample(
+            "Mark done with evidence",
+            value={
+                "to": "done",
+                "expected_from": "in_progress",
+                "note": "Centre opened on 3 November; minutes attached.",
+                "evidence_url": "https://evidence.example.org/sc-03/minutes.pdf",
+            },
+            request_only=True,
+        ),
+        OpenApiExample(
+            "Start work",
+            value={"to": "in_progress", "expected_from": "planned"},
+            request_only=True,
+        ),
+    ]
+)
+class TransitionSerializer(StrictSerializer):
+    to = serializers.ChoiceField(choices=Task.Status.choices, help_text="The status to enter.")
+    expected_from = serializers.ChoiceField(
+        choices=Task.Status.choices,
+        help_text="The status you saw. If the task has moved meanwhile: 409, nothing written.",
+    )
+    note = serializers.CharField(allow_blank=True, required=False, default="")
+    evidence_url = serializers.URLField(
+        allow_blank=True, required=False, default="", max_length=500
+    )
+
+
+class AssignSerializer(StrictSerializer):
+    assignee = serializers.PrimaryKeyRelatedField(queryset=User.objects.none(), allow_null=True)
+    manager = serializers.PrimaryKeyRelatedField(
+        queryset=User.objects.none(), allow_null=True, required=False,
+        help_text="Coordinators only. Leave out to keep the manager.",
+    )  # fmt: skip
+    note = serializers.CharField(allow_blank=True, required=False, default="")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["assignee"].queryset = _visible(self, User)
+        self.fields["manager"].queryset = _visible(self, User)
+
+
+class DeadlineSerializer(StrictSerializer):
+    due_date = serializers.DateField()
+    reason = serializers.CharField(help_text="Why the deadline moves; kept in the history.")
+
+
+class StatusUpdateCreateSerializer(StrictSerializer):
+    note = serializers.CharField(allow_blank=True, required=False, default="")
+    progress = serializers.IntegerField(min_value=0, max_value=100, required=False, allow_null=True)
+    evidence_url = serializers.URLField(
+        allow_blank=True, required=False, default="", max_length=500
+    )

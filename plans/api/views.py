@@ -1,0 +1,342 @@
+"""The plan API. Every queryset is scoped by plans.permissions (out of sight -> 404); every
+write goes through plans.services, which check the action (not allowed -> 403)."""
+
+import re
+
+from django.db.models import Case, IntegerField, Prefetch, Value, When
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.filters import OrderingFilter
+from rest_framework.response import Response
+
+from plans import permissions as policy
+from plans import selectors, services
+from plans.exceptions import VersionConflict
+from plans.filtersets import (
+    ForumFilterSet,
+    OutcomeFilterSet,
+    PlanFilterSet,
+    StatusUpdateFilterSet,
+    TaskFilterSet,
+    WorkstreamFilterSet,
+)
+from plans.models import Forum, Outcome, Plan, PlanParticipant, StatusUpdate, Task, Workstream
+
+from . import serializers as s
+
+
+class PolicyViewSetMixin:
+    """Scopes the queryset to what the user may see; the services check everything else."""
+
+    model = None
+
+    def base_queryset(self):
+        return self.model.objects.all()
+
+    def get_queryset(self):
+        return policy.for_user(self.request.user, policy.VIEW, self.base_queryset())
+
+    def visible_tasks(self):
+        return policy.for_user(self.request.user, policy.VIEW, Task)
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List plans you can see", description="With participants and "
+                       "rolled-up progress of the tasks you can see."),
+    retrieve=extend_schema(summary="A plan"),
+)  # fmt: skip
+class PlanViewSet(PolicyViewSetMixin, viewsets.ReadOnlyModelViewSet):
+    model = Plan
+    serializer_class = s.PlanSerializer
+    filterset_class = PlanFilterSet
+
+    def base_queryset(self):
+        return Plan.objects.with_progress(tasks=self.visible_tasks()).prefetch_related(
+            Prefetch("participations", queryset=PlanParticipant.objects.order_by("pk"))
+        )
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List workstreams of the plans you can see"),
+    retrieve=extend_schema(summary="A workstream"),
+)
+class WorkstreamViewSet(PolicyViewSetMixin, viewsets.ReadOnlyModelViewSet):
+    model = Workstream
+    serializer_class = s.WorkstreamSerializer
+    filterset_class = WorkstreamFilterSet
+
+    def base_queryset(self):
+        return Workstream.objects.with_progress(tasks=self.visible_tasks()).prefetch_related(
+            "lead_organizations"
+        )
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List forums", description="Forums are public records."),
+    retrieve=extend_schema(summary="A forum"),
+)
+class ForumViewSet(PolicyViewSetMixin, viewsets.ReadOnlyModelViewSet):
+    model = Forum
+    serializer_class = s.ForumSerializer
+    filterset_class = ForumFilterSet
+
+    def base_queryset(self):
+        return Forum.objects.prefetch_related("hosts", "participants")
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List forum outcomes", description="MOUs, pledges, "
+                       "commitments; with progress of the tasks you can see that implement "
+                       "them."),
+    retrieve=extend_schema(summary="An outcome"),
+)  # fmt: skip
+class OutcomeViewSet(PolicyViewSetMixin, viewsets.ReadOnlyModelViewSet):
+    model = Outcome
+    serializer_class = s.OutcomeSerializer
+    filterset_class = OutcomeFilterSet
+
+    def base_queryset(self):
+        return Outcome.objects.with_progress(tasks=self.visible_tasks()).prefetch_related("parties")
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List the status history you can see (newest first)"),
+    retrieve=extend_schema(summary="A status update"),
+)
+class StatusUpdateViewSet(PolicyViewSetMixin, viewsets.ReadOnlyModelViewSet):
+    model = StatusUpdate
+    serializer_class = s.StatusUpdateSerializer
+    filterset_class = StatusUpdateFilterSet
+    ordering = ("-created_at", "-id")
+
+    def get_queryset(self):
+        return super().get_queryset().order_by(*self.ordering)
+
+    @property
+    def paginator(self):
+        paginator = super().paginator
+        if paginator is not None:
+            paginator.ordering = self.ordering
+        return paginator
+
+
+class TaskOrdering(OrderingFilter):
+    """`?ordering=due_date|updated_at|priority|ref` (minus for descending). Priority sorts by
+    rank (critical first when descending), not alphabetically."""
+
+    ordering_fields = ["due_date", "updated_at", "priority", "ref", "id"]
+    ordering_description = "One of due_date, updated_at, priority, ref (prefix - to reverse)."
+
+    def get_ordering(self, request, queryset, view):
+        ordering = super().get_ordering(request, queryset, view)
+        return [
+            re.sub(r"^(-?)priority$", r"\1priority_rank", term) for term in ordering or []
+        ] or None
+
+    def get_default_ordering(self, view):
+        return ["due_date", "id"]
+
+
+PRIORITY_RANK = Case(
+    *[When(priority=value, then=Value(rank)) for rank, value in enumerate(Task.Priority.values)],
+    output_field=IntegerField(),
+)
+ETAG_RE = re.compile(r'^(?:W/)?"v(\d+)"$')
+IF_MATCH = OpenApiParameter(
+    "If-Match",
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    description='The ETag you read (e.g. "v6"). If the task has changed since: 412.',
+)
+
+
+def etag(task: Task) -> str:
+    return f'"v{task.version}"'
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="List tasks you can see",
+        description="Filters combine; cursor-paginated (page_size up to 200). For incremental "
+        "sync, pass `updated_after` with the newest `updated_at` you hold and "
+        "`ordering=updated_at`.",
+    ),
+    retrieve=extend_schema(summary="A task", description="The ETag header carries its version."),
+    create=extend_schema(summary="Create a task (plan coordinators)"),
+    partial_update=extend_schema(
+        summary="Change a task's descriptive fields (plan coordinators)",
+        parameters=[IF_MATCH],
+    ),
+    update=extend_schema(
+        summary="Replace a task's descriptive fields (plan coordinators)",
+        parameters=[IF_MATCH],
+    ),
+)
+class TaskViewSet(
+    PolicyViewSetMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
+    viewsets.GenericViewSet,
+):
+    model = Task
+    serializer_class = s.TaskSerializer
+    filterset_class = TaskFilterSet
+    filter_backends = [*viewsets.GenericViewSet.filter_backends, TaskOrdering]
+    ordering = ("due_date", "id")
+
+    def base_queryset(self):
+        return (
+            Task.objects.with_overdue().select_related("plan").annotate(priority_rank=PRIORITY_RANK)
+        )
+
+    def get_serializer_class(self):
+        return {
+            "create": s.TaskCreateSerializer,
+            "update": s.TaskUpdateSerializer,
+            "partial_update": s.TaskUpdateSerializer,
+            "transition": s.TransitionSerializer,
+            "assign": s.AssignSerializer,
+            "deadline": s.DeadlineSerializer,
+        }.get(self.action, s.TaskSerializer)
+
+    def _show(self, task: Task, status_code=status.HTTP_200_OK) -> Response:
+        task = self.base_queryset().get(pk=task.pk)
+        selectors.task_attach_relations([task])
+        return Response(
+            s.TaskSerializer(task, context=self.get_serializer_context()).data,
+            status=status_code,
+            headers={"ETag": etag(task)},
+        )
+
+    def list(self, request, *args, **kwargs):
+        queryset = self.filter_queryset(self.get_queryset())
+        page = self.paginate_queryset(queryset)
+        selectors.task_attach_relations(page)
+        return self.get_paginated_response(s.TaskSerializer(page, many=True).data)
+
+    def retrieve(self, request, *args, **kwargs):
+        task = self.get_object()
+        selectors.task_attach_relations([task])
+        return Response(s.TaskSerializer(task).data, headers={"ETag": etag(task)})
+
+    def create(self, request, *args, **kwargs):
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        task = services.task_create(actor=request.user, **serializer.validated_data)
+        return self._show(task, status.HTTP_201_CREATED)
+
+    def update(self, request, *args, **kwargs):
+        task = self.get_object()
+        partial = kwargs.pop("partial", False)
+        serializer = self.get_serializer(data=request.data, partial=partial)
+        serializer.is_valid(raise_exception=True)
+        task = services.task_update(
+            actor=request.user,
+            task=task,
+            expected_version=self.if_match_version(task),
+            **serializer.validated_data,
+        )
+        return self._show(task)
+
+    def if_match_version(self, task: Task) -> int | None:
+        """The version If-Match names; None without the header. A malformed one is stale."""
+        header = self.request.headers.get("If-Match")
+        if header is None or header.strip() == "*":
+            return None
+        match = ETAG_RE.match(header.strip())
+        if match is None:
+            raise VersionConflict(expected=header.strip(), actual=task.version)
+        return int(match[1])
+
+    @extend_schema(
+        summary="Move a task along the workflow",
+        description="Names the status it expects to leave: if the task has moved meanwhile, "
+        "409 and nothing is written. Forbidden moves are 409 too; moves your role may not "
+        "make are 403.",
+        request=s.TransitionSerializer,
+        responses={200: s.TaskSerializer},
+        parameters=[IF_MATCH],
+    )
+    @action(detail=True, methods=["post"])
+    def transition(self, request, pk=None):
+        task = self.get_object()
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        task = services.task_transition(
+            actor=request.user,
+            task=task,
+            to_status=data["to"],
+            expected_from=data["expected_from"],
+            note=data["note"],
+            evidence_url=data["evidence_url"],
+            expected_version=self.if_match_version(task),
+        )
+        return self._show(task)
+
+    @extend_schema(
+        summary="Assign a task",
+        description="Coordinators assign anyone; managers of the lead organization assign "
+        "members of it.",
+        request=s.AssignSerializer,
+        responses={200: s.TaskSerializer},
+        parameters=[IF_MATCH],
+    )
+    @action(detail=True, methods=["post"])
+    def assign(self, request, pk=None):
+        task = self.get_object()
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        task = services.task_assign(
+            actor=request.user, task=task, expected_version=self.if_match_version(task),
+            **serializer.validated_data,
+        )  # fmt: skip
+        return self._show(task)
+
+    @extend_schema(
+        summary="Move a task's deadline, with a reason (plan coordinators)",
+        request=s.DeadlineSerializer,
+        responses={200: s.TaskSerializer},
+        parameters=[IF_MATCH],
+    )
+    @action(detail=True, methods=["post"])
+    def deadline(self, request, pk=None):
+        task = self.get_object()
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        task = services.task_change_deadline(
+            actor=request.user, task=task, expected_version=self.if_match_version(task),
+            **serializer.validated_data,
+        )  # fmt: skip
+        return self._show(task)
+
+    @extend_schema(
+        methods=["get"],
+        summary="A task's status history (oldest first)",
+        responses={200: s.StatusUpdateSerializer(many=True)},
+    )
+    @extend_schema(
+        methods=["post"],
+        summary="Report progress on a task",
+        description="A note, a progress percentage and/or an evidence link. Supporting "
+        "organizations may add notes and evidence; a percentage needs the lead organization "
+        "or a coordinator.",
+        request=s.StatusUpdateCreateSerializer,
+        responses={201: s.StatusUpdateSerializer},
+    )
+    @action(detail=True, methods=["get", "post"], filterset_class=None, pagination_class=None)
+    def updates(self, request, pk=None):
+        task = self.get_object()
+        if request.method == "GET":
+            updates = task.updates.order_by("created_at", "id")
+            return Response(s.StatusUpdateSerializer(updates, many=True).data)
+        serializer = s.StatusUpdateCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        update = services.status_update_add(
+            actor=request.user, task=task, **serializer.validated_data
+        )
+        return Response(s.StatusUpdateSerializer(update).data, status=status.HTTP_201_CREATED)

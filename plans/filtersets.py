@@ -1,0 +1,146 @@
+"""One FilterSet per model, used by the API viewsets and by the selectors.
+
+Id filters take one or more ids (`?plan=3` or `?plan=3,4`); status takes several values
+(`?status=planned&status=in_progress` or `?status=planned,in_progress`); dates are ranges.
+Filters narrow a queryset the policy has already scoped, so no filter reveals a hidden row.
+"""
+
+import django_filters as filters
+from django.db.models import Q
+
+from tracker.filtersets import IdsFilter
+
+from .models import Forum, Outcome, Plan, StatusUpdate, Task, Workstream
+
+
+class TaskFilterSet(filters.FilterSet):
+    plan = IdsFilter(field_name="plan_id", help_text="Plan id(s).")
+    workstream = IdsFilter(field_name="workstream_id", help_text="Workstream id(s).")
+    status = filters.MultipleChoiceFilter(
+        choices=Task.Status.choices, help_text="One or more statuses (repeat the parameter)."
+    )
+    priority = filters.MultipleChoiceFilter(choices=Task.Priority.choices)
+    lead_organization = IdsFilter(field_name="lead_organization_id")
+    organization = IdsFilter(
+        method="filter_organization", help_text="Organization id(s) that lead or support."
+    )
+    assignee = IdsFilter(field_name="assignee_id")
+    manager = IdsFilter(field_name="manager_id")
+    source_outcome = IdsFilter(method="filter_source_outcome", help_text="Outcome id(s).")
+    forum = IdsFilter(method="filter_forum", help_text="Tasks from outcomes of these forum(s).")
+    due_after = filters.DateFilter(
+        field_name="due_date", lookup_expr="gte", help_text="Due on or after (YYYY-MM-DD)."
+    )
+    due_before = filters.DateFilter(
+        field_name="due_date", lookup_expr="lte", help_text="Due on or before (YYYY-MM-DD)."
+    )
+    overdue = filters.BooleanFilter(
+        method="filter_overdue",
+        help_text="Open and past the end of the due date in the plan's time zone.",
+    )
+    updated_after = filters.IsoDateTimeFilter(
+        field_name="updated_at",
+        lookup_expr="gt",
+        help_text="Changed after this instant (ISO 8601), for incremental sync.",
+    )
+    q = filters.CharFilter(method="search", help_text="Text in ref, title or description.")
+
+    class Meta:
+        model = Task
+        fields = []
+
+    def filter_organization(self, queryset, name, value):
+        supported = Task.supporting_organizations.through.objects.filter(
+            organization_id__in=value
+        ).values("task_id")
+        return queryset.filter(Q(lead_organization_id__in=value) | Q(pk__in=supported))
+
+    def filter_source_outcome(self, queryset, name, value):
+        through = Task.source_outcomes.through.objects.filter(outcome_id__in=value)
+        return queryset.filter(pk__in=through.values("task_id"))
+
+    def filter_forum(self, queryset, name, value):
+        through = Task.source_outcomes.through.objects.filter(outcome__forum_id__in=value)
+        return queryset.filter(pk__in=through.values("task_id"))
+
+    def filter_overdue(self, queryset, name, value):
+        if value is None:
+            return queryset
+        return queryset.overdue() if value else queryset.not_overdue()
+
+    def search(self, queryset, name, value):
+        value = value.strip()
+        if not value:
+            return queryset
+        return queryset.filter(
+            Q(ref__icontains=value) | Q(title__icontains=value) | Q(description__icontains=value)
+        )
+
+
+class StatusUpdateFilterSet(filters.FilterSet):
+    task = IdsFilter(field_name="task_id")
+    plan = IdsFilter(field_name="task__plan_id")
+    kind = filters.MultipleChoiceFilter(choices=StatusUpdate.Kind.choices)
+    author = IdsFilter(field_name="author_id")
+    created_after = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gt")
+    created_before = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+
+    class Meta:
+        model = StatusUpdate
+        fields = []
+
+
+class PlanFilterSet(filters.FilterSet):
+    status = filters.MultipleChoiceFilter(choices=Plan.Status.choices)
+    organization = IdsFilter(field_name="participations__organization_id", distinct=True)
+    q = filters.CharFilter(method="search")
+
+    class Meta:
+        model = Plan
+        fields = []
+
+    def search(self, queryset, name, value):
+        return queryset.filter(Q(code__icontains=value) | Q(title__icontains=value))
+
+
+class WorkstreamFilterSet(filters.FilterSet):
+    plan = IdsFilter(field_name="plan_id")
+    parent = IdsFilter(field_name="parent_id")
+
+    class Meta:
+        model = Workstream
+        fields = []
+
+
+class ForumFilterSet(filters.FilterSet):
+    kind = filters.MultipleChoiceFilter(choices=Forum.Kind.choices)
+    series = filters.CharFilter(field_name="series", lookup_expr="iexact")
+    held_after = filters.DateFilter(field_name="held_on", lookup_expr="gte")
+    held_before = filters.DateFilter(field_name="held_on", lookup_expr="lte")
+    q = filters.CharFilter(method="search")
+
+    class Meta:
+        model = Forum
+        fields = []
+
+    def search(self, queryset, name, value):
+        return queryset.filter(Q(name__icontains=value) | Q(summary__icontains=value))
+
+
+class OutcomeFilterSet(filters.FilterSet):
+    forum = IdsFilter(field_name="forum_id")
+    kind = filters.MultipleChoiceFilter(choices=Outcome.Kind.choices)
+    status = filters.MultipleChoiceFilter(choices=Outcome.Status.choices)
+    party = IdsFilter(method="filter_party", help_text="Organization id(s) among the parties.")
+    q = filters.CharFilter(method="search")
+
+    class Meta:
+        model = Outcome
+        fields = []
+
+    def filter_party(self, queryset, name, value):
+        through = Outcome.parties.through.objects.filter(organization_id__in=value)
+        return queryset.filter(pk__in=through.values("outcome_id"))
+
+    def search(self, queryset, name, value):
+        return queryset.filter(Q(title__icontains=value) | Q(text__icontains=value))

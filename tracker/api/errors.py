@@ -1,0 +1,111 @@
+"""One error format for the whole API: RFC 9457 problem details with field errors.
+
+    {"type": "about:blank", "title": "Bad request", "status": 400,
+     "detail": "The request has invalid fields.",
+     "errors": [{"field": "due_date", "message": "The due date cannot be before ..."}]}
+
+Served as application/problem+json. Every refusal a service raises (tracker.exceptions
+.ProblemError) carries its own status; Django's ValidationError is a 400 with field errors.
+"""
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404
+from rest_framework import exceptions, serializers
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from tracker.exceptions import ProblemError
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+INVALID_FIELDS = "The request has invalid fields."
+TITLES = {
+    400: "Bad request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    406: "Not acceptable",
+    409: "Conflict",
+    412: "Precondition failed",
+    415: "Unsupported media type",
+    429: "Too many requests",
+}
+
+
+class FieldErrorSerializer(serializers.Serializer):
+    field = serializers.CharField(help_text="Dotted path of the field; `non_field_errors` if none.")
+    message = serializers.CharField()
+
+
+class ProblemSerializer(serializers.Serializer):
+    """RFC 9457 problem details (documentation only)."""
+
+    type = serializers.CharField(default="about:blank")
+    title = serializers.CharField()
+    status = serializers.IntegerField()
+    detail = serializers.CharField(required=False)
+    instance = serializers.CharField(required=False)
+    errors = FieldErrorSerializer(many=True, required=False)
+
+
+def _flatten(detail, path: str = "") -> list[dict]:
+    """DRF's nested error detail as a flat list of {field, message}."""
+    if isinstance(detail, dict):
+        items = []
+        for key, value in detail.items():
+            name = "non_field_errors" if key in ("non_field_errors", "__all__") else str(key)
+            items += _flatten(value, f"{path}.{name}" if path else name)
+        return items
+    if isinstance(detail, list):
+        items = []
+        for index, value in enumerate(detail):
+            if isinstance(value, dict | list):
+                items += _flatten(value, f"{path}.{index}" if path else str(index))
+            else:
+                items.append({"field": path or "non_field_errors", "message": str(value)})
+        return items
+    return [{"field": path or "non_field_errors", "message": str(detail)}]
+
+
+def problem_response(
+    status: int, detail: str | None = None, errors=None, headers=None, instance: str | None = None
+) -> Response:
+    body = {"type": "about:blank", "title": TITLES.get(status, "Error"), "status": status}
+    if detail:
+        body["detail"] = detail
+    if instance:
+        body["instance"] = instance
+    if errors:
+        body["errors"] = errors
+    return Response(body, status=status, headers=headers, content_type=PROBLEM_CONTENT_TYPE)
+
+
+def exception_handler(exc, context):
+    request = context.get("request")
+    instance = request.get_full_path() if request is not None else None
+    if isinstance(exc, ProblemError):
+        return problem_response(exc.status, exc.message, instance=instance)
+    if isinstance(exc, DjangoValidationError):
+        if hasattr(exc, "error_dict"):
+            detail = exc.message_dict
+        else:
+            detail = {"non_field_errors": exc.messages}
+        return problem_response(400, INVALID_FIELDS, _flatten(detail), instance=instance)
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied(str(exc) or None)
+
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None  # a real bug: let Django answer 500 and log it
+    headers = {
+        k: v for k, v in response.items() if k in ("WWW-Authenticate", "Retry-After", "Allow")
+    }
+    if isinstance(exc, exceptions.ValidationError):
+        return problem_response(400, INVALID_FIELDS, _flatten(exc.detail), headers, instance)
+    detail = exc.detail if isinstance(exc, exceptions.APIException) else None
+    return problem_response(
+        response.status_code, str(detail) if detail else None, headers=headers, instance=instance
+    )

@@ -1,0 +1,19 @@
+"""API-wide gates: signed in, and a read-only token never writes."""
+
+from rest_framework import permissions
+
+from tracker.models import ApiToken
+
+READ_ONLY_TOKEN = "This API token is read-only: its scope does not allow writes."
+
+
+class TokenScope(permissions.BasePermission):
+    """A token acts as its user, capped by its scope."""
+
+    message = READ_ONLY_TOKEN
+
+    def has_permission(self, request, view):
+        token = request.auth
+        if isinstance(token, ApiToken) and token.scope == ApiToken.Scope.READ:
+            return request.method in permissions.SAFE_METHODS
+        return True

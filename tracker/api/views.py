@@ -1,0 +1,110 @@
+"""Identity endpoints: organizations, the signed-in user, API tokens and password login."""
+
+from django.contrib.auth import authenticate
+from drf_spectacular.utils import extend_schema, extend_schema_view
+from rest_framework import exceptions, mixins, status, viewsets
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from tracker.filtersets import OrganizationFilterSet
+from tracker.models import ApiToken, Organization
+from tracker.services import api_token_create, api_token_revoke, user_update_preferences
+
+from . import serializers as s
+from .throttling import LoginRateThrottle
+
+BAD_CREDENTIALS = "Unknown username or wrong password."
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List organizations", description="Public records."),
+    retrieve=extend_schema(summary="An organization"),
+)
+class OrganizationViewSet(viewsets.ReadOnlyModelViewSet):
+    queryset = Organization.objects.order_by("name", "id")
+    serializer_class = s.OrganizationSerializer
+    filterset_class = OrganizationFilterSet
+
+
+class MeView(APIView):
+    @extend_schema(summary="The signed-in user, with memberships", responses=s.MeSerializer)
+    def get(self, request):
+        return Response(s.MeSerializer(request.user).data)
+
+    @extend_schema(
+        summary="Change your name, time zone or language",
+        request=s.MeSerializer,
+        responses=s.MeSerializer,
+    )
+    def patch(self, request):
+        serializer = s.MeSerializer(request.user, data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        user = user_update_preferences(user=request.user, **serializer.validated_data)
+        return Response(s.MeSerializer(user).data)
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Your API tokens"),
+    retrieve=extend_schema(summary="One of your API tokens"),
+    create=extend_schema(
+        summary="Create an API token for yourself",
+        request=s.ApiTokenSerializer,
+        responses={201: s.NewApiTokenSerializer},
+    ),
+    destroy=extend_schema(summary="Revoke one of your API tokens"),
+)
+class ApiTokenViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    serializer_class = s.ApiTokenSerializer
+    filterset_class = None
+    queryset = ApiToken.objects.none()  # for the schema; requests see only their own
+
+    def get_queryset(self):
+        return ApiToken.objects.filter(user=self.request.user).order_by("-id")
+
+    def create(self, request, *args, **kwargs):
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        token, full = api_token_create(
+            actor=request.user, user=request.user, **serializer.validated_data
+        )
+        token.token = full
+        return Response(s.NewApiTokenSerializer(token).data, status=status.HTTP_201_CREATED)
+
+    def destroy(self, request, *args, **kwargs):
+        api_token_revoke(actor=request.user, token=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class LoginView(APIView):
+    """Username and password in, a new API token out (throttled per client address)."""
+
+    authentication_classes = []
+    permission_classes = [AllowAny]
+    throttle_classes = [LoginRateThrottle]
+
+    @extend_schema(
+        summary="Exchange a username and password for a new API token",
+        request=s.LoginSerializer,
+        responses={201: s.NewApiTokenSerializer},
+        auth=[],
+    )
+    def post(self, request):
+        serializer = s.LoginSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        user = authenticate(request, username=data["username"], password=data["password"])
+        if user is None or not user.is_active:
+            raise exceptions.AuthenticationFailed(BAD_CREDENTIALS)
+        token, full = api_token_create(
+            actor=user, user=user, name=data["name"], scope=data["scope"],
+            expires_at=data["expires_at"],
+        )  # fmt: skip
+        token.token = full
+        return Response(s.NewApiTokenSerializer(token).data, status=status.HTTP_201_CREATED)
