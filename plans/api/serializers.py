@@ -184,7 +184,7 @@ class StrictSerializer(serializers.Serializer):
         if hasattr(data, "keys"):
             errors = {
                 key: [self.refused_hints.get(key, UNKNOWN_FIELD)]
-                for key in data.keys()
+                for key in data
                 if key not in self.fields or self.fields[key].read_only
             }
             if errors:
