@@ -293,3 +293,39 @@ def ensure(user, action: str, obj) -> None:
     if action != VIEW and can(user, VIEW, obj):
         raise NotAllowed(action=action, obj=obj)
     raise NotVisible(obj=obj)
+
+
+# --- Organizations as subjects (webhooks act for an organization, not a person) -------------
+
+
+def organization_task_q(organization_id: int) -> Q:
+    """Tasks an organization may see: it coordinates the plan, leads or supports the task,
+    or the task is visible plan-wide and the organization takes part in the plan."""
+    coordinating = PlanParticipant.objects.filter(
+        organization_id=organization_id, role=PlanParticipant.Role.COORDINATING
+    ).values("plan_id")
+    participating = PlanParticipant.objects.filter(organization_id=organization_id).values(
+        "plan_id"
+    )
+    supported = Task.supporting_organizations.through.objects.filter(
+        organization_id=organization_id
+    ).values("task_id")
+    return (
+        Q(plan_id__in=coordinating)
+        | Q(lead_organization_id=organization_id)
+        | Q(pk__in=supported)
+        | Q(visibility=Task.Visibility.PLAN, plan_id__in=participating)
+    )
+
+
+def organization_resource_q(user: User, action: str, field: str = "organization") -> Q:
+    """Rows belonging to an organization (e.g. its webhook subscriptions): its members see
+    them; its coordinators and managers add, change and delete them."""
+    roles = None if action == VIEW else [Role.COORDINATOR, Role.MANAGER]
+    return Q(**{f"{field}_id__in": _orgs(user, roles)})
+
+
+def register(model: type[models.Model], scope) -> None:
+    """Let another app put its model under this policy with a scope function
+    `scope(user, action) -> Q` built from the rules above."""
+    SCOPES[model] = scope
