@@ -266,6 +266,8 @@ def _may_create(user, model: type[models.Model]) -> bool:
         return Organization.objects.filter(pk__in=_managed_orgs(user)).exists()
     if model is StatusUpdate:
         return for_user(user, ADD_UPDATE, Task).exists()
+    if model in CREATORS:
+        return CREATORS[model](user)
     return False
 
 
@@ -325,7 +327,18 @@ def organization_resource_q(user: User, action: str, field: str = "organization"
     return Q(**{f"{field}_id__in": _orgs(user, roles)})
 
 
-def register(model: type[models.Model], scope) -> None:
-    """Let another app put its model under this policy with a scope function
-    `scope(user, action) -> Q` built from the rules above."""
+def may_manage_organization_resources(user: User) -> bool:
+    return Membership.objects.filter(
+        user=user, role__in=[Role.COORDINATOR, Role.MANAGER]
+    ).exists()
+
+
+# Models other apps registered, with who may create rows of them.
+CREATORS: dict = {}
+
+
+def register(model: type[models.Model], scope, may_create) -> None:
+    """Let another app put its model under this policy: `scope(user, action) -> Q` and
+    `may_create(user) -> bool`, both built from the rules above."""
     SCOPES[model] = scope
+    CREATORS[model] = may_create
