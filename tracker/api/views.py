@@ -89,6 +89,9 @@ class LoginView(APIView):
     permission_classes = [AllowAny]
     throttle_classes = [LoginRateThrottle]
 
+    def get_authenticate_header(self, request):
+        return 'Bearer realm="api"'  # wrong credentials answer 401, not 403
+
     @extend_schema(
         summary="Exchange a username and password for a new API token",
         request=s.LoginSerializer,
