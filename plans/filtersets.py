@@ -17,9 +17,11 @@ class TaskFilterSet(filters.FilterSet):
     plan = IdsFilter(field_name="plan_id", help_text="Plan id(s).")
     workstream = IdsFilter(field_name="workstream_id", help_text="Workstream id(s).")
     status = filters.MultipleChoiceFilter(
-        choices=Task.Status.choices, help_text="One or more statuses (repeat the parameter)."
+        distinct=False,
+        choices=Task.Status.choices,
+        help_text="One or more statuses (repeat the parameter).",
     )
-    priority = filters.MultipleChoiceFilter(choices=Task.Priority.choices)
+    priority = filters.MultipleChoiceFilter(distinct=False, choices=Task.Priority.choices)
     lead_organization = IdsFilter(field_name="lead_organization_id")
     organization = IdsFilter(
         method="filter_organization", help_text="Organization id(s) that lead or support."
@@ -80,7 +82,7 @@ class TaskFilterSet(filters.FilterSet):
 class StatusUpdateFilterSet(filters.FilterSet):
     task = IdsFilter(field_name="task_id")
     plan = IdsFilter(field_name="task__plan_id")
-    kind = filters.MultipleChoiceFilter(choices=StatusUpdate.Kind.choices)
+    kind = filters.MultipleChoiceFilter(distinct=False, choices=StatusUpdate.Kind.choices)
     author = IdsFilter(field_name="author_id")
     created_after = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gt")
     created_before = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
@@ -91,7 +93,7 @@ class StatusUpdateFilterSet(filters.FilterSet):
 
 
 class PlanFilterSet(filters.FilterSet):
-    status = filters.MultipleChoiceFilter(choices=Plan.Status.choices)
+    status = filters.MultipleChoiceFilter(distinct=False, choices=Plan.Status.choices)
     organization = IdsFilter(field_name="participations__organization_id", distinct=True)
     q = filters.CharFilter(method="search")
 
@@ -113,7 +115,7 @@ class WorkstreamFilterSet(filters.FilterSet):
 
 
 class ForumFilterSet(filters.FilterSet):
-    kind = filters.MultipleChoiceFilter(choices=Forum.Kind.choices)
+    kind = filters.MultipleChoiceFilter(distinct=False, choices=Forum.Kind.choices)
     series = filters.CharFilter(field_name="series", lookup_expr="iexact")
     held_after = filters.DateFilter(field_name="held_on", lookup_expr="gte")
     held_before = filters.DateFilter(field_name="held_on", lookup_expr="lte")
@@ -129,8 +131,8 @@ class ForumFilterSet(filters.FilterSet):
 
 class OutcomeFilterSet(filters.FilterSet):
     forum = IdsFilter(field_name="forum_id")
-    kind = filters.MultipleChoiceFilter(choices=Outcome.Kind.choices)
-    status = filters.MultipleChoiceFilter(choices=Outcome.Status.choices)
+    kind = filters.MultipleChoiceFilter(distinct=False, choices=Outcome.Kind.choices)
+    status = filters.MultipleChoiceFilter(distinct=False, choices=Outcome.Status.choices)
     party = IdsFilter(method="filter_party", help_text="Organization id(s) among the parties.")
     q = filters.CharFilter(method="search")
 

@@ -11,6 +11,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
 from tracker.models import Organization
@@ -380,7 +381,12 @@ class Task(models.Model):
 
     class Meta:
         ordering = ["plan", "due_date", "ref"]
-        indexes = [models.Index(fields=["status", "deadline_at"], name="task_status_deadline")]
+        indexes = [
+            models.Index(fields=["status", "deadline_at"], name="task_status_deadline"),
+            # The default list order, filtered by status (the commonest API query).
+            models.Index(fields=["status", "due_date", "id"], name="task_status_due"),
+            models.Index(fields=["due_date", "id"], name="task_due"),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["plan", "ref"],
@@ -429,6 +435,19 @@ class Task(models.Model):
     @property
     def is_open(self) -> bool:
         return self.status in self.OPEN_STATUSES
+
+    @property
+    def is_overdue(self) -> bool:
+        """Open and past the end of its due date in the plan's zone (see querysets.overdue)."""
+        annotated = self.__dict__.get("_is_overdue")
+        if annotated is not None:
+            return annotated
+        return self.is_open and self.deadline_at is not None and self.deadline_at <= timezone.now()
+
+    @is_overdue.setter
+    def is_overdue(self, value):
+        # Set by TaskQuerySet.with_overdue(), which decides in SQL at the query's instant.
+        self.__dict__["_is_overdue"] = value
 
     @staticmethod
     def deadline_for(due_date: dt.date, time_zone: str) -> dt.datetime:

@@ -328,9 +328,7 @@ def organization_resource_q(user: User, action: str, field: str = "organization"
 
 
 def may_manage_organization_resources(user: User) -> bool:
-    return Membership.objects.filter(
-        user=user, role__in=[Role.COORDINATOR, Role.MANAGER]
-    ).exists()
+    return Membership.objects.filter(user=user, role__in=[Role.COORDINATOR, Role.MANAGER]).exists()
 
 
 # Models other apps registered, with who may create rows of them.

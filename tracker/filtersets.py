@@ -11,7 +11,7 @@ class IdsFilter(filters.BaseInFilter, filters.NumberFilter):
 
 
 class OrganizationFilterSet(filters.FilterSet):
-    kind = filters.MultipleChoiceFilter(choices=Organization.Kind.choices)
+    kind = filters.MultipleChoiceFilter(distinct=False, choices=Organization.Kind.choices)
     country = filters.CharFilter(field_name="country", lookup_expr="iexact")
     parent = IdsFilter(field_name="parent_id")
     q = filters.CharFilter(method="search")

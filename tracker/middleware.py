@@ -1,5 +1,6 @@
-"""Show times in the signed-in user's own time zone."""
+"""Show times in the signed-in user's own time zone (pages), and UTC in the API."""
 
+import datetime
 import zoneinfo
 
 from django.utils import timezone
@@ -10,6 +11,10 @@ class UserTimezoneMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
+        if request.path.startswith("/api/"):
+            # The API speaks UTC whoever calls it, by session or by token.
+            timezone.activate(datetime.UTC)
+            return self.get_response(request)
         user = getattr(request, "user", None)
         tz_name = getattr(user, "time_zone", "") if user and user.is_authenticated else ""
         if tz_name:

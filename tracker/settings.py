@@ -251,3 +251,28 @@ SPECTACULAR_SETTINGS = {
 
 # --- Demo -----------------------------------------------------------------------------------
 DEMO_PASSWORD = env.str("DEMO_PASSWORD", default="demo")
+
+# --- Webhooks ---------------------------------------------------------------------------------
+# Fernet key(s) that encrypt webhook signing secrets at rest; comma-separated to rotate (the
+# first encrypts, all decrypt). Empty: derived from DJANGO_SECRET_KEY (see notifications/
+# encryption.py), so changing that key without listing the old one in SECRET_KEY_FALLBACKS
+# makes the stored secrets unreadable.
+WEBHOOK_ENCRYPTION_KEY = env.str("WEBHOOK_ENCRYPTION_KEY", default="")
+WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=10.0)
+WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=6)
+WEBHOOK_DISABLE_AFTER = env.int("WEBHOOK_DISABLE_AFTER", default=5)
+WEBHOOK_QUEUE = env.str("WEBHOOK_QUEUE", default="celery")
+if WEBHOOK_MAX_ATTEMPTS < 1 or WEBHOOK_DISABLE_AFTER < 1 or WEBHOOK_TIMEOUT_SECONDS <= 0:
+    raise ImproperlyConfigured(
+        "WEBHOOK_MAX_ATTEMPTS and WEBHOOK_DISABLE_AFTER must be at least 1 and "
+        "WEBHOOK_TIMEOUT_SECONDS above 0."
+    )
+# Beat re-enqueues deliveries whose message was lost or whose worker died.
+CELERY_BEAT_SCHEDULE = {
+    **vars().get("CELERY_BEAT_SCHEDULE", {}),
+    "notifications.requeue_webhooks": {
+        "task": "notifications.requeue_webhooks",
+        "schedule": 60.0,
+        "options": {"queue": WEBHOOK_QUEUE},
+    },
+}

@@ -10,6 +10,7 @@ admin.site.index_title = "Forums, outcomes, plans and tasks"
 api_v1 = [
     path("", include("tracker.api.urls")),
     path("", include("plans.api.urls")),
+    path("", include("notifications.api.urls")),
 ]
 
 urlpatterns = [

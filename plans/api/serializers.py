@@ -1,5 +1,7 @@
 """Serializers of the plan API. They shape and validate data; the services decide and write."""
 
+import datetime as dt
+
 from drf_spectacular.utils import OpenApiExample, extend_schema_serializer
 from rest_framework import serializers
 
@@ -100,9 +102,57 @@ TASK_EXAMPLE = {
 }
 
 
+def _instant(value):
+    """An aware datetime as DRF writes it, in UTC: 2026-06-30T15:00:00Z."""
+    if value is None:
+        return None
+    text = value.astimezone(dt.UTC).isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def _day(value):
+    return value.isoformat() if value is not None else None
+
+
 @extend_schema_serializer(examples=[OpenApiExample("A task", value=TASK_EXAMPLE)])
 class TaskSerializer(serializers.Serializer):
-    """A task as the API shows it. Many-to-many ids come from `task_attach_relations`."""
+    """A task as the API shows it. Many-to-many ids come from `task_attach_relations`.
+
+    The fields below document the shape (OpenAPI); `to_representation` writes the same keys
+    directly, because this is the hottest path of the API (lists of up to 200 tasks).
+    """
+
+    def to_representation(self, task):
+        return {
+            "id": task.pk,
+            "plan": task.plan_id,
+            "plan_code": task.plan.code,
+            "workstream": task.workstream_id,
+            "ref": task.ref,
+            "title": task.title,
+            "description": task.description,
+            "lead_organization": task.lead_organization_id,
+            "supporting_organizations": task.support_ids,
+            "source_outcomes": task.outcome_ids,
+            "assignee": task.assignee_id,
+            "manager": task.manager_id,
+            "parent": task.parent_id,
+            "depends_on": task.depends_on_ids,
+            "start_date": _day(task.start_date),
+            "due_date": _day(task.due_date),
+            "time_zone": task.plan.time_zone,
+            "deadline_at": _instant(task.deadline_at),
+            "status": task.status,
+            "priority": task.priority,
+            "progress": task.progress,
+            "visibility": task.visibility,
+            "is_overdue": task.is_overdue,
+            "completed_at": _instant(task.completed_at),
+            "verified_at": _instant(task.verified_at),
+            "version": task.version,
+            "created_at": _instant(task.created_at),
+            "updated_at": _instant(task.updated_at),
+        }
 
     id = serializers.IntegerField(read_only=True)
     plan = serializers.IntegerField(source="plan_id", read_only=True)

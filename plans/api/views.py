@@ -130,10 +130,14 @@ class TaskOrdering(OrderingFilter):
     ordering_description = "One of due_date, updated_at, priority, ref (prefix - to reverse)."
 
     def get_ordering(self, request, queryset, view):
-        ordering = super().get_ordering(request, queryset, view)
-        return [
-            re.sub(r"^(-?)priority$", r"\1priority_rank", term) for term in ordering or []
-        ] or None
+        ordering = [
+            re.sub(r"^(-?)priority$", r"\1priority_rank", term)
+            for term in super().get_ordering(request, queryset, view) or []
+        ]
+        # A unique last key keeps cursors stable and lets (status, due_date, id) serve the page.
+        if ordering and ordering[-1].lstrip("-") != "id":
+            ordering.append("-id" if ordering[-1].startswith("-") else "id")
+        return ordering or None
 
     def get_default_ordering(self, view):
         return ["due_date", "id"]
@@ -143,6 +147,12 @@ PRIORITY_RANK = Case(
     *[When(priority=value, then=Value(rank)) for rank, value in enumerate(Task.Priority.values)],
     output_field=IntegerField(),
 )
+# Plan columns a task's representation does not use (it shows the plan's code and zone).
+PLAN_UNUSED = [
+    f"plan__{name}"
+    for name in ("title", "description", "period_start", "period_end", "status",
+                 "requires_evidence", "predecessor", "created_at", "updated_at")
+]  # fmt: skip
 ETAG_RE = re.compile(r'^(?:W/)?"v(\d+)"$')
 IF_MATCH = OpenApiParameter(
     "If-Match",
