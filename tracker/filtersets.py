@@ -1,12 +1,31 @@
 """Filters of the identity models, and the id filter every FilterSet shares."""
 
 import django_filters as filters
+from django import forms
 from django.db.models import Q
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 
 from .models import Organization
 
+MAX_ID = 2**63 - 1
 
-class IdsFilter(filters.BaseInFilter, filters.NumberFilter):
+
+class IdField(forms.IntegerField):
+    """A database id: a positive integer that fits a bigint."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("min_value", 1)
+        kwargs.setdefault("max_value", MAX_ID)
+        super().__init__(*args, **kwargs)
+
+
+@extend_schema_field(OpenApiTypes.INT64)
+class IdFilter(filters.Filter):
+    field_class = IdField
+
+
+class IdsFilter(filters.BaseInFilter, IdFilter):
     """One or more integer ids, comma-separated: `?plan=3` or `?plan=3,4`."""
 
 

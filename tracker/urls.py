@@ -20,3 +20,24 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
 ]
+
+
+def handler404(request, exception=None):
+    """API paths answer in the API's error format; pages keep Django's."""
+    if request.path.startswith("/api/"):
+        from tracker.api.errors import problem_json
+
+        return problem_json(request, 404, "Not found.")
+    from django.views.defaults import page_not_found
+
+    return page_not_found(request, exception)
+
+
+def handler500(request):
+    if request.path.startswith("/api/"):
+        from tracker.api.errors import problem_json
+
+        return problem_json(request, 500, "The server failed; the error has been logged.")
+    from django.views.defaults import server_error
+
+    return server_error(request)

@@ -49,7 +49,14 @@ class WorkstreamSerializer(RollupMixin, serializers.ModelSerializer):
         read_only_fields = fields
 
 
+def _link(help_text=""):
+    # Stored links may be empty: documented as plain strings, not as "uri".
+    return serializers.CharField(read_only=True, help_text=help_text or "A URL, or empty.")
+
+
 class ForumSerializer(serializers.ModelSerializer):
+    source_url = _link()
+
     class Meta:
         model = Forum
         fields = [
@@ -195,6 +202,16 @@ class TaskSerializer(serializers.Serializer):
 
 
 class StatusUpdateSerializer(serializers.ModelSerializer):
+    evidence_url = _link()
+    status_from = serializers.ChoiceField(
+        choices=Task.Status.choices, allow_blank=True, read_only=True,
+        help_text="Empty unless the update is a status change.",
+    )  # fmt: skip
+    status_to = serializers.ChoiceField(
+        choices=Task.Status.choices, allow_blank=True, read_only=True,
+        help_text="Empty unless the update is a status change or creation.",
+    )  # fmt: skip
+
     class Meta:
         model = StatusUpdate
         fields = [

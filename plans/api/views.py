@@ -31,6 +31,7 @@ class PolicyViewSetMixin:
     """Scopes the queryset to what the user may see; the services check everything else."""
 
     model = None
+    lookup_value_regex = r"[0-9]{1,18}"  # ids only; anything else is a 404 from the router
 
     def base_queryset(self):
         return self.model.objects.all()

@@ -81,6 +81,17 @@ def problem_response(
     return Response(body, status=status, headers=headers, content_type=PROBLEM_CONTENT_TYPE)
 
 
+def problem_json(request, status: int, detail: str):
+    """A problem document outside DRF (URL not found, server error)."""
+    import json
+
+    from django.http import HttpResponse
+
+    body = {"type": "about:blank", "title": TITLES.get(status, "Server error"), "status": status,
+            "detail": detail, "instance": request.get_full_path()}  # fmt: skip
+    return HttpResponse(json.dumps(body), status=status, content_type=PROBLEM_CONTENT_TYPE)
+
+
 def exception_handler(exc, context):
     request = context.get("request")
     instance = request.get_full_path() if request is not None else None

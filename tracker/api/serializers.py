@@ -5,6 +5,7 @@ from tracker.models import ApiToken, Membership, Organization, User
 
 class OrganizationSerializer(serializers.ModelSerializer):
     is_government = serializers.BooleanField(read_only=True)
+    website = serializers.CharField(read_only=True, help_text="A URL, or empty.")
 
     class Meta:
         model = Organization

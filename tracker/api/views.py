@@ -22,6 +22,7 @@ BAD_CREDENTIALS = "Unknown username or wrong password."
     retrieve=extend_schema(summary="An organization"),
 )
 class OrganizationViewSet(viewsets.ReadOnlyModelViewSet):
+    lookup_value_regex = r"[0-9]{1,18}"
     queryset = Organization.objects.order_by("name", "id")
     serializer_class = s.OrganizationSerializer
     filterset_class = OrganizationFilterSet
@@ -63,6 +64,7 @@ class ApiTokenViewSet(
 ):
     serializer_class = s.ApiTokenSerializer
     filterset_class = None
+    lookup_value_regex = r"[0-9]{1,18}"
     queryset = ApiToken.objects.none()  # for the schema; requests see only their own
 
     def get_queryset(self):
