@@ -146,6 +146,8 @@ class ServiceFormMixin:
         data = dict(form.cleaned_data)
         if change:
             changed = {name: data[name] for name in form.changed_data if name in data}
+            if not changed:
+                return  # e.g. only an inline was filled in: nothing to update here
             saved = self.service_update(request.user, obj, changed)
         else:
             saved = self.service_create(request.user, data)
@@ -882,10 +884,12 @@ class TaskAdmin(PolicyAdminMixin, PolicyFormMixin, ServiceFormMixin, SimpleHisto
         return kwargs
 
     def save_formset(self, request, form, formset, change):
-        if formset.model is StatusUpdate and formset.form is StatusUpdateForm:
+        if issubclass(formset.form, StatusUpdateForm):
             for update_form in formset.forms:
                 if update_form.has_changed() and update_form.is_valid():
                     update_form.apply(actor=request.user)
+            # The services wrote the rows; the admin's change message reads these.
+            formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
             return
         super().save_formset(request, form, formset, change)
 

@@ -280,7 +280,9 @@ def can(user, action: str, obj) -> bool:
     if isinstance(obj, type):
         if action == ADD:
             return _may_create(user, obj)
-        return is_signed_in(user) and for_user(user, action, obj).exists()
+        return (is_unrestricted(user) or is_signed_in(user)) and for_user(
+            user, action, obj
+        ).exists()
     if obj is None or obj.pk is None:
         return False
     return for_user(user, action, type(obj)).filter(pk=obj.pk).exists()
