@@ -763,7 +763,7 @@ class TaskAdmin(PolicyAdminMixin, PolicyFormMixin, ServiceFormMixin, SimpleHisto
     list_display = (
         "ref",
         "title",
-        "plan",
+        "plan_code",
         "workstream",
         "lead_organization",
         "status_display",
@@ -901,6 +901,10 @@ class TaskAdmin(PolicyAdminMixin, PolicyFormMixin, ServiceFormMixin, SimpleHisto
                 '<strong style="color:#ba2121">{} · {}</strong>', label, _("overdue")
             )
         return label
+
+    @admin.display(description=_("plan"), ordering="plan__code")
+    def plan_code(self, obj):
+        return obj.plan.code
 
     @admin.display(description=_("due"), ordering="deadline_at")
     def due_date_display(self, obj):
