@@ -337,8 +337,10 @@ def may_manage_organization_resources(user: User) -> bool:
 CREATORS: dict = {}
 
 
-def register(model: type[models.Model], scope, may_create) -> None:
-    """Let another app put its model under this policy: `scope(user, action) -> Q` and
-    `may_create(user) -> bool`, both built from the rules above."""
+def register(model: type[models.Model], scope, may_create, nobody=()) -> None:
+    """Let another app put its model under this policy: `scope(user, action) -> Q`,
+    `may_create(user) -> bool`, both built from the rules above, and the actions `nobody`
+    (superusers included) may take on it."""
     SCOPES[model] = scope
     CREATORS[model] = may_create
+    NOBODY.update((model, action) for action in nobody)

@@ -8,6 +8,7 @@ itself, records the actor in the audit history and announces the change after co
 """
 
 import datetime as dt
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -32,6 +33,7 @@ from .exceptions import (
 from .models import Forum, Outcome, Plan, PlanParticipant, StatusUpdate, Task, Workstream
 
 S = Task.Status
+logger = logging.getLogger(__name__)
 
 NOTE_REQUIRED = "A note is required to move a task from '{from_status}' to '{to_status}'."
 EVIDENCE_REQUIRED = "This plan requires an evidence link to mark a task done."
@@ -93,9 +95,21 @@ def workflow_move(from_status: str, to_status: str) -> Move | None:
 
 
 def _announce(event: str, task_id: int, **extra) -> None:
-    transaction.on_commit(
-        lambda: signals.task_changed.send(sender=Task, event=event, task_id=task_id, **extra)
-    )
+    """Tell listeners after commit. A failing listener is logged, never turned into an error
+    for a change that is already committed."""
+
+    def send():
+        results = signals.task_changed.send_robust(
+            sender=Task, event=event, task_id=task_id, **extra
+        )
+        for receiver, result in results:
+            if isinstance(result, Exception):
+                logger.error(
+                    "listener %r failed on %s for task %s", receiver, event, task_id,
+                    exc_info=result,
+                )  # fmt: skip
+
+    transaction.on_commit(send)
 
 
 def _validate_url(field: str, value: str) -> None:

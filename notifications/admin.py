@@ -1,0 +1,324 @@
+"""Admin of the webhooks: subscriptions and their delivery log.
+
+What a list shows, which objects open and what may be changed come from `plans.permissions`
+(through PolicyAdminMixin); every write goes through `notifications.services`. A secret is
+never displayed, except once, on the page right after it is created or rotated.
+"""
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext_lazy as _
+
+from plans.admin import PolicyAdminMixin, PolicyFormMixin, error_text
+from plans.exceptions import DomainError
+
+from . import selectors, services
+from .models import WebhookDelivery, WebhookEvent, WebhookSubscription
+
+SECRET_TEMPLATE = "admin/notifications/webhooksubscription/secret.html"
+RECENT_DELIVERIES = 10
+
+
+class WebhookSubscriptionForm(forms.ModelForm):
+    url = forms.URLField(
+        label=_("URL"),
+        max_length=500,
+        assume_scheme="https",
+        help_text=_("https; plain http only for localhost and 127.0.0.1 (development)."),
+    )
+    events = forms.MultipleChoiceField(
+        choices=WebhookEvent.choices, widget=forms.CheckboxSelectMultiple
+    )
+
+    class Meta:
+        model = WebhookSubscription
+        fields = ("organization", "url", "description", "events")
+
+
+def _show_secrets(modeladmin, request, pairs, title):
+    """The one page that shows plaintext secrets; not cached, not stored in messages."""
+    context = {
+        **modeladmin.admin_site.each_context(request),
+        "opts": modeladmin.model._meta,
+        "title": title,
+        "pairs": pairs,
+    }
+    response = TemplateResponse(request, SECRET_TEMPLATE, context)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def _each(modeladmin, request, queryset, apply, done):
+    """Run `apply(subscription)` for each selected row; report successes and refusals."""
+    results = []
+    for subscription in queryset:
+        try:
+            results.append((subscription, apply(subscription)))
+        except (DomainError, ValidationError) as exc:
+            modeladmin.message_user(request, f"{subscription}: {error_text(exc)}", messages.ERROR)
+    if results and done:
+        modeladmin.message_user(request, done % {"count": len(results)}, messages.SUCCESS)
+    return results
+
+
+@admin.action(description=_("Rotate the signing secret (the old one still signs for 24 h)"))
+def rotate_secret(modeladmin, request, queryset):
+    return _rotate(modeladmin, request, queryset, keep_previous=True)
+
+
+@admin.action(description=_("Rotate the signing secret and stop the old one now (leaked)"))
+def rotate_secret_now(modeladmin, request, queryset):
+    return _rotate(modeladmin, request, queryset, keep_previous=False)
+
+
+def _rotate(modeladmin, request, queryset, keep_previous):
+    results = _each(
+        modeladmin,
+        request,
+        queryset,
+        lambda sub: services.webhook_subscription_rotate_secret(
+            actor=request.user, subscription=sub, keep_previous=keep_previous
+        )[1],
+        None,
+    )
+    if results:
+        return _show_secrets(modeladmin, request, results, _("New signing secrets"))
+    return None
+
+
+@admin.action(description=_("Enable (and reset the failure count)"))
+def enable(modeladmin, request, queryset):
+    _each(
+        modeladmin,
+        request,
+        queryset,
+        lambda sub: services.webhook_subscription_enable(actor=request.user, subscription=sub),
+        _("Enabled %(count)d webhook(s)."),
+    )
+
+
+@admin.action(description=_("Disable"))
+def disable(modeladmin, request, queryset):
+    _each(
+        modeladmin,
+        request,
+        queryset,
+        lambda sub: services.webhook_subscription_update(
+            actor=request.user, subscription=sub, is_active=False
+        ),
+        _("Disabled %(count)d webhook(s)."),
+    )
+
+
+@admin.action(description=_("Send a test ping"))
+def ping(modeladmin, request, queryset):
+    _each(
+        modeladmin,
+        request,
+        queryset,
+        lambda sub: services.webhook_subscription_ping(actor=request.user, subscription=sub),
+        _("Sent a test ping to %(count)d webhook(s); see the delivery log."),
+    )
+
+
+for _action in (rotate_secret, rotate_secret_now, enable, disable, ping):
+    _action.allowed_permissions = ("change",)
+
+
+@admin.register(WebhookSubscription)
+class WebhookSubscriptionAdmin(PolicyAdminMixin, PolicyFormMixin, admin.ModelAdmin):
+    form = WebhookSubscriptionForm
+    list_display = (
+        "url",
+        "organization",
+        "events_display",
+        "is_active",
+        "consecutive_failures",
+        "disabled_at",
+        "created_at",
+    )
+    list_filter = ("is_active", ("organization", admin.RelatedOnlyFieldListFilter))
+    search_fields = ("url", "description", "organization__name", "organization__acronym")
+    list_select_related = ("organization",)
+    actions = [rotate_secret, rotate_secret_now, enable, disable, ping]
+    readonly_fields = (
+        "secret_display",
+        "is_active",
+        "disabled_at",
+        "disabled_reason",
+        "consecutive_failures",
+        "created_by",
+        "created_at",
+        "recent_deliveries",
+    )
+
+    def get_fieldsets(self, request, obj=None):
+        if obj is None:
+            return [(None, {"fields": ("organization", "url", "description", "events")})]
+        return [
+            (None, {"fields": ("organization", "url", "description", "events")}),
+            (
+                _("State"),
+                {
+                    "fields": (
+                        "secret_display",
+                        "is_active",
+                        "disabled_at",
+                        "disabled_reason",
+                        "consecutive_failures",
+                        "created_by",
+                        "created_at",
+                    )
+                },
+            ),
+            (_("Recent deliveries"), {"fields": ("recent_deliveries",)}),
+        ]
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return ()
+        return ("organization", *self.readonly_fields)
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "organization":
+            kwargs["queryset"] = selectors.webhook_organizations_managed(request.user)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    @admin.display(description=_("events"))
+    def events_display(self, obj):
+        return ", ".join(obj.events or [])
+
+    @admin.display(description=_("signing secret"))
+    def secret_display(self, obj):
+        if obj.previous_secret_expires_at:
+            return _("set (rotated; the previous one signs too until %(time)s)") % {
+                "time": obj.previous_secret_expires_at.strftime("%Y-%m-%d %H:%M %Z")
+            }
+        return _("set (never shown again; use the rotate action for a new one)")
+
+    @admin.display(description=_("deliveries"))
+    def recent_deliveries(self, obj):
+        if obj is None or obj.pk is None:
+            return "—"
+        # Whoever sees a subscription sees its deliveries (both: the organization's members).
+        deliveries = obj.deliveries.order_by("-created_at", "-pk")[:RECENT_DELIVERIES]
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    d.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+                    d.event,
+                    d.get_status_display(),
+                    d.attempts,
+                    d.last_status_code or "",
+                    d.last_error,
+                )
+                for d in deliveries
+            ),
+        )
+        link = reverse("admin:notifications_webhookdelivery_changelist")
+        return format_html(
+            "<table><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th>"
+            "<th>{}</th></tr></thead><tbody>{}</tbody></table>"
+            '<p><a href="{}?subscription__id__exact={}">{}</a></p>',
+            _("created"),
+            _("event"),
+            _("status"),
+            _("attempts"),
+            _("HTTP"),
+            _("last error"),
+            rows,
+            link,
+            obj.pk,
+            _("The whole delivery log"),
+        )
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        if change:
+            changed = {
+                name: data[name]
+                for name in form.changed_data
+                if name in ("url", "description", "events")
+            }
+            saved = services.webhook_subscription_update(
+                actor=request.user, subscription=obj, **changed
+            )
+        else:
+            saved, secret = services.webhook_subscription_create(
+                actor=request.user,
+                organization=data["organization"],
+                url=data["url"],
+                events=data["events"],
+                description=data.get("description", ""),
+            )
+            request._webhook_secret = (saved, secret)
+        obj.pk = saved.pk
+        obj._state.adding = False
+
+    def save_related(self, request, form, formsets, change):
+        for formset in formsets:
+            self.save_formset(request, form, formset, change=change)
+
+    def response_add(self, request, obj, post_url_continue=None):
+        created = getattr(request, "_webhook_secret", None)
+        if created is not None:
+            return _show_secrets(self, request, [created], _("Webhook created"))
+        return super().response_add(request, obj, post_url_continue)
+
+    def delete_model(self, request, obj):
+        services.webhook_subscription_delete(actor=request.user, subscription=obj)
+
+    def delete_queryset(self, request, queryset):
+        for subscription in queryset:
+            services.webhook_subscription_delete(actor=request.user, subscription=subscription)
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(PolicyAdminMixin, admin.ModelAdmin):
+    """The delivery log: read-only for everyone."""
+
+    list_display = (
+        "created_at",
+        "event",
+        "subscription",
+        "status",
+        "attempts",
+        "last_status_code",
+        "last_error",
+        "next_attempt_at",
+        "delivered_at",
+    )
+    list_filter = ("status", "event", ("subscription", admin.RelatedOnlyFieldListFilter))
+    search_fields = ("message_id", "subscription__url")
+    list_select_related = ("subscription",)
+    date_hierarchy = "created_at"
+    fields = (
+        "subscription",
+        "event",
+        "task",
+        "message_id",
+        "status",
+        "attempts",
+        "last_status_code",
+        "last_error",
+        "next_attempt_at",
+        "created_at",
+        "delivered_at",
+        "payload",
+    )
+    readonly_fields = fields
+
+    def has_add_permission(self, request, *args):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

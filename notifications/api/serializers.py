@@ -1,0 +1,120 @@
+"""Serializers of the webhook API. They shape and validate data; the services decide and write.
+No serializer ever shows a secret except the one-time responses of create and rotate."""
+
+from drf_spectacular.utils import OpenApiExample, extend_schema_serializer
+from rest_framework import serializers
+
+from notifications.models import WebhookDelivery, WebhookEvent, WebhookSubscription
+from plans.api.serializers import StrictSerializer
+from tracker.models import Organization
+
+EVENTS_HELP = "Event names: " + ", ".join(WebhookEvent.values) + "."
+
+
+class WebhookSubscriptionSerializer(serializers.ModelSerializer):
+    events = serializers.ListField(
+        child=serializers.ChoiceField(choices=WebhookEvent.choices), help_text=EVENTS_HELP
+    )
+    previous_secret_expires_at = serializers.DateTimeField(
+        read_only=True,
+        allow_null=True,
+        help_text="After a rotation, the old secret also signs (a second signature) until then.",
+    )
+
+    class Meta:
+        model = WebhookSubscription
+        fields = [
+            "id", "organization", "url", "description", "events", "is_active", "disabled_at",
+            "disabled_reason", "consecutive_failures", "previous_secret_expires_at",
+            "created_by", "created_at", "updated_at",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+
+SECRET_HELP = (
+    "The signing secret (whsec_ + base64 of 32 bytes; the HMAC key is the decoded bytes). "
+    "Shown only in this response: store it now."
+)
+
+
+class WebhookSubscriptionWithSecretSerializer(WebhookSubscriptionSerializer):
+    secret = serializers.CharField(read_only=True, help_text=SECRET_HELP)
+
+    class Meta(WebhookSubscriptionSerializer.Meta):
+        fields = [*WebhookSubscriptionSerializer.Meta.fields, "secret"]
+        read_only_fields = fields
+
+
+@extend_schema_serializer(
+    examples=[
+        OpenApiExample(
+            "Task changes to an integration",
+            value={
+                "organization": 11,
+                "url": "https://erp.example.com/hooks/joint-plan",
+                "events": ["task.status_changed", "status_update.created"],
+                "description": "ERP project sync",
+            },
+            request_only=True,
+        )
+    ]
+)
+class WebhookSubscriptionCreateSerializer(StrictSerializer):
+    organization = serializers.PrimaryKeyRelatedField(
+        queryset=Organization.objects.all(),
+        help_text="An organization you coordinate or manage.",
+    )
+    url = serializers.URLField(
+        max_length=500, help_text="https (plain http only for localhost and 127.0.0.1)."
+    )
+    events = serializers.ListField(
+        child=serializers.ChoiceField(choices=WebhookEvent.choices),
+        allow_empty=False,
+        help_text=EVENTS_HELP,
+    )
+    description = serializers.CharField(
+        max_length=200, allow_blank=True, required=False, default=""
+    )
+
+
+class WebhookSubscriptionUpdateSerializer(StrictSerializer):
+    refused_hints = {
+        "organization": "A webhook cannot move to another organization; create a new one.",
+        "secret": "Rotate the secret with POST /api/v1/webhooks/{id}/rotate-secret/.",
+    }
+    url = serializers.URLField(max_length=500, required=False)
+    events = serializers.ListField(
+        child=serializers.ChoiceField(choices=WebhookEvent.choices),
+        allow_empty=False,
+        required=False,
+        help_text=EVENTS_HELP,
+    )
+    description = serializers.CharField(max_length=200, allow_blank=True, required=False)
+    is_active = serializers.BooleanField(
+        required=False,
+        help_text="false switches deliveries off; true switches them on and resets the "
+        "failure count.",
+    )
+
+
+class RotateSecretSerializer(StrictSerializer):
+    keep_previous = serializers.BooleanField(
+        required=False,
+        default=True,
+        help_text="Keep signing with the old secret as well for 24 hours, so your receiver "
+        "can switch over. Send false if the old secret leaked: it stops at once.",
+    )
+
+
+class WebhookDeliverySerializer(serializers.ModelSerializer):
+    payload = serializers.JSONField(
+        read_only=True, help_text="The body as sent (Standard Webhooks: type, timestamp, data)."
+    )
+
+    class Meta:
+        model = WebhookDelivery
+        fields = [
+            "id", "event", "message_id", "task", "status", "attempts", "last_status_code",
+            "last_error", "next_attempt_at", "created_at", "delivered_at", "payload",
+        ]  # fmt: skip
+        read_only_fields = fields

@@ -1,0 +1,39 @@
+"""FilterSets of the webhook API (narrowing querysets the policy has already scoped)."""
+
+import django_filters as filters
+from django.db.models import Q
+
+from tracker.filtersets import IdsFilter
+
+from .models import PING_EVENT, WebhookDelivery, WebhookEvent, WebhookSubscription
+
+
+class WebhookSubscriptionFilterSet(filters.FilterSet):
+    organization = IdsFilter(field_name="organization_id", help_text="Organization id(s).")
+    is_active = filters.BooleanFilter(help_text="false: disabled (by hand or after failures).")
+    q = filters.CharFilter(method="search", help_text="Text in the URL or description.")
+
+    class Meta:
+        model = WebhookSubscription
+        fields = []
+
+    def search(self, queryset, name, value):
+        return queryset.filter(Q(url__icontains=value) | Q(description__icontains=value))
+
+
+class WebhookDeliveryFilterSet(filters.FilterSet):
+    status = filters.MultipleChoiceFilter(
+        choices=WebhookDelivery.Status.choices,
+        help_text="One or more statuses (repeat the parameter).",
+    )
+    event = filters.MultipleChoiceFilter(
+        choices=[*WebhookEvent.choices, (PING_EVENT, "Test ping")],
+        help_text="One or more event names.",
+    )
+    task = IdsFilter(field_name="task_id", help_text="Task id(s).")
+    created_after = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gt")
+    created_before = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+
+    class Meta:
+        model = WebhookDelivery
+        fields = []

@@ -1,0 +1,233 @@
+"""Webhooks: an organization's subscriptions and the log of every delivery made to them.
+
+Rules across one row live in `clean()` and in database constraints with readable messages;
+every state change goes through `notifications/services.py`.
+"""
+
+import datetime as dt
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator
+from django.db import models
+from django.db.models import Q
+
+from tracker.models import Organization
+
+from . import encryption
+
+
+class WebhookEvent(models.TextChoices):
+    """Events an organization can subscribe to (task.due_soon and task.overdue come with the
+    reminders)."""
+
+    TASK_CREATED = "task.created", "Task created"
+    TASK_UPDATED = "task.updated", "Task updated"
+    TASK_STATUS_CHANGED = "task.status_changed", "Task status changed"
+    STATUS_UPDATE_CREATED = "status_update.created", "Status update added"
+
+
+# Sent on request to check an endpoint; not subscribable, every subscription accepts it.
+PING_EVENT = "webhook.ping"
+
+URL_INVALID = "Enter a valid URL, e.g. https://example.org/hooks/tracker."
+URL_NOT_HTTPS = (
+    "A webhook URL must use https (plain http is allowed only for localhost and 127.0.0.1)."
+)
+URL_CREDENTIALS = "Do not put a user name or password in the URL; the signature authenticates us."
+EVENTS_EMPTY = "Choose at least one event."
+EVENTS_UNKNOWN = "Unknown events: {events}. Choose from: {known}."
+EVENTS_NOT_LIST = "Events must be a list of event names."
+LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1"})
+
+
+def validate_webhook_url(url: str) -> None:
+    try:
+        URLValidator(schemes=["http", "https"])(url)
+    except ValidationError:
+        raise ValidationError(URL_INVALID, code="invalid") from None
+    parts = urlsplit(url)
+    if parts.username or parts.password:
+        raise ValidationError(URL_CREDENTIALS, code="credentials")
+    if parts.scheme == "http" and (parts.hostname or "") not in LOCAL_HOSTS:
+        raise ValidationError(URL_NOT_HTTPS, code="not_https")
+
+
+def normalize_events(events) -> list[str]:
+    """The events as a sorted list without duplicates; raises ValidationError for unknowns."""
+    if not isinstance(events, list | tuple) or not all(isinstance(e, str) for e in events):
+        raise ValidationError(EVENTS_NOT_LIST, code="invalid")
+    if not events:
+        raise ValidationError(EVENTS_EMPTY, code="empty")
+    unknown = sorted(set(events) - set(WebhookEvent.values))
+    if unknown:
+        raise ValidationError(
+            EVENTS_UNKNOWN.format(events=", ".join(unknown), known=", ".join(WebhookEvent.values)),
+            code="unknown",
+        )
+    return sorted(set(events))
+
+
+class WebhookSubscription(models.Model):
+    """An organization's endpoint: what it listens to, where, and the secret that signs it."""
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="webhook_subscriptions"
+    )
+    url = models.URLField(
+        "URL",
+        max_length=500,
+        help_text="https; plain http only for localhost and 127.0.0.1 (development).",
+    )
+    description = models.CharField(max_length=200, blank=True)
+    events = models.JSONField(
+        default=list, blank=True, help_text="Event names this endpoint receives."
+    )
+    # Fernet ciphertext of "whsec_..."; the plaintext is shown once and never stored.
+    secret_encrypted = models.TextField(editable=False)
+    # The secret before the last rotation, still signed with until it expires.
+    previous_secret_encrypted = models.TextField(editable=False, blank=True)
+    previous_secret_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
+    is_active = models.BooleanField(default=True)
+    disabled_at = models.DateTimeField(null=True, blank=True)
+    disabled_reason = models.CharField(max_length=300, blank=True)
+    consecutive_failures = models.PositiveIntegerField(
+        default=0, help_text="Deliveries given up in a row; reset by a success."
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["organization", "url", "pk"]
+        verbose_name = "webhook"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "url"],
+                name="webhooksubscription_unique_url",
+                violation_error_message=(
+                    "This organization already has a webhook for this URL; add the events "
+                    "to it instead."
+                ),
+            ),
+            models.CheckConstraint(
+                condition=~Q(secret_encrypted=""),
+                name="webhooksubscription_has_secret",
+                violation_error_message="A webhook needs a signing secret.",
+            ),
+            models.CheckConstraint(
+                condition=Q(is_active=False) | Q(disabled_at__isnull=True),
+                name="webhooksubscription_active_not_disabled",
+                violation_error_message="An active webhook cannot have a disabled date.",
+            ),
+            models.CheckConstraint(
+                condition=Q(consecutive_failures__gte=0),
+                name="webhooksubscription_failures_not_negative",
+                violation_error_message="Consecutive failures cannot be negative.",
+            ),
+        ]
+
+    def __str__(self):
+        return self.url
+
+    def clean(self):
+        errors = {}
+        if self.url:
+            try:
+                validate_webhook_url(self.url)
+            except ValidationError as exc:
+                errors["url"] = exc.messages
+        try:
+            self.events = normalize_events(self.events)
+        except ValidationError as exc:
+            errors["events"] = exc.messages
+        if errors:
+            raise ValidationError(errors)
+
+    # --- The secret (decrypted on demand, never kept in a column in plaintext) -------------
+
+    def set_secret(self, plaintext: str) -> None:
+        self.secret_encrypted = encryption.encrypt(plaintext)
+
+    def signing_secrets(self, now: dt.datetime) -> list[str]:
+        """The secrets to sign with now: the current one, and the previous one while the
+        rotation's grace period lasts."""
+        secrets = [encryption.decrypt(self.secret_encrypted)]
+        if (
+            self.previous_secret_encrypted
+            and self.previous_secret_expires_at is not None
+            and self.previous_secret_expires_at > now
+        ):
+            secrets.append(encryption.decrypt(self.previous_secret_encrypted))
+        return secrets
+
+    def listens_to(self, event: str) -> bool:
+        return event == PING_EVENT or event in (self.events or [])
+
+
+class WebhookDelivery(models.Model):
+    """One message to one subscription, and what became of it (the delivery log)."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed, will retry"
+        GAVE_UP = "gave_up", "Gave up"
+
+    subscription = models.ForeignKey(
+        WebhookSubscription, on_delete=models.CASCADE, related_name="deliveries"
+    )
+    event = models.CharField(max_length=64)
+    # The task the event is about: checked again before each attempt (still visible?).
+    task = models.ForeignKey(
+        "plans.Task", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    message_id = models.CharField(
+        max_length=64, unique=True, help_text="The webhook-id header: the receiver's dedupe key."
+    )
+    payload = models.JSONField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True)
+    next_attempt_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the next attempt is due (none once finished)."
+    )
+    created_at = models.DateTimeField(db_index=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        verbose_name_plural = "webhook deliveries"
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=Q(status__in=["pending", "failed"]),
+                name="webhookdelivery_due",
+            ),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=["pending", "succeeded", "failed", "gave_up"]),
+                name="webhookdelivery_status_valid",
+                violation_error_message=(
+                    "Delivery status must be one of: pending, succeeded, failed, gave_up."
+                ),
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="succeeded") | Q(delivered_at__isnull=False),
+                name="webhookdelivery_succeeded_has_time",
+                violation_error_message="A succeeded delivery records when it was delivered.",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=["succeeded", "gave_up"]) | Q(next_attempt_at__isnull=False),
+                name="webhookdelivery_open_is_scheduled",
+                violation_error_message="A pending or failed delivery needs a next attempt time.",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.event} {self.message_id}"

@@ -1,0 +1,18 @@
+"""Listeners to the plan domain's events (connected in NotificationsConfig.ready)."""
+
+import logging
+
+from . import services
+
+logger = logging.getLogger(__name__)
+
+
+def task_changed_webhooks(sender, *, event: str, task_id: int, **extra) -> None:
+    """Record webhook deliveries for a committed change to a task.
+
+    The plan's change is committed when this runs: a failure here is logged, never raised
+    into the request or task that made the change."""
+    try:
+        services.webhook_events_record(event=event, task_id=task_id, **extra)
+    except Exception:
+        logger.exception("Recording webhooks for %s of task %s failed.", event, task_id)

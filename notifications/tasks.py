@@ -1,0 +1,23 @@
+"""Celery entry points of the notifications app. They take ids and call the services, where
+claiming, idempotency and retry scheduling live (see notifications/services.py)."""
+
+from celery import shared_task
+
+from . import services
+
+
+# The HTTP call has its own timeout (WEBHOOK_TIMEOUT_SECONDS); the limits only stop a task
+# that hangs, well inside the delivery's lease (services.CLAIM_LEASE).
+@shared_task(name="notifications.deliver_webhook", soft_time_limit=90, time_limit=120)
+def deliver_webhook_task(delivery_id: int) -> None:
+    """One attempt at one webhook delivery. Returns quietly when the delivery is gone,
+    already delivered, not yet due or held by another worker. Transient failures are
+    recorded and retried by the service (a new message with a countdown), so nothing here
+    raises for them."""
+    services.webhook_deliver(delivery_id=delivery_id)
+
+
+@shared_task(name="notifications.requeue_webhooks", soft_time_limit=60, time_limit=90)
+def requeue_webhooks_task() -> int:
+    """Periodic (beat): re-enqueue deliveries whose message was lost or whose worker died."""
+    return services.webhook_deliveries_requeue()
