@@ -242,6 +242,9 @@ class TaskViewSet(
 
     def update(self, request, *args, **kwargs):
         task = self.get_object()
+        # Permission before input: a caller who may not change the task hears 403, not a 400
+        # about choices it could not have seen.
+        policy.ensure(request.user, policy.CHANGE, task)
         partial = kwargs.pop("partial", False)
         serializer = self.get_serializer(data=request.data, partial=partial)
         serializer.is_valid(raise_exception=True)
@@ -300,6 +303,7 @@ class TaskViewSet(
     @action(detail=True, methods=["post"])
     def assign(self, request, pk=None):
         task = self.get_object()
+        policy.ensure(request.user, policy.ASSIGN, task)
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         task = services.task_assign(
@@ -317,6 +321,7 @@ class TaskViewSet(
     @action(detail=True, methods=["post"])
     def deadline(self, request, pk=None):
         task = self.get_object()
+        policy.ensure(request.user, policy.CHANGE_DEADLINE, task)
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         task = services.task_change_deadline(
