@@ -112,7 +112,10 @@ def test_the_matrix_covers_every_model_and_action_asked_for():
 
 
 def test_nobody_rows_are_denied_to_everyone_who_sees_the_object():
-    for model_class, action in policy.NOBODY:
+    # Models other apps registered (webhook deliveries) have their own tests.
+    matrix_nobody = [(m, a) for m, a in policy.NOBODY if m in MODELS.values()]
+    assert len(matrix_nobody) >= 3
+    for model_class, action in matrix_nobody:
         (name,) = [name for name, cls in MODELS.items() if cls is model_class]
         assert ALLOW not in EXPECTED[(name, action)].values(), (name, action)
 
