@@ -1,4 +1,4 @@
-"""Domain errors of the plans. The API answers each with its `status` (409 for the workflow,
+"""Domain errors of the plans. The API answers each with its `http_status` (409 for the workflow,
 404 / 403 / 412 for sight, permission and stale versions); the admin shows a message."""
 
 from tracker.exceptions import ProblemError
@@ -14,7 +14,7 @@ TASK_CLOSED = "The task is '{status}', no longer open: {action} is not possible.
 class DomainError(ProblemError):
     """A rule of the workflow refused the change; nothing was written."""
 
-    status = 409
+    http_status = 409
     title = "Conflict"
 
 
@@ -47,7 +47,7 @@ NOT_ALLOWED = "You may not {action} this {kind}."
 class NotVisible(DomainError):
     """The object is outside the user's sight: answered as 404, never as 403."""
 
-    status = 404
+    http_status = 404
     title = "Not found"
 
     def __init__(self, obj=None):
@@ -58,7 +58,7 @@ class NotVisible(DomainError):
 class NotAllowed(DomainError):
     """The user sees the object but may not do this to it: answered as 403."""
 
-    status = 403
+    http_status = 403
     title = "Forbidden"
 
     def __init__(self, action: str, obj=None):
@@ -78,7 +78,7 @@ VERSION_CONFLICT = (
 class VersionConflict(DomainError):
     """An If-Match / expected version no longer matches: answered as 412."""
 
-    status = 412
+    http_status = 412
     title = "Precondition failed"
 
     def __init__(self, expected: int, actual: int):

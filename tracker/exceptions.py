@@ -4,10 +4,10 @@
 class ProblemError(Exception):
     """A rule refused the change and nothing was written.
 
-    `status` is the HTTP status the API answers with, `title` the short RFC 9457 title.
+    `http_status` is the HTTP status the API answers with, `title` the short RFC 9457 title.
     """
 
-    status = 400
+    http_status = 400
     title = "Bad request"
 
     def __init__(self, message: str):

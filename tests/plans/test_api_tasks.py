@@ -281,3 +281,20 @@ def test_task_list_with_a_token_takes_three_queries(world):
     _grow(world, 20)
     count, rows = _count(client, "/api/v1/tasks/?status=in_progress&ordering=due_date")
     assert rows == 21 and count == 3  # token+user, the page, its many-to-many ids
+
+
+def test_closed_task_refusals_are_409_problems(world):
+    """TaskClosed carries the task's status; the answer must still be a 409 document."""
+    client, _ = bearer(world.coordinator)
+    services.task_transition(
+        actor=world.coordinator, task=world.task, to_status="cancelled",
+        expected_from="in_progress", note="Merged into another task.",
+    )  # fmt: skip
+    deadline = client.post(
+        f"/api/v1/tasks/{world.task.pk}/deadline/", {"due_date": "2031-01-01", "reason": "x"}
+    )
+    progress = client.post(f"/api/v1/tasks/{world.task.pk}/updates/", {"progress": 35})
+    for response in (deadline, progress):
+        assert response.status_code == 409, response.content
+        assert response["Content-Type"] == PROBLEM
+        assert "'cancelled'" in response.json()["detail"]

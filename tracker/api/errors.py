@@ -96,7 +96,7 @@ def exception_handler(exc, context):
     request = context.get("request")
     instance = request.get_full_path() if request is not None else None
     if isinstance(exc, ProblemError):
-        return problem_response(exc.status, exc.message, instance=instance)
+        return problem_response(exc.http_status, exc.message, instance=instance)
     if isinstance(exc, DjangoValidationError):
         if hasattr(exc, "error_dict"):
             detail = exc.message_dict
