@@ -1,4 +1,5 @@
-"""Admin of the webhooks: subscriptions and their delivery log.
+"""Admin of the webhooks (subscriptions and their delivery log), the plans' reminder
+policies and each person's notifications.
 
 What a list shows, which objects open and what may be changed come from `plans.permissions`
 (through PolicyAdminMixin); every write goes through `notifications.services`. A secret is
@@ -17,7 +18,15 @@ from plans.admin import PolicyAdminMixin, PolicyFormMixin, error_text
 from plans.exceptions import DomainError
 
 from . import selectors, services
-from .models import WebhookDelivery, WebhookEvent, WebhookSubscription
+from .models import (
+    DAYS_INVALID,
+    Notification,
+    ReminderPolicy,
+    WebhookDelivery,
+    WebhookEvent,
+    WebhookSubscription,
+    normalize_days,
+)
 
 SECRET_TEMPLATE = "admin/notifications/webhooksubscription/secret.html"
 RECENT_DELIVERIES = 10
@@ -322,3 +331,221 @@ class WebhookDeliveryAdmin(PolicyAdminMixin, admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+# --- Reminders -------------------------------------------------------------------------------
+
+
+class ReminderPolicyForm(forms.ModelForm):
+    before_days = forms.CharField(
+        label=_("Days before the due date"),
+        help_text=_("Comma-separated, e.g. 14, 7, 1, 0 (0 = on the due date)."),
+    )
+
+    class Meta:
+        model = ReminderPolicy
+        fields = [
+            field.name
+            for field in ReminderPolicy._meta.concrete_fields
+            if field.editable and field.name != "id"
+        ]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        days = self.initial.get("before_days")
+        if isinstance(days, list):
+            self.initial["before_days"] = ", ".join(str(day) for day in days)
+
+    def clean_before_days(self):
+        raw = self.cleaned_data["before_days"]
+        try:
+            days = [int(part) for part in raw.replace(" ", "").split(",") if part]
+        except ValueError:
+            raise ValidationError(DAYS_INVALID) from None
+        return normalize_days(days)
+
+
+@admin.register(ReminderPolicy)
+class ReminderPolicyAdmin(PolicyAdminMixin, PolicyFormMixin, admin.ModelAdmin):
+    """A plan's reminder policy; the plan's coordinators edit it (plans without one follow
+    the defaults of the settings until a coordinator adds it)."""
+
+    form = ReminderPolicyForm
+    list_display = (
+        "plan",
+        "before_days",
+        "overdue_every_days",
+        "escalate_manager_after_days",
+        "escalate_coordinators_after_days",
+        "verification_reminder_after_days",
+        "updated_at",
+    )
+    list_select_related = ("plan",)
+    fieldsets = [
+        (None, {"fields": ("plan",)}),
+        (
+            _("When"),
+            {
+                "fields": (
+                    "before_days",
+                    "overdue_every_days",
+                    "escalate_manager_after_days",
+                    "escalate_coordinators_after_days",
+                    "verification_reminder_after_days",
+                )
+            },
+        ),
+        (
+            _("Who hears of the reminders before and on the due date"),
+            {
+                "fields": (
+                    "due_to_assignee",
+                    "due_to_lead_organization",
+                    "due_to_manager",
+                    "due_to_coordinators",
+                )
+            },
+        ),
+        (
+            _("Who hears of the overdue reminders"),
+            {
+                "fields": (
+                    "overdue_to_assignee",
+                    "overdue_to_lead_organization",
+                    "overdue_to_manager",
+                    "overdue_to_coordinators",
+                )
+            },
+        ),
+    ]
+
+    def get_changeform_initial_data(self, request):
+        initial = super().get_changeform_initial_data(request)
+        defaults = ReminderPolicy.defaults()
+        for field in ReminderPolicy._meta.concrete_fields:
+            if field.name not in ("id", "plan", "updated_at"):
+                initial.setdefault(field.name, getattr(defaults, field.name))
+        return initial
+
+    def get_readonly_fields(self, request, obj=None):
+        return ("plan",) if obj is not None else ()
+
+    def save_model(self, request, obj, form, change):
+        fields = {name: form.cleaned_data[name] for name in form.changed_data if name != "plan"}
+        if not change:
+            obj.plan = form.cleaned_data["plan"]
+        services.reminder_policy_update(actor=request.user, reminder_policy=obj, **fields)
+
+
+@admin.action(description=_("Mark as read"))
+def mark_read(modeladmin, request, queryset):
+    count = 0
+    for notification in queryset.filter(recipient=request.user, read_at__isnull=True):
+        services.notification_mark_read(user=request.user, notification=notification)
+        count += 1
+    modeladmin.message_user(request, _("Marked %(count)d as read.") % {"count": count})
+
+
+mark_read.allowed_permissions = ("change",)
+
+
+class ReadFilter(admin.SimpleListFilter):
+    title = _("read")
+    parameter_name = "read"
+
+    def lookups(self, request, model_admin):
+        return (("no", _("Unread")), ("yes", _("Read")))
+
+    def queryset(self, request, queryset):
+        if self.value() == "no":
+            return queryset.filter(read_at__isnull=True)
+        if self.value() == "yes":
+            return queryset.filter(read_at__isnull=False)
+        return queryset
+
+
+class EmailFilter(admin.SimpleListFilter):
+    title = _("email")
+    parameter_name = "email"
+
+    def lookups(self, request, model_admin):
+        return (("sent", _("Sent")), ("pending", _("Pending")), ("failed", _("Not sent")))
+
+    def queryset(self, request, queryset):
+        if self.value() == "sent":
+            return queryset.filter(email_sent_at__isnull=False)
+        if self.value() == "pending":
+            return queryset.filter(email_sent_at__isnull=True, email_failed_at__isnull=True)
+        if self.value() == "failed":
+            return queryset.filter(email_failed_at__isnull=False)
+        return queryset
+
+
+@admin.register(Notification)
+class NotificationAdmin(PolicyAdminMixin, admin.ModelAdmin):
+    """Your notifications, newest first (a superuser sees everyone's, with email failures)."""
+
+    list_display = (
+        "created_at",
+        "kind",
+        "task_link",
+        "due_date",
+        "recipient",
+        "is_read",
+        "email_state",
+    )
+    list_filter = (ReadFilter, "kind", EmailFilter)
+    list_select_related = ("task", "recipient")
+    search_fields = ("task__ref", "task__title")
+    actions = [mark_read]
+    fields = (
+        "recipient",
+        "task",
+        "kind",
+        "due_date",
+        "step",
+        "due_at",
+        "created_at",
+        "read_at",
+        "email_sent_at",
+        "email_failed_at",
+        "attempts",
+        "failure_reason",
+        "dedupe_key",
+    )
+    readonly_fields = fields
+
+    def has_add_permission(self, request, *args):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        notification = self.get_queryset(request).filter(pk=object_id).first()
+        if notification is not None and notification.recipient_id == request.user.pk:
+            services.notification_mark_read(user=request.user, notification=notification)
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    @admin.display(description=_("task"), ordering="task__ref")
+    def task_link(self, obj):
+        return format_html(
+            '<a href="{}">{}</a>', reverse("admin:plans_task_change", args=[obj.task_id]), obj.task
+        )
+
+    @admin.display(description=_("read"), boolean=True)
+    def is_read(self, obj):
+        return obj.read_at is not None
+
+    @admin.display(description=_("email"))
+    def email_state(self, obj):
+        if obj.email_sent_at:
+            return _("sent %(time)s") % {"time": obj.email_sent_at.strftime("%Y-%m-%d %H:%M")}
+        if obj.email_failed_at:
+            return format_html('<span style="color: #ba2121;">{}</span>', obj.failure_reason)
+        if obj.attempts:
+            return _("retrying (%(attempts)d): %(error)s") % {
+                "attempts": obj.attempts,
+                "error": obj.failure_reason,
+            }
+        return _("pending")

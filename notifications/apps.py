@@ -10,7 +10,7 @@ class NotificationsConfig(AppConfig):
         from plans import permissions as policy
         from plans.signals import task_changed
 
-        from .models import WebhookDelivery, WebhookSubscription
+        from .models import Notification, ReminderPolicy, WebhookDelivery, WebhookSubscription
         from .receivers import task_changed_webhooks
 
         # Subscriptions belong to an organization: its members see them, its coordinators
@@ -33,6 +33,29 @@ class NotificationsConfig(AppConfig):
         policy.register(
             WebhookDelivery, delivery_scope, lambda user: False,
             nobody=(policy.CHANGE, policy.DELETE),
+        )  # fmt: skip
+
+        # A plan's reminder policy: seen with the plan, written by its coordinators.
+        def reminder_policy_scope(user, action):
+            plan_action = policy.VIEW if action == policy.VIEW else policy.CHANGE
+            return Q(plan__in=policy.for_user(user, plan_action, policy.Plan))
+
+        policy.register(
+            ReminderPolicy,
+            reminder_policy_scope,
+            lambda user: policy.can(user, policy.CHANGE, policy.Plan),
+            nobody=(policy.DELETE,),
+        )
+
+        # Notifications: each person sees and marks read their own; the sweep writes them.
+        def notification_scope(user, action):
+            if action in (policy.VIEW, policy.CHANGE):
+                return Q(recipient=user)
+            return Q(pk__in=[])
+
+        policy.register(
+            Notification, notification_scope, lambda user: False,
+            nobody=(policy.ADD, policy.DELETE),
         )  # fmt: skip
 
         task_changed.connect(task_changed_webhooks, dispatch_uid="notifications.webhooks")

@@ -231,3 +231,200 @@ class WebhookDelivery(models.Model):
 
     def __str__(self):
         return f"{self.event} {self.message_id}"
+
+
+# --- Reminders ------------------------------------------------------------------------------
+
+DAYS_INVALID = "Give whole days of 0 or more, e.g. 14, 7, 1, 0 (0 = on the due date)."
+DAYS_NEGATIVE = "Days cannot be negative."
+
+
+def _default_before_days() -> list[int]:
+    return list(settings.REMINDER_BEFORE_DAYS)
+
+
+def normalize_days(days) -> list[int]:
+    """Days before the due date as a list of unique non-negative integers, largest first."""
+    if not isinstance(days, list | tuple) or not all(
+        isinstance(day, int) and not isinstance(day, bool) for day in days
+    ):
+        raise ValidationError(DAYS_INVALID, code="invalid")
+    if any(day < 0 for day in days):
+        raise ValidationError(DAYS_NEGATIVE, code="negative")
+    return sorted(set(days), reverse=True)
+
+
+class ReminderPolicy(models.Model):
+    """When a plan's tasks are reminded of, and who hears of each step.
+
+    Plans without a row follow the defaults of the settings (REMINDER_*); a row is created
+    the first time a coordinator opens it (`services.reminder_policy_for`). Every step falls
+    due at 09:00 in the recipient's own time zone."""
+
+    plan = models.OneToOneField(
+        "plans.Plan", on_delete=models.CASCADE, related_name="reminder_policy"
+    )
+    before_days = models.JSONField(
+        default=_default_before_days,
+        blank=True,
+        help_text="Days before the due date to remind on, e.g. [14, 7, 1, 0]; 0 = on the day.",
+    )
+    overdue_every_days = models.PositiveSmallIntegerField(
+        default=7,
+        help_text="Overdue reminders: the first day after the deadline, then every this many "
+        "days. 0 = only once.",
+    )
+    escalate_manager_after_days = models.PositiveSmallIntegerField(
+        null=True, blank=True, default=3,
+        help_text="Tell the task's manager after this many days overdue (empty: never).",
+    )  # fmt: skip
+    escalate_coordinators_after_days = models.PositiveSmallIntegerField(
+        null=True, blank=True, default=14,
+        help_text="Tell the plan's coordinators after this many days overdue (empty: never).",
+    )  # fmt: skip
+    verification_reminder_after_days = models.PositiveSmallIntegerField(
+        null=True, blank=True, default=7,
+        help_text="Remind the coordinators of a task done but not verified after this many "
+        "days (empty: never).",
+    )  # fmt: skip
+    # Who hears of the reminders before the due date (due soon, due today).
+    due_to_assignee = models.BooleanField("due: assignee", default=True)
+    due_to_lead_organization = models.BooleanField(
+        "due: lead organization", default=True,
+        help_text="Contributors and managers of the task's lead organization.",
+    )  # fmt: skip
+    due_to_manager = models.BooleanField("due: manager", default=False)
+    due_to_coordinators = models.BooleanField("due: coordinators", default=False)
+    # Who hears of the overdue reminders.
+    overdue_to_assignee = models.BooleanField("overdue: assignee", default=True)
+    overdue_to_lead_organization = models.BooleanField("overdue: lead organization", default=True)
+    overdue_to_manager = models.BooleanField("overdue: manager", default=True)
+    overdue_to_coordinators = models.BooleanField("overdue: coordinators", default=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["plan"]
+        verbose_name_plural = "reminder policies"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(overdue_every_days__gte=0)
+                & (
+                    Q(escalate_manager_after_days__isnull=True)
+                    | Q(escalate_manager_after_days__gte=0)
+                )
+                & (
+                    Q(escalate_coordinators_after_days__isnull=True)
+                    | Q(escalate_coordinators_after_days__gte=0)
+                )
+                & (
+                    Q(verification_reminder_after_days__isnull=True)
+                    | Q(verification_reminder_after_days__gte=0)
+                ),
+                name="reminderpolicy_days_not_negative",
+                violation_error_message=DAYS_NEGATIVE,
+            ),
+        ]
+
+    def __str__(self):
+        return f"Reminders of {self.plan.code}" if self.plan_id else "Reminders"
+
+    def clean(self):
+        try:
+            self.before_days = normalize_days(self.before_days)
+        except ValidationError as exc:
+            raise ValidationError({"before_days": exc.messages}) from None
+
+    @classmethod
+    def defaults(cls, plan_id: int | None = None) -> "ReminderPolicy":
+        """An unsaved policy with the settings' defaults (plans without a row)."""
+        return cls(
+            plan_id=plan_id,
+            before_days=normalize_days(list(settings.REMINDER_BEFORE_DAYS)),
+            overdue_every_days=settings.REMINDER_OVERDUE_EVERY_DAYS,
+            escalate_manager_after_days=settings.REMINDER_ESCALATE_MANAGER_AFTER_DAYS,
+            escalate_coordinators_after_days=settings.REMINDER_ESCALATE_COORDINATORS_AFTER_DAYS,
+            verification_reminder_after_days=settings.REMINDER_VERIFICATION_AFTER_DAYS,
+        )
+
+
+class NotificationKind(models.TextChoices):
+    DUE_SOON = "due_soon", "Due soon"
+    DUE_TODAY = "due_today", "Due today"
+    OVERDUE = "overdue", "Overdue"
+    ESCALATION_MANAGER = "escalation_manager", "Overdue: escalated to the manager"
+    ESCALATION_COORDINATORS = "escalation_coordinators", "Overdue: escalated to the coordinators"
+    AWAITING_VERIFICATION = "awaiting_verification", "Done, awaiting verification"
+
+
+class Notification(models.Model):
+    """One reminder to one person about one task: shown in the app, and sent by email once.
+
+    `dedupe_key` (recipient, task, kind, due date, step) is unique: however often and however
+    concurrently the sweep runs, a reminder exists once. A new due date makes new keys."""
+
+    Kind = NotificationKind
+
+    recipient = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications"
+    )
+    task = models.ForeignKey("plans.Task", on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    due_date = models.DateField(help_text="The task's due date this reminder is about.")
+    step = models.PositiveIntegerField(
+        help_text="Days before the due date (due soon), overdue period (1, 2, ...), or days "
+        "after which the escalation or verification reminder came."
+    )
+    dedupe_key = models.CharField(max_length=200, unique=True, editable=False)
+    created_at = models.DateTimeField(db_index=True)
+    due_at = models.DateTimeField(help_text="When it fell due: 09:00 in the recipient's zone.")
+    email_sent_at = models.DateTimeField(null=True, blank=True)
+    email_failed_at = models.DateTimeField(null=True, blank=True)
+    failure_reason = models.CharField(max_length=500, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the next email attempt is due (none once done)."
+    )
+    read_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [
+            models.Index(fields=["recipient", "-created_at"], name="notification_inbox"),
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=Q(email_sent_at__isnull=True, email_failed_at__isnull=True),
+                name="notification_unsent",
+            ),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(
+                    kind__in=[
+                        "due_soon",
+                        "due_today",
+                        "overdue",
+                        "escalation_manager",
+                        "escalation_coordinators",
+                        "awaiting_verification",
+                    ]
+                ),  # fmt: skip
+                name="notification_kind_valid",
+                violation_error_message="Notification kind is not one of the known kinds.",
+            ),
+            models.CheckConstraint(
+                condition=Q(email_sent_at__isnull=True) | Q(email_failed_at__isnull=True),
+                name="notification_sent_or_failed",
+                violation_error_message="An email is either sent or failed, not both.",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.get_kind_display()}: task {self.task_id} to {self.recipient_id}"
+
+    @staticmethod
+    def key(recipient_id: int, task_id: int, kind: str, due_date, step: int) -> str:
+        return f"{recipient_id}:{task_id}:{kind}:{due_date.isoformat()}:{step}"
+
+    @property
+    def is_read(self) -> bool:
+        return self.read_at is not None

@@ -40,7 +40,14 @@ from tracker.models import Organization, User
 
 from . import encryption, signing
 from .exceptions import OrganizationNotManaged, WebhookDisabled
-from .models import PING_EVENT, WebhookDelivery, WebhookEvent, WebhookSubscription
+from .models import (
+    PING_EVENT,
+    Notification,
+    ReminderPolicy,
+    WebhookDelivery,
+    WebhookEvent,
+    WebhookSubscription,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -565,3 +572,473 @@ def webhook_deliveries_requeue(*, now: dt.datetime | None = None) -> int:
             WebhookDelivery.objects.filter(pk__in=ids).update(next_attempt_at=now)
             _enqueue_on_commit(ids)
     return len(ids)
+
+
+# --- Reminders: the policy, the sweep, email delivery, read state ----------------------------
+#
+# The sweep (beat, every REMINDER_SWEEP_SECONDS) computes from the database which reminders
+# are due now (notifications/schedule.py says when) and inserts one Notification per
+# (recipient, task, kind, due date, step) under a unique dedupe key, in a fixed number of
+# queries whatever the number of tasks. Rows that already exist are skipped by the database
+# (ON CONFLICT DO NOTHING), so two sweeps at once create no duplicate. The new rows are
+# enqueued for email after commit; `notification_deliver` claims a row (unsent, row lock,
+# skip locked), sends it and stamps it, in one transaction, so delivering twice sends once.
+
+REMINDER_RETRY_BASE_SECONDS = 60
+# Below the broker's 1-hour visibility timeout: a countdown message is never redelivered.
+REMINDER_RETRY_MAX_SECONDS = 30 * 60
+# Unsent notifications due this long ago lost their message: the sweep enqueues them again.
+REMINDER_REQUEUE_AFTER = dt.timedelta(minutes=10)
+REMINDER_REQUEUE_BATCH = 1000
+
+NO_EMAIL_ADDRESS = "Not emailed: the user has no email address (in-app only)."
+USER_INACTIVE = "Not emailed: the user account is inactive (in-app only)."
+GAVE_UP = "Gave up after {attempts} attempts: {error}"
+REFUSED = "Refused by the mail server: {error}"
+
+
+def reminder_policy_for(*, actor: User, plan) -> ReminderPolicy:
+    """The plan's policy, created with the settings' defaults the first time (lazily).
+    Creating it is part of changing it: the plan's coordinators only."""
+
+    policy.ensure(actor, policy.VIEW, plan)
+    existing = ReminderPolicy.objects.filter(plan=plan).first()
+    if existing is not None:
+        return existing
+    policy.ensure(actor, policy.CHANGE, plan)
+    with transaction.atomic():
+        row = ReminderPolicy.defaults(plan.pk)
+        row.full_clean(validate_unique=False)
+        ReminderPolicy.objects.bulk_create([row], ignore_conflicts=True)
+    return ReminderPolicy.objects.get(plan=plan)
+
+
+@transaction.atomic
+def reminder_policy_update(*, actor: User, reminder_policy, **fields) -> ReminderPolicy:
+    """Change a plan's reminder policy (its coordinators)."""
+
+    if reminder_policy.pk is None:
+        policy.ensure(actor, policy.ADD, ReminderPolicy)
+    policy.ensure(actor, policy.CHANGE, reminder_policy.plan)
+    for name, value in fields.items():
+        setattr(reminder_policy, name, value)
+    reminder_policy.full_clean()
+    reminder_policy.save()
+    return reminder_policy
+
+
+@dataclass
+class SweepResult:
+    created: int
+    notification_ids: list[int]
+    requeued: int
+
+
+def _reminder_candidates(now: dt.datetime, horizon_days: int) -> list[dict]:
+    """Tasks that may have a reminder due (one query): open tasks due within the horizon or
+    past their deadline, and done tasks awaiting verification."""
+    from django.db.models import Max, OuterRef, Q, Subquery
+
+    from plans.models import StatusUpdate
+
+    last_move = (
+        StatusUpdate.objects.filter(task=OuterRef("pk"), kind=StatusUpdate.Kind.DEADLINE_CHANGE)
+        .order_by()
+        .values("task")
+        .annotate(at=Max("created_at"))
+        .values("at")[:1]
+    )
+    horizon = now.date() + dt.timedelta(days=horizon_days + 2)
+    return list(
+        Task.objects.filter(
+            Q(status__in=Task.OPEN_STATUSES, due_date__lte=horizon)
+            | Q(status__in=Task.OPEN_STATUSES, deadline_at__lte=now)
+            | Q(status=Task.Status.DONE, completed_at__isnull=False)
+        )
+        .annotate(last_move_at=Subquery(last_move))
+        .order_by()
+        .values(
+            "pk",
+            "plan_id",
+            "due_date",
+            "deadline_at",
+            "status",
+            "completed_at",
+            "created_at",
+            "last_move_at",
+            "assignee_id",
+            "manager_id",
+            "lead_organization_id",
+        )  # fmt: skip
+    )
+
+
+def _reminder_recipients(tasks: list[dict]) -> tuple[dict, dict]:
+    """Lead-organization contributors and managers per organization, and coordinators per
+    plan (two queries)."""
+    from plans.models import PlanParticipant
+    from tracker.models import Membership
+
+    Role = Membership.Role
+    lead: dict[int, set[int]] = {}
+    for row in Membership.objects.filter(
+        organization_id__in={t["lead_organization_id"] for t in tasks},
+        role__in=[Role.CONTRIBUTOR, Role.MANAGER],
+    ).values("organization_id", "user_id"):
+        lead.setdefault(row["organization_id"], set()).add(row["user_id"])
+    coordinators: dict[int, set[int]] = {}
+    for row in PlanParticipant.objects.filter(
+        plan_id__in={t["plan_id"] for t in tasks}, role=PlanParticipant.Role.COORDINATING
+    ).values("plan_id", "organization__memberships__user_id", "organization__memberships__role"):
+        user_id = row["organization__memberships__user_id"]
+        if user_id is not None and row["organization__memberships__role"] == Role.COORDINATOR:
+            coordinators.setdefault(row["plan_id"], set()).add(user_id)
+    return lead, coordinators
+
+
+def _who(kind: str, task: dict, rules, lead: dict, coordinators: dict) -> set[int]:
+    from .schedule import (
+        AWAITING_VERIFICATION,
+        DUE_SOON,
+        DUE_TODAY,
+        ESCALATION_COORDINATORS,
+        ESCALATION_MANAGER,
+    )
+
+    plan_coordinators = coordinators.get(task["plan_id"], set())
+    if kind == ESCALATION_MANAGER:
+        return {task["manager_id"]} - {None}
+    if kind in (ESCALATION_COORDINATORS, AWAITING_VERIFICATION):
+        return set(plan_coordinators)
+    prefix = "due" if kind in (DUE_SOON, DUE_TODAY) else "overdue"
+    users: set[int] = set()
+    if getattr(rules, f"{prefix}_to_assignee") and task["assignee_id"]:
+        users.add(task["assignee_id"])
+    if getattr(rules, f"{prefix}_to_manager") and task["manager_id"]:
+        users.add(task["manager_id"])
+    if getattr(rules, f"{prefix}_to_lead_organization"):
+        users |= lead.get(task["lead_organization_id"], set())
+    if getattr(rules, f"{prefix}_to_coordinators"):
+        users |= plan_coordinators
+    return users
+
+
+def reminders_due(*, now: dt.datetime, whole_day: bool = False) -> list[Notification]:
+    """The Notification rows due at `now` (unsaved), in a fixed number of queries: policies,
+    candidate tasks, lead organizations' members, plans' coordinators, users."""
+    from .schedule import Policy, TaskFacts, due_reminders, zone
+
+    policies = {row.plan_id: row for row in ReminderPolicy.objects.all()}
+    default = ReminderPolicy.defaults()
+    horizon = max([max(p.before_days or [0]) for p in [default, *policies.values()]], default=0)
+    tasks = _reminder_candidates(now, horizon)
+    if not tasks:
+        return []
+    lead, coordinators = _reminder_recipients(tasks)
+
+    wanted: list[tuple[dict, object, set[int]]] = []
+    user_ids: set[int] = set()
+    for task in tasks:
+        rules = policies.get(task["plan_id"], default)
+        recipients = {
+            kind: _who(kind, task, rules, lead, coordinators) for kind in Notification.Kind.values
+        }
+        wanted.append((task, rules, recipients))
+        for users in recipients.values():
+            user_ids |= users
+    users = {
+        row["pk"]: row
+        for row in User.objects.filter(pk__in=user_ids, is_system=False).values("pk", "time_zone")
+    }
+
+    created_at = _now()
+    rows: list[Notification] = []
+    for task, rules, recipients in wanted:
+        facts = TaskFacts(
+            due_date=task["due_date"],
+            deadline_at=task["deadline_at"],
+            status=task["status"],
+            completed_at=task["completed_at"],
+            anchor_at=max(filter(None, (task["created_at"], task["last_move_at"]))),
+        )
+        schedule_policy = Policy.of(rules)
+        by_zone: dict[str, list] = {}
+        for kind, user_set in recipients.items():
+            for user_id in user_set:
+                user = users.get(user_id)
+                if user is None:
+                    continue
+                tz_name = user["time_zone"]
+                if tz_name not in by_zone:
+                    by_zone[tz_name] = due_reminders(
+                        facts, schedule_policy, zone(tz_name), now, whole_day
+                    )
+                for due in by_zone[tz_name]:
+                    if due.kind != kind:
+                        continue
+                    rows.append(
+                        Notification(
+                            recipient_id=user_id,
+                            task_id=task["pk"],
+                            kind=kind,
+                            due_date=task["due_date"],
+                            step=due.step,
+                            dedupe_key=Notification.key(
+                                user_id, task["pk"], kind, task["due_date"], due.step
+                            ),
+                            created_at=created_at,
+                            due_at=due.due_at,
+                            next_attempt_at=created_at,
+                        )
+                    )
+    return rows
+
+
+def reminders_sweep(
+    *, now: dt.datetime | None = None, whole_day: bool = False, enqueue: bool = True
+) -> SweepResult:
+    """Insert the reminders due at `now` that do not exist yet; enqueue their emails after
+    commit (`enqueue=False`: the caller delivers them), and re-enqueue emails whose message
+    was lost."""
+
+    now = now or _now()
+    rows = reminders_due(now=now, whole_day=whole_day)
+    new_ids: list[int] = []
+    with transaction.atomic():
+        if rows:
+            keys = [row.dedupe_key for row in rows]
+            existing = set(
+                Notification.objects.filter(dedupe_key__in=keys).values_list(
+                    "dedupe_key", flat=True
+                )
+            )
+            fresh = [row for row in rows if row.dedupe_key not in existing]
+            if fresh:
+                # A concurrent sweep may have inserted some meanwhile: the unique key wins.
+                Notification.objects.bulk_create(fresh, ignore_conflicts=True)
+                new_ids = list(
+                    Notification.objects.filter(
+                        dedupe_key__in=[row.dedupe_key for row in fresh],
+                        created_at=fresh[0].created_at,
+                    )
+                    .order_by("pk")
+                    .values_list("pk", flat=True)
+                )
+        requeue_ids = _notifications_lost(now) if enqueue else []
+        if enqueue and (new_ids or requeue_ids):
+            _enqueue_notifications_on_commit(new_ids + requeue_ids)
+    return SweepResult(len(new_ids), new_ids, len(requeue_ids))
+
+
+def _notifications_lost(now: dt.datetime) -> list[int]:
+    """Unsent notifications due for longer than REMINDER_REQUEUE_AFTER (broker down at
+    commit, worker died): due again now, to be enqueued."""
+
+    ids = list(
+        Notification.objects.filter(
+            email_sent_at__isnull=True,
+            email_failed_at__isnull=True,
+            next_attempt_at__lte=now - REMINDER_REQUEUE_AFTER,
+        )
+        .order_by("next_attempt_at")
+        .values_list("pk", flat=True)[:REMINDER_REQUEUE_BATCH]
+    )
+    if ids:
+        Notification.objects.filter(pk__in=ids).update(next_attempt_at=now)
+    return ids
+
+
+def _enqueue_notifications(ids: list[int], countdown: int | None = None) -> None:
+    from .tasks import deliver_notification_task
+
+    for notification_id in ids:
+        deliver_notification_task.apply_async(
+            args=[notification_id], countdown=countdown, queue=settings.NOTIFICATION_QUEUE
+        )
+
+
+def _enqueue_notifications_on_commit(ids: list[int], countdown: int | None = None) -> None:
+    def enqueue_notifications():  # robust: a broker outage is caught up by the next sweep
+        _enqueue_notifications(ids, countdown)
+
+    transaction.on_commit(enqueue_notifications, robust=True)
+
+
+def reminder_retry_delay(attempts: int) -> int:
+    return min(REMINDER_RETRY_BASE_SECONDS * 2 ** max(attempts - 1, 0), REMINDER_RETRY_MAX_SECONDS)
+
+
+def _permanent(exc: Exception) -> bool:
+    """A refusal no retry will change: every recipient refused with a 5xx code."""
+    import smtplib
+
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        codes = [code for code, _message in exc.recipients.values()]
+        return bool(codes) and all(500 <= code < 600 for code in codes)
+    return False
+
+
+def _error_text(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}"[:400]
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    notification_id: int
+    sent: bool
+    retry_in: int | None = None
+    reason: str = ""
+
+
+def notification_deliver(
+    *, notification_id: int, connection=None, schedule_retry: bool = True
+) -> DeliveryResult | None:
+    """Email one notification if it is still unsent and nobody else holds it.
+
+    Returns None when there is nothing to do (gone, already sent or failed, not yet due, or
+    claimed by another worker). A transient failure (SMTP error, connection) counts an
+    attempt and schedules the next one with backoff (`schedule_retry=False`: the next sweep
+    re-enqueues it); after REMINDER_MAX_ATTEMPTS, or on a permanent refusal, the failure is
+    recorded. Users without an email address or inactive ones keep the in-app notification.
+    """
+    import smtplib
+
+    from . import emails
+
+    with transaction.atomic():
+        now = _now()
+        notification = (
+            Notification.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("recipient", "task", "task__plan")
+            .filter(
+                pk=notification_id,
+                email_sent_at__isnull=True,
+                email_failed_at__isnull=True,
+            )
+            .filter(Q_due(now))
+            .first()
+        )
+        if notification is None:
+            return None
+        recipient = notification.recipient
+        reason = ""
+        if not recipient.is_active:
+            reason = USER_INACTIVE
+        elif not recipient.email:
+            reason = NO_EMAIL_ADDRESS
+        if reason:
+            _notification_finish(notification, failed_at=now, reason=reason)
+            return DeliveryResult(notification.pk, sent=False, reason=reason)
+        notification.attempts += 1
+        try:
+            emails.build(notification, connection=connection).send()
+        except (smtplib.SMTPException, OSError) as exc:
+            error = _error_text(exc)
+            if _permanent(exc):
+                _notification_finish(
+                    notification, failed_at=now, reason=REFUSED.format(error=error)
+                )
+                return DeliveryResult(
+                    notification.pk, sent=False, reason=notification.failure_reason
+                )
+            if notification.attempts >= settings.REMINDER_MAX_ATTEMPTS:
+                _notification_finish(
+                    notification,
+                    failed_at=now,
+                    reason=GAVE_UP.format(attempts=notification.attempts, error=error),
+                )
+                return DeliveryResult(
+                    notification.pk, sent=False, reason=notification.failure_reason
+                )
+            delay = reminder_retry_delay(notification.attempts)
+            notification.failure_reason = error
+            notification.next_attempt_at = now + dt.timedelta(seconds=delay)
+            notification.save(update_fields=["attempts", "failure_reason", "next_attempt_at"])
+            if schedule_retry:
+                _enqueue_notifications_on_commit([notification.pk], countdown=delay)
+            logger.info(
+                "Email of notification %s failed (%s); retry in %s s.",
+                notification.pk,
+                error,
+                delay,
+            )
+            return DeliveryResult(notification.pk, sent=False, retry_in=delay, reason=error)
+        notification.email_sent_at = now
+        notification.next_attempt_at = None
+        notification.failure_reason = ""
+        notification.save(
+            update_fields=["attempts", "email_sent_at", "next_attempt_at", "failure_reason"]
+        )
+        return DeliveryResult(notification.pk, sent=True)
+
+
+def Q_due(now: dt.datetime):  # noqa: N802 - reads as a Q object
+    from django.db.models import Q
+
+    return Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now + CLOCK_SLACK)
+
+
+def _notification_finish(notification, *, failed_at: dt.datetime, reason: str) -> None:
+    notification.email_failed_at = failed_at
+    notification.failure_reason = reason[:500]
+    notification.next_attempt_at = None
+    notification.save(
+        update_fields=["attempts", "email_failed_at", "failure_reason", "next_attempt_at"]
+    )
+    logger.warning("Notification %s not emailed: %s", notification.pk, reason)
+
+
+def notifications_deliver_pending(*, now: dt.datetime | None = None) -> list[DeliveryResult]:
+    """Deliver every unsent notification that is due, over one SMTP connection, in the
+    foreground (`send_reminders`). Failures wait for the next run or a worker."""
+    from django.core.mail import get_connection
+
+    now = now or _now()
+    ids = list(
+        Notification.objects.filter(
+            Q_due(now), email_sent_at__isnull=True, email_failed_at__isnull=True
+        )
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    results = []
+    if not ids:
+        return results
+    connection = get_connection()
+    try:
+        connection.open()
+    except (OSError, Exception) as exc:  # noqa: BLE001 - any backend: fall back per message
+        logger.warning("Could not open the mail connection: %s", exc)
+    try:
+        for notification_id in ids:
+            result = notification_deliver(
+                notification_id=notification_id, connection=connection, schedule_retry=False
+            )
+            if result is not None:
+                results.append(result)
+    finally:
+        connection.close()
+    return results
+
+
+@transaction.atomic
+def notification_mark_read(*, user: User, notification, now: dt.datetime | None = None):
+    """Mark one of the user's own notifications read (again: unchanged)."""
+
+    if notification.recipient_id != user.pk:
+        raise NotVisible(obj=notification)
+    if notification.read_at is None:
+        notification.read_at = now or _now()
+        Notification.objects.filter(pk=notification.pk, read_at__isnull=True).update(
+            read_at=notification.read_at
+        )
+    return notification
+
+
+@transaction.atomic
+def notifications_mark_all_read(*, user: User, now: dt.datetime | None = None) -> int:
+    """Mark all of the user's unread notifications read; returns how many."""
+
+    return Notification.objects.filter(recipient=user, read_at__isnull=True).update(
+        read_at=now or _now()
+    )

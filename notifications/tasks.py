@@ -21,3 +21,19 @@ def deliver_webhook_task(delivery_id: int) -> None:
 def requeue_webhooks_task() -> int:
     """Periodic (beat): re-enqueue deliveries whose message was lost or whose worker died."""
     return services.webhook_deliveries_requeue()
+
+
+@shared_task(name="notifications.sweep_reminders", soft_time_limit=240, time_limit=300)
+def sweep_reminders_task() -> int:
+    """Periodic (beat, REMINDER_SWEEP_SECONDS): insert the reminders due now; their emails
+    are enqueued after commit. Returns how many were created."""
+    return services.reminders_sweep().created
+
+
+# One SMTP exchange; the limits only stop a task that hangs (far below the visibility timeout).
+@shared_task(name="notifications.deliver_notification", soft_time_limit=60, time_limit=90)
+def deliver_notification_task(notification_id: int) -> None:
+    """Email one notification. Returns quietly when it is gone, sent, failed or held by
+    another worker; transient failures are rescheduled by the service (new message with a
+    countdown), so nothing here raises for them."""
+    services.notification_deliver(notification_id=notification_id)

@@ -278,3 +278,44 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"queue": WEBHOOK_QUEUE},
     },
 }
+
+# --- Reminders ------------------------------------------------------------------------------
+# Defaults of each plan's ReminderPolicy (editable per plan in the admin by its coordinators).
+REMINDER_BEFORE_DAYS = env.list("REMINDER_BEFORE_DAYS", cast=int, default=[14, 7, 1, 0])
+REMINDER_OVERDUE_EVERY_DAYS = env.int("REMINDER_OVERDUE_EVERY_DAYS", default=7)
+REMINDER_ESCALATE_MANAGER_AFTER_DAYS = env.int("REMINDER_ESCALATE_MANAGER_AFTER_DAYS", default=3)
+REMINDER_ESCALATE_COORDINATORS_AFTER_DAYS = env.int(
+    "REMINDER_ESCALATE_COORDINATORS_AFTER_DAYS", default=14
+)
+REMINDER_VERIFICATION_AFTER_DAYS = env.int("REMINDER_VERIFICATION_AFTER_DAYS", default=7)
+# How often beat runs the sweep; the sweep decides from the database what is due.
+REMINDER_SWEEP_SECONDS = env.int("REMINDER_SWEEP_SECONDS", default=300)
+# Email attempts per notification (exponential backoff from 60 s, capped under the broker's
+# visibility timeout) before the failure is recorded.
+REMINDER_MAX_ATTEMPTS = env.int("REMINDER_MAX_ATTEMPTS", default=5)
+# Celery queue of the email deliveries and of the sweep (workers must consume it).
+NOTIFICATION_QUEUE = env.str("NOTIFICATION_QUEUE", default="celery")
+if (
+    REMINDER_MAX_ATTEMPTS < 1
+    or REMINDER_SWEEP_SECONDS < 1
+    or min(REMINDER_BEFORE_DAYS, default=0) < 0
+    or min(
+        REMINDER_OVERDUE_EVERY_DAYS,
+        REMINDER_ESCALATE_MANAGER_AFTER_DAYS,
+        REMINDER_ESCALATE_COORDINATORS_AFTER_DAYS,
+        REMINDER_VERIFICATION_AFTER_DAYS,
+    )
+    < 0
+):
+    raise ImproperlyConfigured(
+        "REMINDER_MAX_ATTEMPTS and REMINDER_SWEEP_SECONDS must be at least 1 and the "
+        "REMINDER_* days 0 or more."
+    )
+CELERY_BEAT_SCHEDULE = {
+    **vars().get("CELERY_BEAT_SCHEDULE", {}),
+    "notifications.sweep_reminders": {
+        "task": "notifications.sweep_reminders",
+        "schedule": float(REMINDER_SWEEP_SECONDS),
+        "options": {"queue": NOTIFICATION_QUEUE},
+    },
+}

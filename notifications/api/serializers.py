@@ -4,7 +4,12 @@ No serializer ever shows a secret except the one-time responses of create and ro
 from drf_spectacular.utils import OpenApiExample, extend_schema_serializer
 from rest_framework import serializers
 
-from notifications.models import WebhookDelivery, WebhookEvent, WebhookSubscription
+from notifications.models import (
+    Notification,
+    WebhookDelivery,
+    WebhookEvent,
+    WebhookSubscription,
+)
 from plans.api.serializers import StrictSerializer
 from tracker.models import Organization
 
@@ -118,3 +123,37 @@ class WebhookDeliverySerializer(serializers.ModelSerializer):
             "last_error", "next_attempt_at", "created_at", "delivered_at", "payload",
         ]  # fmt: skip
         read_only_fields = fields
+
+
+class NotificationSerializer(serializers.ModelSerializer):
+    task_ref = serializers.CharField(source="task.ref", read_only=True)
+    task_title = serializers.CharField(source="task.title", read_only=True)
+    plan = serializers.IntegerField(source="task.plan_id", read_only=True)
+    is_read = serializers.SerializerMethodField(help_text="read_at is set.")
+    email_status = serializers.SerializerMethodField(
+        help_text="sent, pending (retried while the mail server fails) or not_sent "
+        "(see failure_reason: no address, inactive account, refused, gave up)."
+    )
+
+    class Meta:
+        model = Notification
+        fields = [
+            "id", "kind", "task", "task_ref", "task_title", "plan", "due_date", "step",
+            "created_at", "due_at", "read_at", "is_read", "email_status", "email_sent_at",
+            "failure_reason",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+    def get_is_read(self, obj) -> bool:
+        return obj.read_at is not None
+
+    def get_email_status(self, obj) -> str:
+        if obj.email_sent_at:
+            return "sent"
+        if obj.email_failed_at:
+            return "not_sent"
+        return "pending"
+
+
+class MarkedReadSerializer(serializers.Serializer):
+    marked = serializers.IntegerField(help_text="How many notifications were marked read.")

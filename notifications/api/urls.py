@@ -3,6 +3,7 @@ from rest_framework.routers import SimpleRouter
 from . import views
 
 router = SimpleRouter()
+router.register("notifications", views.NotificationViewSet, basename="notification")
 router.register("webhooks", views.WebhookSubscriptionViewSet, basename="webhook")
 
 urlpatterns = router.urls

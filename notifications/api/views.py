@@ -1,6 +1,7 @@
 """The webhook API. Querysets are scoped by plans.permissions (out of sight -> 404); writes go
 through notifications.services, which check the action (not allowed -> 403)."""
 
+import django_filters.rest_framework as filters
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
@@ -9,7 +10,13 @@ from rest_framework.response import Response
 
 from notifications import selectors, services
 from notifications.filtersets import WebhookSubscriptionFilterSet
-from notifications.models import PING_EVENT, WebhookDelivery, WebhookEvent, WebhookSubscription
+from notifications.models import (
+    PING_EVENT,
+    Notification,
+    WebhookDelivery,
+    WebhookEvent,
+    WebhookSubscription,
+)
 from plans.api.views import PolicyViewSetMixin
 
 from . import serializers as s
@@ -188,3 +195,73 @@ class WebhookSubscriptionViewSet(
         paginator.ordering = ("-created_at", "-id")
         page = paginator.paginate_queryset(deliveries, request, view=self)
         return paginator.get_paginated_response(s.WebhookDeliverySerializer(page, many=True).data)
+
+
+class NotificationFilterSet(filters.FilterSet):
+    unread = filters.BooleanFilter(
+        field_name="read_at", lookup_expr="isnull", help_text="true: only unread ones."
+    )
+    kind = filters.MultipleChoiceFilter(
+        choices=Notification.Kind.choices, help_text="One or more kinds (repeat the parameter)."
+    )
+
+    class Meta:
+        model = Notification
+        fields = []
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="Your notifications, newest first",
+        description="Reminders about tasks (due soon, due today, overdue, escalations, "
+        "awaiting verification), each also emailed once. `?unread=true` for unread ones only.",
+    ),
+    retrieve=extend_schema(summary="One of your notifications"),
+)
+class NotificationViewSet(
+    PolicyViewSetMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    viewsets.GenericViewSet,
+):
+    model = Notification
+    serializer_class = s.NotificationSerializer
+    filterset_class = NotificationFilterSet
+
+    def base_queryset(self):
+        return Notification.objects.select_related("task")
+
+    def get_queryset(self):
+        # Your own, also for superusers (the policy lets them see everyone's in the admin).
+        if getattr(self, "swagger_fake_view", False):
+            return Notification.objects.none()
+        return super().get_queryset().filter(recipient=self.request.user)
+
+    @property
+    def paginator(self):
+        paginator = super().paginator
+        if paginator is not None:
+            paginator.ordering = ("-created_at", "-id")
+        return paginator
+
+    @extend_schema(
+        summary="Mark a notification read",
+        request=None,
+        responses={200: s.NotificationSerializer},
+    )
+    @action(detail=True, methods=["post"])
+    def read(self, request, pk=None):
+        notification = services.notification_mark_read(
+            user=request.user, notification=self.get_object()
+        )
+        return Response(s.NotificationSerializer(notification).data)
+
+    @extend_schema(
+        summary="Mark all your notifications read",
+        request=None,
+        responses={200: s.MarkedReadSerializer},
+    )
+    @action(detail=False, methods=["post"], url_path="read-all", filterset_class=None)
+    def read_all(self, request):
+        marked = services.notifications_mark_all_read(user=request.user)
+        return Response({"marked": marked})

@@ -1,0 +1,90 @@
+"""Reminder emails: plain text and HTML from templates, in the recipient's language, with a
+link to the task and its plan and a Message-ID derived from the notification's dedupe key
+(the same on every attempt, so a receiving system can discard a repeat)."""
+
+import hashlib
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
+from django.template.loader import render_to_string
+from django.urls import reverse
+
+from .schedule import zone
+
+LANGUAGES = ("en", "ko")
+
+SUBJECTS = {
+    "due_soon": {
+        "en": "[{ref}] due in {days} days ({due})",
+        "ko": "[{ref}] 마감 {days}일 전 ({due})",
+    },
+    "due_today": {"en": "[{ref}] due today ({due})", "ko": "[{ref}] 오늘 마감 ({due})"},
+    "overdue": {"en": "[{ref}] overdue since {due}", "ko": "[{ref}] 마감 기한 경과 ({due})"},
+    "escalation_manager": {
+        "en": "[{ref}] overdue {days} days: please follow up",
+        "ko": "[{ref}] 마감 {days}일 초과: 담당 관리자 확인 요청",
+    },
+    "escalation_coordinators": {
+        "en": "[{ref}] overdue {days} days: escalated to the plan's coordinators",
+        "ko": "[{ref}] 마감 {days}일 초과: 계획 조정관에게 보고",
+    },
+    "awaiting_verification": {
+        "en": "[{ref}] done {days} days ago, awaiting verification",
+        "ko": "[{ref}] 완료 후 {days}일 경과, 검증 대기 중",
+    },
+}
+
+
+def message_id(dedupe_key: str) -> str:
+    digest = hashlib.sha256(dedupe_key.encode()).hexdigest()[:32]
+    host = urlsplit(settings.SITE_URL).hostname or "tracker"
+    return f"<{digest}@{host}>"
+
+
+def admin_url(name: str, pk: int) -> str:
+    return settings.SITE_URL + reverse(f"admin:{name}_change", args=[pk])
+
+
+def build(notification, connection=None) -> EmailMultiAlternatives:
+    """The email of a notification (recipient, task and plan loaded)."""
+    recipient = notification.recipient
+    task = notification.task
+    plan = task.plan
+    language = recipient.language if recipient.language in LANGUAGES else "en"
+    tz = zone(recipient.time_zone)
+    context = {
+        "ko": language == "ko",
+        "notification": notification,
+        "recipient": recipient,
+        "name": recipient.get_full_name() or recipient.username,
+        "task": task,
+        "plan": plan,
+        "days": notification.step,
+        "due_date": notification.due_date.isoformat(),
+        "deadline": task.deadline_at.astimezone(tz).strftime("%Y-%m-%d %H:%M"),
+        "time_zone": recipient.time_zone,
+        "task_url": admin_url("plans_task", task.pk),
+        "plan_url": admin_url("plans_plan", plan.pk),
+        "inbox_url": settings.SITE_URL + reverse("admin:notifications_notification_changelist"),
+    }
+    kind = notification.kind
+    subject = SUBJECTS[kind][language].format(
+        ref=task.ref, days=notification.step, due=notification.due_date.isoformat()
+    )
+    text = render_to_string(f"notifications/email/{kind}.txt", context)
+    html = render_to_string(f"notifications/email/{kind}.html", context)
+    email = EmailMultiAlternatives(
+        subject=subject,
+        body=text,
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=[recipient.email],
+        headers={
+            "Message-ID": message_id(notification.dedupe_key),
+            "Content-Language": language,
+            "Auto-Submitted": "auto-generated",
+        },
+        connection=connection,
+    )
+    email.attach_alternative(html, "text/html")
+    return email
