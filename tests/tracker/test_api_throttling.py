@@ -1,0 +1,53 @@
+"""Rate limits per token and per user, answered as 429 problem documents."""
+
+import pytest
+from django.core.cache import cache
+from rest_framework.test import APIClient
+
+from tests.factories import UserFactory
+from tracker.api.throttling import LoginRateThrottle, TokenRateThrottle, UserRateThrottle
+from tracker.services import api_token_create
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def low_rates(monkeypatch):
+    cache.clear()
+    rates = {"token": "2/minute", "user": "4/minute", "login": "2/minute"}
+    for throttle in (TokenRateThrottle, UserRateThrottle, LoginRateThrottle):
+        monkeypatch.setattr(throttle, "THROTTLE_RATES", rates)
+    yield
+    cache.clear()
+
+
+def client_with_token(user):
+    _, token = api_token_create(actor=user, user=user, name="t")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    return client
+
+
+def test_each_token_has_its_own_budget_and_the_user_a_shared_one():
+    user = UserFactory()
+    first, second = client_with_token(user), client_with_token(user)
+    assert [first.get("/api/v1/users/me/").status_code for _ in range(2)] == [200, 200]
+    limited = first.get("/api/v1/users/me/")
+    assert limited.status_code == 429
+    assert limited["Content-Type"] == "application/problem+json"
+    assert int(limited["Retry-After"]) > 0
+    # another token of the same user still has its own budget, until the user's runs out
+    assert second.get("/api/v1/users/me/").status_code == 200
+    assert second.get("/api/v1/users/me/").status_code == 429
+
+
+def test_password_logins_are_limited_per_address():
+    user = UserFactory()
+    client = APIClient()
+    codes = [
+        client.post(
+            "/api/v1/auth/token/", {"username": user.username, "password": "wrong"}
+        ).status_code
+        for _ in range(3)
+    ]
+    assert codes == [401, 401, 429]
