@@ -104,7 +104,7 @@ def test_a_disabled_webhook_cannot_be_pinged(world, subscription):
     with pytest.raises(WebhookDisabled) as error:
         services.webhook_subscription_ping(actor=world.manager_a, subscription=subscription)
     assert error.value.message == WEBHOOK_DISABLED
-    assert error.value.status == 409
+    assert error.value.http_status == 409
 
 
 def test_switching_on_by_update_resets_like_enable(world, subscription):
