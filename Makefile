@@ -6,8 +6,6 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-# Local development defaults; a real environment variable or .env overrides them.
-export DJANGO_DEBUG ?= 1
 
 .PHONY: help install migrate seed run web worker beat test lint format check clean
 
@@ -25,7 +23,13 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-migrate: install
+# Local development settings, written once: debug on and a random secret key. Real
+# environment variables win over it; production sets its own environment instead.
+.env:
+	@printf '# Written by make for local development. Production sets real environment variables.\nDJANGO_DEBUG=1\nDJANGO_SECRET_KEY=%s\n' "$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(50))')" > .env
+	@echo "Wrote .env for local development (DJANGO_DEBUG=1, a random DJANGO_SECRET_KEY)."
+
+migrate: install .env
 	$(BIN)/python manage.py migrate --noinput
 
 seed: migrate
@@ -41,7 +45,7 @@ test: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python manage.py makemigrations --check --dry-run
+	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(BIN)/python manage.py makemigrations --check --dry-run
 
 format: install
 	$(BIN)/ruff check --fix .
