@@ -8,7 +8,7 @@ never displayed, except once, on the page right after it is created or rotated.
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
@@ -17,9 +17,10 @@ from django.utils.translation import gettext_lazy as _
 from plans.admin import PolicyAdminMixin, PolicyFormMixin, error_text
 from plans.exceptions import DomainError
 
-from . import selectors, services
+from . import calendar, selectors, services
 from .models import (
     DAYS_INVALID,
+    CalendarFeed,
     Notification,
     ReminderPolicy,
     WebhookDelivery,
@@ -549,3 +550,54 @@ class NotificationAdmin(PolicyAdminMixin, admin.ModelAdmin):
                 "error": obj.failure_reason,
             }
         return _("pending")
+
+
+# --- Calendar feeds -------------------------------------------------------------------------
+
+CALENDAR_URL_TEMPLATE = "admin/notifications/calendarfeed/url.html"
+
+
+def _show_feed_urls(modeladmin, request, pairs, title):
+    """The one page that shows a feed's secret URL; not cached, not stored in messages."""
+    context = {
+        **modeladmin.admin_site.each_context(request),
+        "opts": modeladmin.model._meta,
+        "title": title,
+        "pairs": pairs,
+    }
+    response = TemplateResponse(request, CALENDAR_URL_TEMPLATE, context)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@admin.action(
+    description=_("Rotate the secret (the old URL stops working)"), permissions=["change"]
+)
+def rotate_feed(modeladmin, request, queryset):
+    pairs = []
+    for feed in queryset.select_related("user"):
+        try:
+            pairs.append(calendar.calendar_feed_rotate(actor=request.user, user=feed.user))
+        except DomainError as exc:
+            modeladmin.message_user(request, f"{feed}: {error_text(exc)}", messages.ERROR)
+    if pairs:
+        return _show_feed_urls(modeladmin, request, pairs, _("New calendar feed URLs"))
+    return None
+
+
+@admin.register(CalendarFeed)
+class CalendarFeedAdmin(PolicyAdminMixin, admin.ModelAdmin):
+    """Each person's feed (superusers: everyone's). *Add* creates or rotates your own."""
+
+    list_display = ("user", "prefix", "created_at", "rotated_at", "last_fetched_at")
+    fields = list_display
+    readonly_fields = list_display
+    actions = [rotate_feed]
+
+    def add_view(self, request, form_url="", extra_context=None):
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        if request.method == "POST":
+            pair = calendar.calendar_feed_rotate(actor=request.user, user=request.user)
+            return _show_feed_urls(self, request, [pair], _("Your calendar feed URL"))
+        return _show_feed_urls(self, request, [], _("Create my calendar feed"))

@@ -10,7 +10,13 @@ class NotificationsConfig(AppConfig):
         from plans import permissions as policy
         from plans.signals import task_changed
 
-        from .models import Notification, ReminderPolicy, WebhookDelivery, WebhookSubscription
+        from .models import (
+            CalendarFeed,
+            Notification,
+            ReminderPolicy,
+            WebhookDelivery,
+            WebhookSubscription,
+        )
         from .receivers import task_changed_webhooks
 
         # Subscriptions belong to an organization: its members see them, its coordinators
@@ -57,5 +63,13 @@ class NotificationsConfig(AppConfig):
             Notification, notification_scope, lambda user: False,
             nobody=(policy.ADD, policy.DELETE),
         )  # fmt: skip
+
+        # Calendar feeds: each person sees, rotates and deletes their own (superusers: all).
+        def calendar_feed_scope(user, action):
+            if action in (policy.VIEW, policy.CHANGE, policy.DELETE):
+                return Q(user=user)
+            return Q(pk__in=[])
+
+        policy.register(CalendarFeed, calendar_feed_scope, lambda user: True)
 
         task_changed.connect(task_changed_webhooks, dispatch_uid="notifications.webhooks")

@@ -428,3 +428,36 @@ class Notification(models.Model):
     @property
     def is_read(self) -> bool:
         return self.read_at is not None
+
+
+# --- Calendar feed --------------------------------------------------------------------------
+
+
+class CalendarFeed(models.Model):
+    """A person's iCalendar feed of task deadlines at a secret URL
+    (`/calendar/<prefix>_<secret>.ics`).
+
+    The prefix is stored in clear to find the row; the secret only as a keyed hash
+    (`tracker.tokens.hash_secret`), so the full URL is shown once, when created or rotated."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="calendar_feed"
+    )
+    prefix = models.CharField(max_length=8, unique=True, editable=False)
+    secret_hash = models.CharField(max_length=64, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    rotated_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_fetched_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["user"]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(secret_hash="") & ~Q(prefix=""),
+                name="calendarfeed_has_secret",
+                violation_error_message="A calendar feed needs a prefix and a secret.",
+            ),
+        ]
+
+    def __str__(self):
+        return f"Calendar feed {self.prefix}…"

@@ -157,3 +157,11 @@ class NotificationSerializer(serializers.ModelSerializer):
 
 class MarkedReadSerializer(serializers.Serializer):
     marked = serializers.IntegerField(help_text="How many notifications were marked read.")
+
+
+class CalendarFeedUrlSerializer(serializers.Serializer):
+    url = serializers.URLField(
+        read_only=True,
+        help_text="Your calendar feed (iCalendar) with its secret. Shown only in this "
+        "response: subscribe to it now (Outlook, Google Calendar). Only a hash is kept.",
+    )

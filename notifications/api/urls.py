@@ -5,5 +5,6 @@ from . import views
 router = SimpleRouter()
 router.register("notifications", views.NotificationViewSet, basename="notification")
 router.register("webhooks", views.WebhookSubscriptionViewSet, basename="webhook")
+router.register("calendar-feed", views.CalendarFeedViewSet, basename="calendar-feed")
 
 urlpatterns = router.urls

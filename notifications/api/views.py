@@ -8,10 +8,11 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from notifications import selectors, services
+from notifications import calendar, selectors, services
 from notifications.filtersets import WebhookSubscriptionFilterSet
 from notifications.models import (
     PING_EVENT,
+    CalendarFeed,
     Notification,
     WebhookDelivery,
     WebhookEvent,
@@ -265,3 +266,30 @@ class NotificationViewSet(
     def read_all(self, request):
         marked = services.notifications_mark_all_read(user=request.user)
         return Response({"marked": marked})
+
+
+class CalendarFeedViewSet(viewsets.GenericViewSet):
+    """Your calendar feed of task deadlines: only its rotation is an API call; the feed itself
+    is fetched from its secret URL without signing in."""
+
+    serializer_class = s.CalendarFeedUrlSerializer
+    pagination_class = None
+    filterset_class = None
+
+    def get_queryset(self):
+        return CalendarFeed.objects.none()
+
+    @extend_schema(
+        summary="Create or rotate your calendar feed",
+        description="Returns the feed's secret URL (`/calendar/<key>.ics`, RFC 5545: one "
+        "all-day event per due date of every task you can see) once, in this response only. "
+        "A previous URL stops working at once.",
+        request=None,
+        responses={200: s.CalendarFeedUrlSerializer},
+    )
+    @action(detail=False, methods=["post"])
+    def rotate(self, request):
+        _feed, url = calendar.calendar_feed_rotate(actor=request.user, user=request.user)
+        response = Response(s.CalendarFeedUrlSerializer({"url": url}).data)
+        response["Cache-Control"] = "no-store"
+        return response
