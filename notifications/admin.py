@@ -49,15 +49,16 @@ class WebhookSubscriptionForm(forms.ModelForm):
         fields = ("organization", "url", "description", "events")
 
 
-def _show_secrets(modeladmin, request, pairs, title):
-    """The one page that shows plaintext secrets; not cached, not stored in messages."""
+def _show_once(modeladmin, request, pairs, title, template=SECRET_TEMPLATE):
+    """The one kind of page that shows plaintext secrets (webhook secrets, feed URLs): not
+    cached, never put in messages (they may sit in a cookie or the session)."""
     context = {
         **modeladmin.admin_site.each_context(request),
         "opts": modeladmin.model._meta,
         "title": title,
         "pairs": pairs,
     }
-    response = TemplateResponse(request, SECRET_TEMPLATE, context)
+    response = TemplateResponse(request, template, context)
     response["Cache-Control"] = "no-store"
     return response
 
@@ -96,7 +97,7 @@ def _rotate(modeladmin, request, queryset, keep_previous):
         None,
     )
     if results:
-        return _show_secrets(modeladmin, request, results, _("New signing secrets"))
+        return _show_once(modeladmin, request, results, _("New signing secrets"))
     return None
 
 
@@ -278,7 +279,7 @@ class WebhookSubscriptionAdmin(PolicyAdminMixin, PolicyFormMixin, admin.ModelAdm
     def response_add(self, request, obj, post_url_continue=None):
         created = getattr(request, "_webhook_secret", None)
         if created is not None:
-            return _show_secrets(self, request, [created], _("Webhook created"))
+            return _show_once(self, request, [created], _("Webhook created"))
         return super().response_add(request, obj, post_url_continue)
 
     def delete_model(self, request, obj):
@@ -557,19 +558,6 @@ class NotificationAdmin(PolicyAdminMixin, admin.ModelAdmin):
 CALENDAR_URL_TEMPLATE = "admin/notifications/calendarfeed/url.html"
 
 
-def _show_feed_urls(modeladmin, request, pairs, title):
-    """The one page that shows a feed's secret URL; not cached, not stored in messages."""
-    context = {
-        **modeladmin.admin_site.each_context(request),
-        "opts": modeladmin.model._meta,
-        "title": title,
-        "pairs": pairs,
-    }
-    response = TemplateResponse(request, CALENDAR_URL_TEMPLATE, context)
-    response["Cache-Control"] = "no-store"
-    return response
-
-
 @admin.action(
     description=_("Rotate the secret (the old URL stops working)"), permissions=["change"]
 )
@@ -581,7 +569,9 @@ def rotate_feed(modeladmin, request, queryset):
         except DomainError as exc:
             modeladmin.message_user(request, f"{feed}: {error_text(exc)}", messages.ERROR)
     if pairs:
-        return _show_feed_urls(modeladmin, request, pairs, _("New calendar feed URLs"))
+        return _show_once(
+            modeladmin, request, pairs, _("New calendar feed URLs"), CALENDAR_URL_TEMPLATE
+        )
     return None
 
 
@@ -599,5 +589,7 @@ class CalendarFeedAdmin(PolicyAdminMixin, admin.ModelAdmin):
             raise PermissionDenied
         if request.method == "POST":
             pair = calendar.calendar_feed_rotate(actor=request.user, user=request.user)
-            return _show_feed_urls(self, request, [pair], _("Your calendar feed URL"))
-        return _show_feed_urls(self, request, [], _("Create my calendar feed"))
+            return _show_once(
+                self, request, [pair], _("Your calendar feed URL"), CALENDAR_URL_TEMPLATE
+            )
+        return _show_once(self, request, [], _("Create my calendar feed"), CALENDAR_URL_TEMPLATE)

@@ -285,8 +285,31 @@ class ForumAdmin(PolicyAdminMixin, SimpleHistoryAdmin):
         return obj._outcomes
 
 
+class RollupAdminMixin:
+    """Columns rolled up from the tasks the viewer can see (never from hidden ones)."""
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .with_progress(tasks=policy.for_user(request.user, policy.VIEW, Task))
+        )
+
+    @admin.display(description=_("tasks"), ordering="task_count")
+    def task_count(self, obj):
+        return obj.task_count
+
+    @admin.display(description=_("overdue"), ordering="overdue_count")
+    def overdue_count(self, obj):
+        return obj.overdue_count
+
+    @admin.display(description=_("progress"), ordering="progress_rollup")
+    def progress_display(self, obj):
+        return f"{obj.progress_rollup:.0f}%" if obj.task_count else "—"
+
+
 @admin.register(Outcome)
-class OutcomeAdmin(PolicyAdminMixin, SimpleHistoryAdmin):
+class OutcomeAdmin(RollupAdminMixin, PolicyAdminMixin, SimpleHistoryAdmin):
     list_display = (
         "title",
         "kind",
@@ -303,24 +326,9 @@ class OutcomeAdmin(PolicyAdminMixin, SimpleHistoryAdmin):
     autocomplete_fields = ["forum", "parties"]
     list_select_related = ("forum",)
 
-    def get_queryset(self, request):
-        return (
-            super()
-            .get_queryset(request)
-            .with_progress(tasks=policy.for_user(request.user, policy.VIEW, Task))
-        )
-
     @admin.display(description=_("amount"))
     def amount_display(self, obj):
         return f"{obj.amount:,.0f} {obj.currency}" if obj.amount is not None else "—"
-
-    @admin.display(description=_("tasks"), ordering="task_count")
-    def task_count(self, obj):
-        return obj.task_count
-
-    @admin.display(description=_("progress"), ordering="progress_rollup")
-    def progress_display(self, obj):
-        return f"{obj.progress_rollup:.0f}%" if obj.task_count else "—"
 
 
 # --- Plans and workstreams -------------------------------------------------------------------
@@ -341,7 +349,9 @@ class WorkstreamInline(PolicyInlineMixin, admin.TabularInline):
 
 
 @admin.register(Plan)
-class PlanAdmin(PolicyAdminMixin, PolicyFormMixin, ServiceFormMixin, SimpleHistoryAdmin):
+class PlanAdmin(
+    RollupAdminMixin, PolicyAdminMixin, PolicyFormMixin, ServiceFormMixin, SimpleHistoryAdmin
+):
     list_display = (
         "code",
         "title",
@@ -359,25 +369,6 @@ class PlanAdmin(PolicyAdminMixin, PolicyFormMixin, ServiceFormMixin, SimpleHisto
     autocomplete_fields = ["predecessor"]
     inlines = [PlanParticipantInline, WorkstreamInline]
 
-    def get_queryset(self, request):
-        return (
-            super()
-            .get_queryset(request)
-            .with_progress(tasks=policy.for_user(request.user, policy.VIEW, Task))
-        )
-
-    @admin.display(description=_("tasks"), ordering="task_count")
-    def task_count(self, obj):
-        return obj.task_count
-
-    @admin.display(description=_("overdue"), ordering="overdue_count")
-    def overdue_count(self, obj):
-        return obj.overdue_count
-
-    @admin.display(description=_("progress"), ordering="progress_rollup")
-    def progress_display(self, obj):
-        return f"{obj.progress_rollup:.0f}%"
-
     def service_create(self, actor, data):
         return services.plan_create(actor=actor, **data)
 
@@ -386,27 +377,14 @@ class PlanAdmin(PolicyAdminMixin, PolicyFormMixin, ServiceFormMixin, SimpleHisto
 
 
 @admin.register(Workstream)
-class WorkstreamAdmin(PolicyAdminMixin, PolicyFormMixin, ServiceFormMixin, SimpleHistoryAdmin):
+class WorkstreamAdmin(
+    RollupAdminMixin, PolicyAdminMixin, PolicyFormMixin, ServiceFormMixin, SimpleHistoryAdmin
+):
     list_display = ("code", "title", "plan", "parent", "order", "task_count", "progress_display")
     list_filter = (("plan", admin.RelatedOnlyFieldListFilter),)
     search_fields = ("code", "title", "description")
     autocomplete_fields = ["plan", "parent", "lead_organizations"]
     list_select_related = ("plan", "parent")
-
-    def get_queryset(self, request):
-        return (
-            super()
-            .get_queryset(request)
-            .with_progress(tasks=policy.for_user(request.user, policy.VIEW, Task))
-        )
-
-    @admin.display(description=_("tasks"), ordering="task_count")
-    def task_count(self, obj):
-        return obj.task_count
-
-    @admin.display(description=_("progress"), ordering="progress_rollup")
-    def progress_display(self, obj):
-        return f"{obj.progress_rollup:.0f}%" if obj.task_count else "—"
 
     def service_create(self, actor, data):
         return services.workstream_create(actor=actor, **data)

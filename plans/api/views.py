@@ -302,15 +302,7 @@ class TaskViewSet(
     )
     @action(detail=True, methods=["post"])
     def assign(self, request, pk=None):
-        task = self.get_object()
-        policy.ensure(request.user, policy.ASSIGN, task)
-        serializer = self.get_serializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        task = services.task_assign(
-            actor=request.user, task=task, expected_version=self.if_match_version(task),
-            **serializer.validated_data,
-        )  # fmt: skip
-        return self._show(task)
+        return self._write(request, policy.ASSIGN, services.task_assign)
 
     @extend_schema(
         summary="Move a task's deadline, with a reason (plan coordinators)",
@@ -320,11 +312,16 @@ class TaskViewSet(
     )
     @action(detail=True, methods=["post"])
     def deadline(self, request, pk=None):
+        return self._write(request, policy.CHANGE_DEADLINE, services.task_change_deadline)
+
+    def _write(self, request, action, service):
+        """Permission before input (a caller who may not act hears 403, not a 400 about
+        choices it could not see), then the service with the body and If-Match."""
         task = self.get_object()
-        policy.ensure(request.user, policy.CHANGE_DEADLINE, task)
+        policy.ensure(request.user, action, task)
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        task = services.task_change_deadline(
+        task = service(
             actor=request.user, task=task, expected_version=self.if_match_version(task),
             **serializer.validated_data,
         )  # fmt: skip
