@@ -3,7 +3,7 @@
 import django_filters as filters
 from django.db.models import Q
 
-from tracker.filtersets import IdsFilter
+from tracker.filtersets import IdsFilter, InstantFilter
 
 from .models import PING_EVENT, WebhookDelivery, WebhookEvent, WebhookSubscription
 
@@ -31,8 +31,8 @@ class WebhookDeliveryFilterSet(filters.FilterSet):
         help_text="One or more event names.",
     )
     task = IdsFilter(field_name="task_id", help_text="Task id(s).")
-    created_after = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gt")
-    created_before = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    created_after = InstantFilter(field_name="created_at", lookup_expr="gt")
+    created_before = InstantFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = WebhookDelivery

@@ -8,7 +8,7 @@ Filters narrow a queryset the policy has already scoped, so no filter reveals a 
 import django_filters as filters
 from django.db.models import Q
 
-from tracker.filtersets import IdsFilter
+from tracker.filtersets import IdsFilter, InstantFilter
 
 from .models import Forum, Outcome, Plan, StatusUpdate, Task, Workstream
 
@@ -40,7 +40,7 @@ class TaskFilterSet(filters.FilterSet):
         method="filter_overdue",
         help_text="Open and past the end of the due date in the plan's time zone.",
     )
-    updated_after = filters.IsoDateTimeFilter(
+    updated_after = InstantFilter(
         field_name="updated_at",
         lookup_expr="gt",
         help_text="Changed after this instant (ISO 8601), for incremental sync.",
@@ -84,8 +84,8 @@ class StatusUpdateFilterSet(filters.FilterSet):
     plan = IdsFilter(field_name="task__plan_id")
     kind = filters.MultipleChoiceFilter(distinct=False, choices=StatusUpdate.Kind.choices)
     author = IdsFilter(field_name="author_id")
-    created_after = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gt")
-    created_before = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    created_after = InstantFilter(field_name="created_at", lookup_expr="gt")
+    created_before = InstantFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = StatusUpdate

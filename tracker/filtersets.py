@@ -1,5 +1,7 @@
 """Filters of the identity models, and the id filter every FilterSet shares."""
 
+import datetime
+
 import django_filters as filters
 from django import forms
 from django.db.models import Q
@@ -23,6 +25,30 @@ class IdField(forms.IntegerField):
 @extend_schema_field(OpenApiTypes.INT64)
 class IdFilter(filters.Filter):
     field_class = IdField
+
+
+INSTANT_OUT_OF_RANGE = "Enter an instant that exists in UTC (offset within ±24 hours, year 1-9999)."
+
+
+class InstantField(filters.fields.IsoDateTimeField):
+    """An ISO 8601 instant, handed to the database in UTC.
+
+    Python accepts offsets such as -20:01 that PostgreSQL refuses, and a far year may not
+    exist in UTC: both are a 400 naming the field, never a database error.
+    """
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        if value is None:
+            return None
+        try:
+            return value.astimezone(datetime.UTC)
+        except (OverflowError, ValueError):
+            raise forms.ValidationError(INSTANT_OUT_OF_RANGE, code="invalid") from None
+
+
+class InstantFilter(filters.IsoDateTimeFilter):
+    field_class = InstantField
 
 
 class IdsFilter(filters.BaseInFilter, IdFilter):

@@ -298,3 +298,26 @@ def test_closed_task_refusals_are_409_problems(world):
         assert response.status_code == 409, response.content
         assert response["Content-Type"] == PROBLEM
         assert "'cancelled'" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["3093-07-12T04:00:20.85-20:01", "9999-12-31T23:00:00-05:00", "0001-01-01T00:30:00+09:00"],
+)
+def test_instants_the_database_cannot_hold_are_400_naming_the_field(world, value):
+    client, _ = bearer(world.coordinator)
+    for url, field in [
+        ("/api/v1/status-updates/", "created_after"),
+        ("/api/v1/tasks/", "updated_after"),
+    ]:
+        response = client.get(url, {field: value})
+        assert response.status_code in (200, 400), response.content
+        if response.status_code == 400:
+            assert [e["field"] for e in response.json()["errors"]] == [field]
+
+
+def test_odd_but_valid_offsets_are_taken_as_instants(world):
+    client, _ = bearer(world.coordinator)
+    response = client.get("/api/v1/tasks/", {"updated_after": "2000-01-01T04:00:00-20:01"})
+    assert response.status_code == 200
+    assert len(response.json()["results"]) == 2
