@@ -461,3 +461,45 @@ class CalendarFeed(models.Model):
 
     def __str__(self):
         return f"Calendar feed {self.prefix}…"
+
+
+# --- Preferences ----------------------------------------------------------------------------
+
+
+class NotificationPreference(models.Model):
+    """What a person wants by email. Users without a row get every reminder by email and no
+    digest. In-app notifications are always kept; language and time zone live on the user
+    (`tracker.User`)."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notification_preference"
+    )
+    email_due_soon = models.BooleanField("email: due soon", default=True)
+    email_due_today = models.BooleanField("email: due today", default=True)
+    email_overdue = models.BooleanField("email: overdue", default=True)
+    email_escalation_manager = models.BooleanField("email: escalation to manager", default=True)
+    email_escalation_coordinators = models.BooleanField(
+        "email: escalation to coordinators", default=True
+    )
+    email_awaiting_verification = models.BooleanField("email: awaiting verification", default=True)
+    digest = models.BooleanField(
+        "daily digest",
+        default=False,
+        help_text="One email at 08:00 in your time zone: due soon, overdue and (coordinators) "
+        "awaiting verification.",
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["user"]
+
+    def __str__(self):
+        return f"Notification preferences of {self.user_id}"
+
+    @staticmethod
+    def field_for(kind: str) -> str:
+        """The email switch of a notification kind (`email_<kind>`)."""
+        return f"email_{NotificationKind(kind).value}"
+
+    def emails(self, kind: str) -> bool:
+        return getattr(self, self.field_for(kind))
