@@ -1,5 +1,5 @@
 """Admin of the webhooks (subscriptions and their delivery log), the plans' reminder
-policies and each person's notifications.
+policies, each person's notifications, notification preferences and daily digests.
 
 What a list shows, which objects open and what may be changed come from `plans.permissions`
 (through PolicyAdminMixin); every write goes through `notifications.services`. A secret is
@@ -9,18 +9,24 @@ never displayed, except once, on the page right after it is created or rotated.
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
+from plans import permissions as policy
 from plans.admin import PolicyAdminMixin, PolicyFormMixin, error_text
 from plans.exceptions import DomainError
+from tracker.models import User
+from tracker.validators import time_zone_choices
 
 from . import calendar, selectors, services
 from .models import (
     DAYS_INVALID,
     CalendarFeed,
+    Digest,
+    MyNotificationPreference,
     Notification,
     ReminderPolicy,
     WebhookDelivery,
@@ -593,3 +599,145 @@ class CalendarFeedAdmin(PolicyAdminMixin, admin.ModelAdmin):
                 self, request, [pair], _("Your calendar feed URL"), CALENDAR_URL_TEMPLATE
             )
         return _show_once(self, request, [], _("Create my calendar feed"), CALENDAR_URL_TEMPLATE)
+
+
+# --- Preferences and digests ----------------------------------------------------------------
+
+PREFERENCES_SAVED = _("Your notification preferences were saved.")
+
+
+class MyNotificationPreferenceForm(forms.ModelForm):
+    language = forms.ChoiceField(label=_("language"), choices=User.Language.choices)
+    time_zone = forms.ChoiceField(
+        label=_("time zone"),
+        choices=time_zone_choices,
+        help_text=_("Reminders fall due at 09:00 and the digest at 08:00 in this zone."),
+    )
+
+    class Meta:
+        model = MyNotificationPreference
+        fields = list(services.PREFERENCE_FIELDS)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.user_id:
+            for name in services.PREFERENCE_USER_FIELDS:
+                self.initial.setdefault(name, getattr(self.instance.user, name))
+
+
+@admin.register(MyNotificationPreference)
+class MyNotificationPreferenceAdmin(PolicyAdminMixin, PolicyFormMixin, admin.ModelAdmin):
+    """*My notification preferences*: the entry opens your own page (the defaults until you
+    first save it). The policy shows each person their own (superusers: everyone's)."""
+
+    form = MyNotificationPreferenceForm
+    fieldsets = [
+        (_("Email me these reminders"), {"fields": services.PREFERENCE_EMAIL_FIELDS}),
+        (_("Daily digest"), {"fields": ("digest",)}),
+        (_("Language and time zone"), {"fields": services.PREFERENCE_USER_FIELDS}),
+    ]
+
+    # The entry shows for every staff member, before they have a row (the policy's view
+    # scope is rows; the first save creates one).
+    def has_module_permission(self, request):
+        return self._allowed(request, policy.ADD)
+
+    def has_view_permission(self, request, obj=None):
+        if obj is None:
+            return self._allowed(request, policy.ADD)
+        return super().has_view_permission(request, obj)
+
+    def _own_row(self, request):
+        return self.get_queryset(request).filter(user_id=request.user.pk).first()
+
+    def has_add_permission(self, request, *args):
+        # Your first save creates your row; after that you change it.
+        return super().has_add_permission(request) and self._own_row(request) is None
+
+    def changelist_view(self, request, extra_context=None):
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        own = self._own_row(request)
+        if own is None:
+            return HttpResponseRedirect(reverse("admin:notifications_mynotificationpreference_add"))
+        return HttpResponseRedirect(
+            reverse("admin:notifications_mynotificationpreference_change", args=[own.pk])
+        )
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        extra_context = {
+            **(extra_context or {}),
+            "show_save_and_add_another": False,
+            "show_save_and_continue": False,
+            "show_delete": False,
+        }
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def get_changeform_initial_data(self, request):
+        initial = super().get_changeform_initial_data(request)
+        for name in services.PREFERENCE_USER_FIELDS:
+            initial.setdefault(name, getattr(request.user, name))
+        return initial
+
+    def save_model(self, request, obj, form, change):
+        fields = {
+            name: form.cleaned_data[name]
+            for name in (*services.PREFERENCE_FIELDS, *services.PREFERENCE_USER_FIELDS)
+        }
+        saved = services.notification_preferences_update(
+            actor=request.user, user=obj.user if change else request.user, **fields
+        )
+        obj.pk = saved.pk
+        obj.user_id = saved.user_id
+        obj._state.adding = False
+
+    def _saved(self, request, obj):
+        self.message_user(request, PREFERENCES_SAVED, messages.SUCCESS)
+        return HttpResponseRedirect(
+            reverse("admin:notifications_mynotificationpreference_change", args=[obj.pk])
+        )
+
+    def response_add(self, request, obj, post_url_continue=None):
+        return self._saved(request, obj)
+
+    def response_change(self, request, obj):
+        return self._saved(request, obj)
+
+
+@admin.register(Digest)
+class DigestAdmin(PolicyAdminMixin, admin.ModelAdmin):
+    """Your daily digests, read-only (superusers: everyone's), with why one was not sent."""
+
+    list_display = ("day", "user", "status", "task_count", "email_state", "due_at")
+    list_filter = ("status",)
+    list_select_related = ("user",)
+    search_fields = ("user__username", "user__email")
+    fields = (
+        "user",
+        "day",
+        "due_at",
+        "created_at",
+        "status",
+        "task_count",
+        "email_sent_at",
+        "email_failed_at",
+        "attempts",
+        "next_attempt_at",
+        "failure_reason",
+    )
+    readonly_fields = fields
+
+    @admin.display(description=_("email"))
+    def email_state(self, obj):
+        if obj.status == Digest.Status.SENT:
+            return _("sent %(time)s") % {"time": obj.email_sent_at.strftime("%Y-%m-%d %H:%M")}
+        if obj.status == Digest.Status.EMPTY:
+            return _("nothing to report (not emailed)")
+        if obj.status == Digest.Status.NOT_SENT:
+            return format_html('<span style="color: #ba2121;">{}</span>', obj.failure_reason)
+        if obj.attempts and obj.failure_reason:
+            return _("retrying (%(attempts)d): %(error)s") % {
+                "attempts": obj.attempts,
+                "error": obj.failure_reason,
+            }
+        return _("pending")

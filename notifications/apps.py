@@ -12,7 +12,10 @@ class NotificationsConfig(AppConfig):
 
         from .models import (
             CalendarFeed,
+            Digest,
+            MyNotificationPreference,
             Notification,
+            NotificationPreference,
             ReminderPolicy,
             WebhookDelivery,
             WebhookSubscription,
@@ -71,5 +74,22 @@ class NotificationsConfig(AppConfig):
             return Q(pk__in=[])
 
         policy.register(CalendarFeed, calendar_feed_scope, lambda user: True)
+
+        # Notification preferences: each person sees and changes their own (superusers:
+        # everyone's). A row is created on the first change, by its owner.
+        def own_rows_scope(user, action):
+            if action in (policy.VIEW, policy.CHANGE):
+                return Q(user=user)
+            return Q(pk__in=[])
+
+        for model in (NotificationPreference, MyNotificationPreference):
+            policy.register(model, own_rows_scope, policy.is_signed_in, nobody=(policy.DELETE,))
+        # Daily digests: each person sees their own; only the digest services write them.
+        policy.register(
+            Digest,
+            lambda user, action: Q(user=user) if action == policy.VIEW else Q(pk__in=[]),
+            lambda user: False,
+            nobody=(policy.ADD, policy.CHANGE, policy.DELETE),
+        )
 
         task_changed.connect(task_changed_webhooks, dispatch_uid="notifications.webhooks")

@@ -88,3 +88,71 @@ def build(notification, connection=None) -> EmailMultiAlternatives:
     )
     email.attach_alternative(html, "text/html")
     return email
+
+
+# --- Daily digest ---------------------------------------------------------------------------
+
+DIGEST_SUBJECTS = {
+    "en": "Daily digest for {day}: {count} task(s) to look at",
+    "ko": "{day} 일일 요약: 확인할 과제 {count}건",
+}
+# In the order the email shows them.
+DIGEST_SECTIONS = ("overdue", "due_soon", "awaiting_verification")
+
+
+def _local(moment, tz) -> str:
+    return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M") if moment else ""
+
+
+def build_digest(digest, content, connection=None) -> EmailMultiAlternatives:
+    """The email of a digest (its user loaded) reporting `content` (services.DigestContent:
+    task lists with their plans loaded). Deadlines and completion times in the user's zone;
+    the Message-ID derives from the digest's key, the same on every attempt."""
+    user = digest.user
+    language = user.language if user.language in LANGUAGES else "en"
+    tz = zone(user.time_zone)
+
+    def item(task) -> dict:
+        return {
+            "ref": task.ref,
+            "title": task.title,
+            "plan": task.plan.code,
+            "due_date": task.due_date.isoformat(),
+            "deadline": _local(task.deadline_at, tz),
+            "completed": _local(task.completed_at, tz),
+            "url": admin_url("plans_task", task.pk),
+        }
+
+    sections = [
+        {"kind": kind, "items": [item(task) for task in getattr(content, kind)]}
+        for kind in DIGEST_SECTIONS
+        if getattr(content, kind)
+    ]
+    context = {
+        "ko": language == "ko",
+        "name": user.get_full_name() or user.username,
+        "day": digest.day.isoformat(),
+        "time_zone": user.time_zone,
+        "sections": sections,
+        "count": content.task_count,
+        "tasks_url": settings.SITE_URL + reverse("admin:plans_task_changelist"),
+        "preferences_url": settings.SITE_URL
+        + reverse("admin:notifications_mynotificationpreference_changelist"),
+    }
+    subject = DIGEST_SUBJECTS[language].format(day=digest.day.isoformat(), count=content.task_count)
+    email = EmailMultiAlternatives(
+        subject=subject,
+        body=render_to_string("notifications/email/digest.txt", context),
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=[user.email],
+        headers={
+            "Message-ID": message_id(digest.dedupe_key),
+            "Content-Language": language,
+            "Auto-Submitted": "auto-generated",
+        },
+        connection=connection,
+    )
+    email.attach_alternative(
+        render_to_string("notifications/email/digest.html", context), "text/html"
+    )
+    return email

@@ -19,13 +19,15 @@ from . import encryption
 
 
 class WebhookEvent(models.TextChoices):
-    """Events an organization can subscribe to (task.due_soon and task.overdue come with the
-    reminders)."""
+    """Events an organization can subscribe to. task.due_soon and task.overdue come from the
+    reminder sweep: once per reminder step of a task (the first recipient's 09:00)."""
 
     TASK_CREATED = "task.created", "Task created"
     TASK_UPDATED = "task.updated", "Task updated"
     TASK_STATUS_CHANGED = "task.status_changed", "Task status changed"
     STATUS_UPDATE_CREATED = "status_update.created", "Status update added"
+    TASK_DUE_SOON = "task.due_soon", "Task due soon (reminder)"
+    TASK_OVERDUE = "task.overdue", "Task overdue (reminder)"
 
 
 # Sent on request to check an endpoint; not subscribable, every subscription accepts it.
@@ -503,3 +505,92 @@ class NotificationPreference(models.Model):
 
     def emails(self, kind: str) -> bool:
         return getattr(self, self.field_for(kind))
+
+
+class MyNotificationPreference(NotificationPreference):
+    """The admin's "My notification preferences" entry: each person opens and changes only
+    their own row (a proxy; the table is NotificationPreference's)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "my notification preferences"
+        verbose_name_plural = "my notification preferences"
+
+
+# --- Daily digest ---------------------------------------------------------------------------
+
+
+class Digest(models.Model):
+    """One person's daily digest for one local day: created by the sweep once their 08:00
+    has passed (unique per user and day, however often the sweep runs), emailed once.
+
+    Its content (due soon, overdue, awaiting verification) is computed when it is sent; a
+    digest with nothing to report is not emailed and is recorded as `empty`."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SENT = "sent", "Sent"
+        EMPTY = "empty", "Nothing to report (not emailed)"
+        NOT_SENT = "not_sent", "Not sent"
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="digests"
+    )
+    day = models.DateField(help_text="The day it is for, in the user's time zone.")
+    created_at = models.DateTimeField(db_index=True)
+    due_at = models.DateTimeField(help_text="When it fell due: 08:00 in the user's zone.")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    task_count = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Tasks it reported, counted when it was sent."
+    )
+    email_sent_at = models.DateTimeField(null=True, blank=True)
+    email_failed_at = models.DateTimeField(null=True, blank=True)
+    failure_reason = models.CharField(max_length=500, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the next email attempt is due (none once done)."
+    )
+
+    class Meta:
+        ordering = ["-day", "-pk"]
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"], condition=Q(status="pending"), name="digest_pending"
+            ),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "day"],
+                name="digest_unique_user_day",
+                violation_error_message="This user already has a digest for this day.",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=["pending", "sent", "empty", "not_sent"]),
+                name="digest_status_valid",
+                violation_error_message=(
+                    "Digest status must be one of: pending, sent, empty, not_sent."
+                ),
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="sent") | Q(email_sent_at__isnull=False),
+                name="digest_sent_has_time",
+                violation_error_message="A sent digest records when it was sent.",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="pending") | Q(next_attempt_at__isnull=False),
+                name="digest_pending_is_scheduled",
+                violation_error_message="A pending digest needs a next attempt time.",
+            ),
+        ]
+
+    def __str__(self):
+        return f"Digest of {self.day.isoformat()} to {self.user_id}"
+
+    @staticmethod
+    def key(user_id: int, day: dt.date) -> str:
+        """The digest's identity, from which its Message-ID is derived."""
+        return f"digest:{user_id}:{day.isoformat()}"
+
+    @property
+    def dedupe_key(self) -> str:
+        return self.key(self.user_id, self.day)

@@ -16,6 +16,10 @@ Only the MOST RECENT due step of a series is produced (a sweep after an outage d
 the steps it missed), and a before-due step whose day came before the task existed in its
 current form (created, or its due date last moved) is not sent late. Days are counted on the
 recipient's calendar, so a daylight-saving change moves nothing.
+
+These functions are the executable statement of the rules and the SQLite sweep. On
+PostgreSQL the sweep is one INSERT ... SELECT (`services.REMINDERS_INSERT_SQL`) computing
+the same rows; tests/notifications/test_reminders_sql.py holds the two equal.
 """
 
 import datetime as dt

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import httpx
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.db.models import BooleanField, ExpressionWrapper
@@ -36,13 +37,17 @@ from plans import selectors as plan_selectors
 from plans.api.serializers import StatusUpdateSerializer, TaskSerializer
 from plans.exceptions import NotVisible
 from plans.models import StatusUpdate, Task
+from tracker import services as tracker_services
 from tracker.models import Organization, User
 
 from . import encryption, signing
 from .exceptions import OrganizationNotManaged, WebhookDisabled
 from .models import (
     PING_EVENT,
+    Digest,
     Notification,
+    NotificationKind,
+    NotificationPreference,
     ReminderPolicy,
     WebhookDelivery,
     WebhookEvent,
@@ -581,18 +586,30 @@ def webhook_deliveries_requeue(*, now: dt.datetime | None = None) -> int:
 # (recipient, task, kind, due date, step) under a unique dedupe key, in a fixed number of
 # queries whatever the number of tasks. Rows that already exist are skipped by the database
 # (ON CONFLICT DO NOTHING), so two sweeps at once create no duplicate. The new rows are
-# enqueued for email after commit; `notification_deliver` claims a row (unsent, row lock,
-# skip locked), sends it and stamps it, in one transaction, so delivering twice sends once.
+# enqueued for email after commit. `notification_deliver` sends one, like the webhooks:
+#
+#     claim (row lock, skip locked; unsent and due; attempts += 1 and a lease of
+#     REMINDER_LEASE_SECONDS) -> commit -> SMTP, no transaction open
+#     -> stamp (sent; or the failure with a retry, or given up), only if `attempts` is still
+#        the claim's (the fencing token: a holder whose lease ran out and was claimed again
+#        stamps nothing)
+#
+# A worker that dies mid-send leaves the row leased; once the lease runs out it is due again
+# and the broker's redelivery (acks_late) or the sweep's requeue sends it, once. One window
+# stays open: the SMTP server accepted the message and the worker died before the stamp
+# committed; the next attempt sends it again, with the same Message-ID.
 
 REMINDER_RETRY_BASE_SECONDS = 60
 # Below the broker's 1-hour visibility timeout: a countdown message is never redelivered.
 REMINDER_RETRY_MAX_SECONDS = 30 * 60
-# Unsent notifications due this long ago lost their message: the sweep enqueues them again.
+# Unsent notifications due this long ago (a lease that ran out counts from its end) lost
+# their message: the sweep enqueues them again.
 REMINDER_REQUEUE_AFTER = dt.timedelta(minutes=10)
 REMINDER_REQUEUE_BATCH = 1000
 
 NO_EMAIL_ADDRESS = "Not emailed: the user has no email address (in-app only)."
 USER_INACTIVE = "Not emailed: the user account is inactive (in-app only)."
+EMAIL_TURNED_OFF = "Not emailed: the recipient turned off email for this kind (in-app only)."
 GAVE_UP = "Gave up after {attempts} attempts: {error}"
 REFUSED = "Refused by the mail server: {error}"
 
@@ -794,36 +811,321 @@ def reminders_due(*, now: dt.datetime, whole_day: bool = False) -> list[Notifica
     return rows
 
 
+# The same reminders as `reminders_due`, computed by PostgreSQL in ONE statement that also
+# inserts them (the sweep at scale: a million tasks). Time zones are PostgreSQL's
+# `AT TIME ZONE`; the tests run every rule against both paths. Parameters: %(name)s.
+REMINDERS_INSERT_SQL = """
+WITH pol AS (
+    SELECT p.id AS plan_id,
+           COALESCE(rp.before_days, %(before_days)s::jsonb) AS before_days,
+           COALESCE(rp.overdue_every_days, %(every)s) AS every,
+           CASE WHEN rp.id IS NULL THEN %(esc_manager)s
+                ELSE rp.escalate_manager_after_days END AS esc_manager,
+           CASE WHEN rp.id IS NULL THEN %(esc_coordinators)s
+                ELSE rp.escalate_coordinators_after_days END AS esc_coordinators,
+           CASE WHEN rp.id IS NULL THEN %(verify)s
+                ELSE rp.verification_reminder_after_days END AS verify,
+           COALESCE(rp.due_to_assignee, %(due_to_assignee)s) AS due_assignee,
+           COALESCE(rp.due_to_lead_organization, %(due_to_lead)s) AS due_lead,
+           COALESCE(rp.due_to_manager, %(due_to_manager)s) AS due_manager,
+           COALESCE(rp.due_to_coordinators, %(due_to_coordinators)s) AS due_coordinator,
+           COALESCE(rp.overdue_to_assignee, %(overdue_to_assignee)s) AS overdue_assignee,
+           COALESCE(rp.overdue_to_lead_organization, %(overdue_to_lead)s) AS overdue_lead,
+           COALESCE(rp.overdue_to_manager, %(overdue_to_manager)s) AS overdue_manager,
+           COALESCE(rp.overdue_to_coordinators, %(overdue_to_coordinators)s)
+               AS overdue_coordinator
+    FROM plans_plan p
+    LEFT JOIN notifications_reminderpolicy rp ON rp.plan_id = p.id
+),
+cand AS (
+    SELECT t.id, t.plan_id, t.due_date, t.deadline_at, t.status, t.completed_at, t.created_at,
+           t.assignee_id, t.manager_id, t.lead_organization_id,
+           t.status <> 'done' AND t.deadline_at > %(now)s AS before_due
+    FROM plans_task t
+    WHERE (t.status IN ('planned', 'in_progress', 'at_risk', 'blocked')
+           AND t.due_date <= %(last_day)s)
+       OR (t.status = 'done' AND t.completed_at IS NOT NULL)
+),
+rcpt AS (
+    SELECT c.id AS task_id, c.assignee_id AS user_id, 'assignee' AS via
+    FROM cand c WHERE c.assignee_id IS NOT NULL AND c.status <> 'done'
+    UNION ALL
+    SELECT c.id, c.manager_id, 'manager'
+    FROM cand c WHERE c.manager_id IS NOT NULL AND c.status <> 'done'
+    UNION ALL
+    SELECT c.id, m.user_id, 'lead'
+    FROM cand c
+    JOIN tracker_membership m ON m.organization_id = c.lead_organization_id
+                             AND m.role IN ('contributor', 'manager')
+    WHERE c.status <> 'done'
+    UNION ALL
+    SELECT c.id, m.user_id, 'coordinator'
+    FROM cand c
+    JOIN plans_planparticipant pp ON pp.plan_id = c.plan_id AND pp.role = 'coordinating'
+    JOIN tracker_membership m ON m.organization_id = pp.organization_id
+                             AND m.role = 'coordinator'
+),
+base AS (
+    SELECT c.*, r.user_id, r.via, u.time_zone AS tz, pol.*,
+           (%(now)s AT TIME ZONE u.time_zone)::date
+               - CASE WHEN %(whole_day)s OR (%(now)s AT TIME ZONE u.time_zone)::time >= '09:00'
+                      THEN 0 ELSE 1 END AS cutoff
+    FROM cand c
+    JOIN rcpt r ON r.task_id = c.id
+    JOIN tracker_user u ON u.id = r.user_id AND NOT u.is_system
+    JOIN pol ON pol.plan_id = c.plan_id
+),
+-- Before the deadline: the most recent step whose day has come (its 09:00 before the
+-- deadline), unless that day came before the task took its due date.
+before_due AS (
+    SELECT b.*, (
+        SELECT MIN(d.value::int)
+        FROM jsonb_array_elements_text(b.before_days) AS d(value)
+        WHERE b.due_date - d.value::int <= b.cutoff
+          AND ((b.due_date - d.value::int) + time '09:00') AT TIME ZONE b.tz < b.deadline_at
+    ) AS step
+    FROM base b
+    WHERE b.before_due AND (
+        (b.via = 'assignee' AND b.due_assignee) OR (b.via = 'manager' AND b.due_manager)
+        OR (b.via = 'lead' AND b.due_lead) OR (b.via = 'coordinator' AND b.due_coordinator))
+),
+-- Past the deadline: day 0 is the day of the first 09:00 at or after it.
+past AS (
+    SELECT b.*,
+           CASE WHEN (b.deadline_at AT TIME ZONE b.tz)::time <= '09:00'
+                THEN (b.deadline_at AT TIME ZONE b.tz)::date
+                ELSE (b.deadline_at AT TIME ZONE b.tz)::date + 1 END AS day0
+    FROM base b
+    WHERE b.status <> 'done' AND NOT b.before_due
+),
+due AS (
+    SELECT user_id, id AS task_id,
+           CASE WHEN step = 0 THEN 'due_today' ELSE 'due_soon' END AS kind,
+           due_date, step, due_date - step AS day, tz
+    FROM before_due
+    WHERE step IS NOT NULL
+      AND due_date - step >= (GREATEST(created_at, (
+              SELECT MAX(su.created_at) FROM plans_statusupdate su
+              WHERE su.task_id = before_due.id AND su.kind = 'deadline_change'
+          )) AT TIME ZONE tz)::date
+    UNION ALL
+    SELECT user_id, id, 'overdue', due_date, period + 1, day0 + period * every, tz
+    FROM (
+        SELECT past.*,
+               CASE WHEN every > 0 THEN (cutoff - day0) / every ELSE 0 END AS period
+        FROM past
+        WHERE day0 <= cutoff AND (
+            (via = 'assignee' AND overdue_assignee) OR (via = 'manager' AND overdue_manager)
+            OR (via = 'lead' AND overdue_lead)
+            OR (via = 'coordinator' AND overdue_coordinator))
+    ) AS overdue
+    UNION ALL
+    SELECT user_id, id, 'escalation_manager', due_date, esc_manager, day0 + esc_manager, tz
+    FROM past
+    WHERE via = 'manager' AND esc_manager IS NOT NULL AND day0 + esc_manager <= cutoff
+    UNION ALL
+    SELECT user_id, id, 'escalation_coordinators', due_date, esc_coordinators,
+           day0 + esc_coordinators, tz
+    FROM past
+    WHERE via = 'coordinator' AND esc_coordinators IS NOT NULL
+      AND day0 + esc_coordinators <= cutoff
+    UNION ALL
+    SELECT user_id, id, 'awaiting_verification', due_date, verify, day, tz
+    FROM (
+        SELECT b.*,
+               CASE WHEN (b.completed_at AT TIME ZONE b.tz)::time <= '09:00'
+                    THEN (b.completed_at AT TIME ZONE b.tz)::date
+                    ELSE (b.completed_at AT TIME ZONE b.tz)::date + 1 END + b.verify AS day
+        FROM base b
+        WHERE b.status = 'done' AND b.via = 'coordinator' AND b.verify IS NOT NULL
+    ) AS done
+    WHERE day <= cutoff
+)
+INSERT INTO notifications_notification (
+    recipient_id, task_id, kind, due_date, step, dedupe_key, created_at, due_at,
+    email_sent_at, email_failed_at, failure_reason, attempts, next_attempt_at, read_at
+)
+SELECT user_id, task_id, kind, due_date, step,
+       user_id || ':' || task_id || ':' || kind || ':' || to_char(due_date, 'YYYY-MM-DD')
+           || ':' || step,
+       %(created_at)s, (day + time '09:00') AT TIME ZONE tz,
+       NULL, NULL, '', 0, %(created_at)s, NULL
+FROM due
+ON CONFLICT (dedupe_key) DO NOTHING
+RETURNING id, task_id, kind, due_date, step
+"""
+
+
+def _reminders_insert_sql(now: dt.datetime, whole_day: bool, created_at: dt.datetime) -> list:
+    """Insert the reminders due at `now` in one PostgreSQL statement; the new rows as
+    (id, task_id, kind, due_date, step)."""
+    from django.db import connection
+
+    default = ReminderPolicy.defaults()
+    # The horizon as a literal, not a subquery over the policies: the planner then sees how
+    # few tasks are candidates (a subquery made it expect ~100k of a million and JIT-compile).
+    policies_days = ReminderPolicy.objects.values_list("before_days", flat=True)
+    horizon = max(day for days in [default.before_days, *policies_days] for day in [0, *days])
+    params = {
+        "now": now,
+        "last_day": now.astimezone(dt.UTC).date() + dt.timedelta(days=horizon + 2),
+        "whole_day": whole_day,
+        "created_at": created_at,
+        "before_days": json.dumps(default.before_days),
+        "every": default.overdue_every_days,
+        "esc_manager": default.escalate_manager_after_days,
+        "esc_coordinators": default.escalate_coordinators_after_days,
+        "verify": default.verification_reminder_after_days,
+        "due_to_assignee": default.due_to_assignee,
+        "due_to_lead": default.due_to_lead_organization,
+        "due_to_manager": default.due_to_manager,
+        "due_to_coordinators": default.due_to_coordinators,
+        "overdue_to_assignee": default.overdue_to_assignee,
+        "overdue_to_lead": default.overdue_to_lead_organization,
+        "overdue_to_manager": default.overdue_to_manager,
+        "overdue_to_coordinators": default.overdue_to_coordinators,
+    }
+    with connection.cursor() as cursor:
+        # A short OLTP statement: JIT compilation costs more than it saves (~1 s at 1M tasks).
+        cursor.execute("SET LOCAL jit = off")
+        cursor.execute(REMINDERS_INSERT_SQL, params)
+        return sorted(cursor.fetchall())
+
+
+def _reminders_insert_python(now: dt.datetime, whole_day: bool) -> list:
+    """The embedded (SQLite) path: `reminders_due` computes, bulk_create inserts; the new rows
+    as (id, task_id, kind, due_date, step)."""
+    rows = reminders_due(now=now, whole_day=whole_day)
+    if not rows:
+        return []
+    keys = [row.dedupe_key for row in rows]
+    existing = set(
+        Notification.objects.filter(dedupe_key__in=keys).values_list("dedupe_key", flat=True)
+    )
+    fresh = [row for row in rows if row.dedupe_key not in existing]
+    if not fresh:
+        return []
+    # A concurrent sweep may have inserted some meanwhile: the unique key wins.
+    Notification.objects.bulk_create(fresh, ignore_conflicts=True)
+    return list(
+        Notification.objects.filter(
+            dedupe_key__in=[row.dedupe_key for row in fresh], created_at=fresh[0].created_at
+        )
+        .order_by("pk")
+        .values_list("pk", "task_id", "kind", "due_date", "step")
+    )
+
+
+# Reminder kinds that are also webhook events (once per task step, not per recipient).
+REMINDER_EVENTS = {
+    "due_soon": WebhookEvent.TASK_DUE_SOON,
+    "due_today": WebhookEvent.TASK_DUE_SOON,
+    "overdue": WebhookEvent.TASK_OVERDUE,
+}
+
+
+def reminder_webhooks_record(created, *, now: dt.datetime) -> list[WebhookDelivery]:
+    """task.due_soon / task.overdue deliveries for the reminder steps a sweep just created
+    (`created`: rows of (id, task_id, kind, due_date, step)), to the active subscriptions
+    listening whose organization may see the task, enqueued after commit.
+
+    One delivery per (subscription, task, kind, due date, step) however many recipients or
+    sweeps reach that step: its webhook-id is derived from them and unique. A fixed number of
+    queries: subscriptions, then the tasks with every organization's visibility, their
+    relations, the inserted ids."""
+    import hashlib
+
+    steps = sorted(
+        {(row[1], row[2], row[3], row[4]) for row in created if row[2] in REMINDER_EVENTS}
+    )
+    if not steps:
+        return []
+    events = set(REMINDER_EVENTS.values())
+    listening = [
+        subscription
+        for subscription in WebhookSubscription.objects.filter(is_active=True).only(
+            "pk", "organization", "events"
+        )
+        if any(subscription.listens_to(event) for event in events)
+    ]
+    if not listening:
+        return []
+    organization_ids = sorted({s.organization_id for s in listening})
+    checks = {
+        f"sees_{org_id}": ExpressionWrapper(
+            policy.organization_task_q(org_id), output_field=BooleanField()
+        )
+        for org_id in organization_ids
+    }
+    tasks = {
+        task.pk: task
+        for task in Task.objects.with_overdue(now)
+        .select_related("plan")
+        .filter(pk__in={step[0] for step in steps})
+        .annotate(**checks)
+    }
+    plan_selectors.task_attach_relations(list(tasks.values()))
+    deliveries = []
+    with timezone.override(dt.UTC):
+        represented = {pk: TaskSerializer(task).data for pk, task in tasks.items()}
+    for task_id, kind, due_date, step in steps:
+        task = tasks.get(task_id)
+        if task is None:
+            continue
+        event = REMINDER_EVENTS[kind]
+        payload = json.loads(
+            json.dumps(
+                {
+                    "type": event,
+                    "timestamp": _iso(now),
+                    "data": {
+                        "task": represented[task_id],
+                        "reminder": {"kind": kind, "due_date": due_date, "step": step},
+                    },
+                },
+                cls=DjangoJSONEncoder,
+            )
+        )
+        for subscription in listening:
+            if not subscription.listens_to(event):
+                continue
+            if not getattr(task, f"sees_{subscription.organization_id}"):
+                continue
+            delivery = _new_delivery(subscription, event, task_id, payload, now)
+            key = f"{subscription.pk}:{event}:{task_id}:{kind}:{due_date.isoformat()}:{step}"
+            delivery.message_id = "msg_" + hashlib.sha256(key.encode()).hexdigest()[:32]
+            deliveries.append(delivery)
+    if not deliveries:
+        return []
+    with transaction.atomic():
+        WebhookDelivery.objects.bulk_create(deliveries, ignore_conflicts=True)
+        inserted = list(
+            WebhookDelivery.objects.filter(
+                message_id__in=[d.message_id for d in deliveries], created_at=now
+            ).order_by("pk")
+        )
+        _enqueue_on_commit([delivery.pk for delivery in inserted])
+    return inserted
+
+
 def reminders_sweep(
     *, now: dt.datetime | None = None, whole_day: bool = False, enqueue: bool = True
 ) -> SweepResult:
-    """Insert the reminders due at `now` that do not exist yet; enqueue their emails after
+    """Insert the reminders due at `now` that do not exist yet (one statement on PostgreSQL,
+    `reminders_due` elsewhere), record their webhook events, enqueue their emails after
     commit (`enqueue=False`: the caller delivers them), and re-enqueue emails whose message
     was lost."""
 
+    from django.db import connection
+
     now = now or _now()
-    rows = reminders_due(now=now, whole_day=whole_day)
-    new_ids: list[int] = []
     with transaction.atomic():
-        if rows:
-            keys = [row.dedupe_key for row in rows]
-            existing = set(
-                Notification.objects.filter(dedupe_key__in=keys).values_list(
-                    "dedupe_key", flat=True
-                )
-            )
-            fresh = [row for row in rows if row.dedupe_key not in existing]
-            if fresh:
-                # A concurrent sweep may have inserted some meanwhile: the unique key wins.
-                Notification.objects.bulk_create(fresh, ignore_conflicts=True)
-                new_ids = list(
-                    Notification.objects.filter(
-                        dedupe_key__in=[row.dedupe_key for row in fresh],
-                        created_at=fresh[0].created_at,
-                    )
-                    .order_by("pk")
-                    .values_list("pk", flat=True)
-                )
+        if connection.vendor == "postgresql":
+            created = _reminders_insert_sql(now, whole_day, _now())
+        else:
+            created = _reminders_insert_python(now, whole_day)
+        new_ids = [row[0] for row in created]
+        reminder_webhooks_record(created, now=now)
         requeue_ids = _notifications_lost(now) if enqueue else []
         if enqueue and (new_ids or requeue_ids):
             _enqueue_notifications_on_commit(new_ids + requeue_ids)
@@ -832,19 +1134,23 @@ def reminders_sweep(
 
 def _notifications_lost(now: dt.datetime) -> list[int]:
     """Unsent notifications due for longer than REMINDER_REQUEUE_AFTER (broker down at
-    commit, worker died): due again now, to be enqueued."""
+    commit; worker died, and its lease ran out that long ago): due again now, to be
+    enqueued."""
 
-    ids = list(
-        Notification.objects.filter(
-            email_sent_at__isnull=True,
-            email_failed_at__isnull=True,
-            next_attempt_at__lte=now - REMINDER_REQUEUE_AFTER,
+    with transaction.atomic():
+        # Skip locked: a row being claimed right now gets a fresh lease, not `now`.
+        ids = list(
+            Notification.objects.select_for_update(skip_locked=True)
+            .filter(
+                email_sent_at__isnull=True,
+                email_failed_at__isnull=True,
+                next_attempt_at__lte=now - REMINDER_REQUEUE_AFTER,
+            )
+            .order_by("next_attempt_at")
+            .values_list("pk", flat=True)[:REMINDER_REQUEUE_BATCH]
         )
-        .order_by("next_attempt_at")
-        .values_list("pk", flat=True)[:REMINDER_REQUEUE_BATCH]
-    )
-    if ids:
-        Notification.objects.filter(pk__in=ids).update(next_attempt_at=now)
+        if ids:
+            Notification.objects.filter(pk__in=ids).update(next_attempt_at=now)
     return ids
 
 
@@ -890,86 +1196,142 @@ class DeliveryResult:
     reason: str = ""
 
 
+@dataclass(frozen=True)
+class _Lease:
+    """A notification claimed for one attempt (recipient, its preference, task and plan
+    loaded). `attempts`, the row's count after the claim, is the fencing token: the outcome
+    is stamped only while the row still has it."""
+
+    notification: Notification
+    attempts: int
+
+
 def notification_deliver(
     *, notification_id: int, connection=None, schedule_retry: bool = True
 ) -> DeliveryResult | None:
-    """Email one notification if it is still unsent and nobody else holds it.
+    """Email one notification if it is still unsent, due and nobody else holds it.
 
     Returns None when there is nothing to do (gone, already sent or failed, not yet due, or
-    claimed by another worker). A transient failure (SMTP error, connection) counts an
-    attempt and schedules the next one with backoff (`schedule_retry=False`: the next sweep
-    re-enqueues it); after REMINDER_MAX_ATTEMPTS, or on a permanent refusal, the failure is
-    recorded. Users without an email address or inactive ones keep the in-app notification.
+    leased to another attempt). The row is claimed and leased in a short transaction, the
+    email is sent with no lock held, and the outcome is stamped only if no newer claim took
+    the row over meanwhile. A transient failure (SMTP error, connection) schedules the next
+    attempt with backoff (`schedule_retry=False`: the next sweep re-enqueues it); after
+    REMINDER_MAX_ATTEMPTS, or on a permanent refusal, the failure is recorded. Users without
+    an email address, inactive ones and those who turned email off for the notification's
+    kind keep the in-app notification.
     """
-    import smtplib
+    claimed = _notification_claim(notification_id)
+    if not isinstance(claimed, _Lease):
+        return claimed
+    error = _notification_send(claimed, connection)
+    return _notification_stamp(claimed, error, schedule_retry=schedule_retry)
 
-    from . import emails
 
+def _notification_claim(notification_id: int) -> _Lease | DeliveryResult | None:
+    """Lease the notification for one attempt. A DeliveryResult when it is finished without
+    one (in-app only, or given up); None when there is nothing to do."""
     with transaction.atomic():
         now = _now()
         notification = (
             Notification.objects.select_for_update(skip_locked=True, of=("self",))
-            .select_related("recipient", "task", "task__plan")
-            .filter(
-                pk=notification_id,
-                email_sent_at__isnull=True,
-                email_failed_at__isnull=True,
-            )
+            .select_related("recipient", "recipient__notification_preference", "task", "task__plan")
+            .filter(pk=notification_id, email_sent_at__isnull=True, email_failed_at__isnull=True)
             .filter(Q_due(now))
             .first()
         )
         if notification is None:
             return None
         recipient = notification.recipient
+        # Loaded by select_related (None when the user has no row: every email is on).
+        preference = getattr(recipient, "notification_preference", None)
         reason = ""
         if not recipient.is_active:
             reason = USER_INACTIVE
         elif not recipient.email:
             reason = NO_EMAIL_ADDRESS
-        if reason:
-            _notification_finish(notification, failed_at=now, reason=reason)
-            return DeliveryResult(notification.pk, sent=False, reason=reason)
-        notification.attempts += 1
-        try:
-            emails.build(notification, connection=connection).send()
-        except (smtplib.SMTPException, OSError) as exc:
-            error = _error_text(exc)
-            if _permanent(exc):
-                _notification_finish(
-                    notification, failed_at=now, reason=REFUSED.format(error=error)
-                )
-                return DeliveryResult(
-                    notification.pk, sent=False, reason=notification.failure_reason
-                )
-            if notification.attempts >= settings.REMINDER_MAX_ATTEMPTS:
-                _notification_finish(
-                    notification,
-                    failed_at=now,
-                    reason=GAVE_UP.format(attempts=notification.attempts, error=error),
-                )
-                return DeliveryResult(
-                    notification.pk, sent=False, reason=notification.failure_reason
-                )
-            delay = reminder_retry_delay(notification.attempts)
-            notification.failure_reason = error
-            notification.next_attempt_at = now + dt.timedelta(seconds=delay)
-            notification.save(update_fields=["attempts", "failure_reason", "next_attempt_at"])
-            if schedule_retry:
-                _enqueue_notifications_on_commit([notification.pk], countdown=delay)
-            logger.info(
-                "Email of notification %s failed (%s); retry in %s s.",
-                notification.pk,
-                error,
-                delay,
+        elif preference is not None and not preference.emails(notification.kind):
+            reason = EMAIL_TURNED_OFF
+        elif notification.attempts >= settings.REMINDER_MAX_ATTEMPTS:
+            # The last attempt never reported back (its worker died): stop here.
+            reason = GAVE_UP.format(
+                attempts=notification.attempts,
+                error=notification.failure_reason or LEASE_EXPIRED,
             )
-            return DeliveryResult(notification.pk, sent=False, retry_in=delay, reason=error)
-        notification.email_sent_at = now
-        notification.next_attempt_at = None
-        notification.failure_reason = ""
-        notification.save(
-            update_fields=["attempts", "email_sent_at", "next_attempt_at", "failure_reason"]
+        if reason:
+            _notification_finish(
+                notification.pk, attempts=notification.attempts, failed_at=now, reason=reason
+            )
+            return DeliveryResult(notification.pk, sent=False, reason=reason[:500])
+        notification.attempts += 1
+        lease = dt.timedelta(seconds=settings.REMINDER_LEASE_SECONDS)
+        notification.next_attempt_at = now + lease
+        notification.save(update_fields=["attempts", "next_attempt_at"])
+        return _Lease(notification, notification.attempts)
+
+
+def _notification_send(lease: _Lease, connection=None) -> Exception | None:
+    """Send the email (the caller holds no lock); the error of a failed attempt."""
+    import smtplib
+
+    from . import emails
+
+    try:
+        emails.build(lease.notification, connection=connection).send()
+    except (smtplib.SMTPException, OSError) as exc:
+        return exc
+    return None
+
+
+def _notification_held(notification_id: int, attempts: int):
+    """The row, while it is unsent and the attempt numbered `attempts` still holds it."""
+    return Notification.objects.filter(
+        pk=notification_id,
+        attempts=attempts,
+        email_sent_at__isnull=True,
+        email_failed_at__isnull=True,
+    )
+
+
+def _lease_lost(notification_id: int) -> None:
+    logger.warning(
+        "Notification %s: a newer attempt claimed it after this one's lease ran out; this "
+        "attempt's outcome is not recorded.",
+        notification_id,
+    )
+
+
+def _notification_stamp(
+    lease: _Lease, error: Exception | None, *, schedule_retry: bool = True
+) -> DeliveryResult:
+    """Record the attempt's outcome, if its lease still holds the row."""
+    pk, attempts = lease.notification.pk, lease.attempts
+    now = _now()
+    if error is None:
+        stamped = _notification_held(pk, attempts).update(
+            email_sent_at=now, next_attempt_at=None, failure_reason=""
         )
-        return DeliveryResult(notification.pk, sent=True)
+        if not stamped:
+            _lease_lost(pk)
+        return DeliveryResult(pk, sent=True)
+    text = _error_text(error)
+    if _permanent(error):
+        reason = REFUSED.format(error=text)
+    elif attempts >= settings.REMINDER_MAX_ATTEMPTS:
+        reason = GAVE_UP.format(attempts=attempts, error=text)
+    else:
+        delay = reminder_retry_delay(attempts)
+        with transaction.atomic():
+            held = _notification_held(pk, attempts).update(
+                failure_reason=text, next_attempt_at=now + dt.timedelta(seconds=delay)
+            )
+            if held and schedule_retry:
+                _enqueue_notifications_on_commit([pk], countdown=delay)
+        if not held:
+            _lease_lost(pk)
+        logger.info("Email of notification %s failed (%s); retry in %s s.", pk, text, delay)
+        return DeliveryResult(pk, sent=False, retry_in=delay, reason=text)
+    _notification_finish(pk, attempts=attempts, failed_at=now, reason=reason)
+    return DeliveryResult(pk, sent=False, reason=reason[:500])
 
 
 def Q_due(now: dt.datetime):  # noqa: N802 - reads as a Q object
@@ -978,14 +1340,19 @@ def Q_due(now: dt.datetime):  # noqa: N802 - reads as a Q object
     return Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now + CLOCK_SLACK)
 
 
-def _notification_finish(notification, *, failed_at: dt.datetime, reason: str) -> None:
-    notification.email_failed_at = failed_at
-    notification.failure_reason = reason[:500]
-    notification.next_attempt_at = None
-    notification.save(
-        update_fields=["attempts", "email_failed_at", "failure_reason", "next_attempt_at"]
+def _notification_finish(
+    notification_id: int, *, attempts: int, failed_at: dt.datetime, reason: str
+) -> bool:
+    """Record that the email will not be sent (in-app only, refused, given up), if the
+    attempt numbered `attempts` still holds the row."""
+    finished = _notification_held(notification_id, attempts).update(
+        email_failed_at=failed_at, failure_reason=reason[:500], next_attempt_at=None
     )
-    logger.warning("Notification %s not emailed: %s", notification.pk, reason)
+    if finished:
+        logger.warning("Notification %s not emailed: %s", notification_id, reason)
+    else:
+        _lease_lost(notification_id)
+    return bool(finished)
 
 
 def notifications_deliver_pending(*, now: dt.datetime | None = None) -> list[DeliveryResult]:
@@ -1042,3 +1409,471 @@ def notifications_mark_all_read(*, user: User, now: dt.datetime | None = None) -
     return Notification.objects.filter(recipient=user, read_at__isnull=True).update(
         read_at=now or _now()
     )
+
+
+# --- Preferences and the daily digest --------------------------------------------------------
+#
+# Preferences: what a person wants by email (their NotificationPreference row, created the
+# first time they change something; until then every email and no digest) together with their
+# language and time zone (on the user, written by tracker.services.user_update_preferences),
+# read and changed in one place, by the person themself only.
+#
+# The digest: `digests_sweep` (beat, every REMINDER_SWEEP_SECONDS) creates one Digest per
+# opted-in user and local day once 08:00 has passed in the user's zone, in a fixed number of
+# queries (users grouped by zone, each zone's day computed in Python); (user, day) is unique,
+# so however often or concurrently it runs a digest exists once. `digest_deliver` follows the
+# webhooks' and reminders' pattern: claim (row lock, skip locked; attempts += 1 and a lease of
+# REMINDER_LEASE_SECONDS) -> commit -> compute the content and send, no transaction open ->
+# stamp, only while `attempts` is still the claim's (sent; empty: nothing to report, not
+# emailed; failed with the next attempt scheduled; or not sent, with the reason).
+
+
+PREFERENCE_EMAIL_FIELDS = tuple(
+    NotificationPreference.field_for(kind) for kind in NotificationKind.values
+)
+PREFERENCE_FIELDS = (*PREFERENCE_EMAIL_FIELDS, "digest")
+PREFERENCE_USER_FIELDS = ("language", "time_zone")
+PREFERENCE_UNKNOWN = "Unknown preference."
+PREFERENCE_NOT_BOOLEAN = "Must be true or false."
+
+
+def notification_preferences_get(*, user: User) -> NotificationPreference:
+    """The user's preferences: their row, or (none yet) an unsaved one with the defaults,
+    every email on and no digest. Reading never writes. Language and time zone are
+    `.user.language` and `.user.time_zone`."""
+
+    row = NotificationPreference.objects.filter(user=user).first()
+    if row is None:
+        return NotificationPreference(user=user)
+    row.user = user
+    return row
+
+
+def notification_preferences_update(*, actor: User, user: User, **fields) -> NotificationPreference:
+    """Change a person's preferences: `email_<kind>` and `digest` (their row, created on the
+    first change) and `language` and `time_zone` (their user), in one transaction. Who may is
+    the policy's (`plans.permissions`): the person themself, and superusers; anyone else's
+    preferences are out of sight (NotVisible)."""
+
+    policy.ensure(actor, policy.ADD, NotificationPreference)
+    known = {*PREFERENCE_FIELDS, *PREFERENCE_USER_FIELDS}
+    errors = {name: [PREFERENCE_UNKNOWN] for name in sorted(set(fields) - known)}
+    errors |= {
+        name: [PREFERENCE_NOT_BOOLEAN]
+        for name in PREFERENCE_FIELDS
+        if name in fields and not isinstance(fields[name], bool)
+    }
+    if errors:
+        raise ValidationError(errors)
+    own = {name: value for name, value in fields.items() if name in PREFERENCE_FIELDS}
+    on_user = {name: value for name, value in fields.items() if name in PREFERENCE_USER_FIELDS}
+    with transaction.atomic():
+        # Created with the defaults the first time (a concurrent first change: the unique
+        # user wins), then checked against the policy under a row lock: someone else's row
+        # rolls back (NetBox's re-check after the write).
+        NotificationPreference.objects.bulk_create(
+            [NotificationPreference(user=user)], ignore_conflicts=True
+        )
+        row = NotificationPreference.objects.select_for_update().get(user=user)
+        policy.ensure(actor, policy.CHANGE, row)
+        if on_user:
+            # A locked copy: a refusal leaves the caller's user object as it was.
+            locked = User.objects.select_for_update().get(pk=user.pk)
+            tracker_services.user_update_preferences(user=locked, **on_user)
+            for name in on_user:
+                setattr(user, name, getattr(locked, name))
+        changed = [name for name, value in own.items() if getattr(row, name) != value]
+        for name in changed:
+            setattr(row, name, own[name])
+        row.full_clean(exclude=["user"], validate_unique=False)
+        if changed:
+            row.save(update_fields=[*changed, "updated_at"])
+        row.user = user
+        return row
+
+
+DIGEST_HOUR = dt.time(8)
+# Open tasks due within this many days are "due soon" in a digest, or within the plan's largest
+# reminder day (ReminderPolicy.before_days) when that is further ahead.
+DIGEST_DUE_WITHIN_DAYS = 7
+
+DIGEST_SWITCHED_OFF = "Not sent: the daily digest was switched off."
+DIGEST_NO_EMAIL_ADDRESS = "Not sent: the user has no email address."
+DIGEST_USER_INACTIVE = "Not sent: the user account is inactive."
+
+DigestStatus = Digest.Status
+
+
+def digest_day(now: dt.datetime, tz, whole_day: bool = False) -> dt.date | None:
+    """The local day in `tz` whose digest is due at `now`: today once its 08:00 has passed
+    (`whole_day`: today in any case), otherwise None."""
+
+    today = now.astimezone(tz).date()
+    if whole_day or dt.datetime.combine(today, DIGEST_HOUR, tzinfo=tz) <= now:
+        return today
+    return None
+
+
+@dataclass
+class DigestSweepResult:
+    created: int
+    digest_ids: list[int]
+    requeued: int
+
+
+def digests_sweep(
+    *, now: dt.datetime | None = None, whole_day: bool = False, enqueue: bool = True
+) -> DigestSweepResult:
+    """Create today's digest of every opted-in active user with an email address whose 08:00
+    has passed (`whole_day`: as if it had), unless it exists; enqueue the new ones after
+    commit (`enqueue=False`: the caller delivers them) and re-enqueue digests whose message
+    was lost. A fixed number of queries whatever the number of users: the users, the
+    existing digests, the insert (ON CONFLICT DO NOTHING), the new ids, the lost ones."""
+
+    from .schedule import zone
+
+    now = now or _now()
+    created_at = _now()
+    opted_in = (
+        User.objects.filter(notification_preference__digest=True, is_active=True, is_system=False)
+        .exclude(email="")
+        .order_by()
+    )
+    by_zone: dict[str, list[int]] = {}
+    for user_id, tz_name in opted_in.values_list("pk", "time_zone"):
+        by_zone.setdefault(tz_name, []).append(user_id)
+    wanted: dict[int, tuple[dt.date, dt.datetime]] = {}
+    for tz_name, user_ids in by_zone.items():
+        try:
+            tz = zone(tz_name)
+        except (ValueError, LookupError):  # ZoneInfoNotFoundError is a KeyError
+            logger.warning("Digest: unknown time zone %r of users %s.", tz_name, user_ids)
+            continue
+        day = digest_day(now, tz, whole_day)
+        if day is None:
+            continue
+        due_at = dt.datetime.combine(day, DIGEST_HOUR, tzinfo=tz).astimezone(dt.UTC)
+        for user_id in user_ids:
+            wanted[user_id] = (day, due_at)
+
+    new_ids: list[int] = []
+    with transaction.atomic():
+        if wanted:
+            days = {day for day, _due_at in wanted.values()}
+            existing = set(
+                Digest.objects.filter(day__in=days, user__in=opted_in.values("pk")).values_list(
+                    "user_id", "day"
+                )
+            )
+            fresh = [
+                Digest(
+                    user_id=user_id,
+                    day=day,
+                    due_at=due_at,
+                    created_at=created_at,
+                    next_attempt_at=created_at,
+                )
+                for user_id, (day, due_at) in wanted.items()
+                if (user_id, day) not in existing
+            ]
+            if fresh:
+                # A concurrent sweep may have inserted some meanwhile: the unique key wins.
+                Digest.objects.bulk_create(fresh, ignore_conflicts=True)
+                new_ids = list(
+                    Digest.objects.filter(
+                        user_id__in=[digest.user_id for digest in fresh], created_at=created_at
+                    )
+                    .order_by("pk")
+                    .values_list("pk", flat=True)
+                )
+        requeue_ids = _digests_lost(now) if enqueue else []
+        if enqueue and (new_ids or requeue_ids):
+            _enqueue_digests_on_commit(new_ids + requeue_ids)
+    return DigestSweepResult(len(new_ids), new_ids, len(requeue_ids))
+
+
+def _digests_lost(now: dt.datetime) -> list[int]:
+    """Pending digests due for longer than REMINDER_REQUEUE_AFTER (broker down at commit,
+    worker died mid-attempt): due again now, to be enqueued."""
+
+    ids = list(
+        Digest.objects.filter(
+            status=DigestStatus.PENDING, next_attempt_at__lte=now - REMINDER_REQUEUE_AFTER
+        )
+        .order_by("next_attempt_at")
+        .values_list("pk", flat=True)[:REMINDER_REQUEUE_BATCH]
+    )
+    if ids:
+        Digest.objects.filter(pk__in=ids, status=DigestStatus.PENDING).update(next_attempt_at=now)
+    return ids
+
+
+def _enqueue_digests(ids: list[int], countdown: int | None = None) -> None:
+    from .tasks import deliver_digest_task
+
+    for digest_id in ids:
+        deliver_digest_task.apply_async(
+            args=[digest_id], countdown=countdown, queue=settings.NOTIFICATION_QUEUE
+        )
+
+
+def _enqueue_digests_on_commit(ids: list[int], countdown: int | None = None) -> None:
+    def enqueue_digests():  # robust: a broker outage is caught up by the next sweep
+        _enqueue_digests(ids, countdown)
+
+    transaction.on_commit(enqueue_digests, robust=True)
+
+
+@dataclass(frozen=True)
+class DigestContent:
+    """What a digest reports, computed when it is sent: only tasks the user may see."""
+
+    due_soon: list
+    overdue: list
+    awaiting_verification: list
+
+    @property
+    def task_count(self) -> int:
+        return len(self.due_soon) + len(self.overdue) + len(self.awaiting_verification)
+
+    @property
+    def is_empty(self) -> bool:
+        return self.task_count == 0
+
+
+def digest_content(*, user: User, day: dt.date, now: dt.datetime) -> DigestContent:
+    """The user's open tasks ("My tasks": assigned, managed, or of their organizations) due
+    within DIGEST_DUE_WITHIN_DAYS of `day` (or the plan's largest reminder day), their open
+    tasks past the deadline at `now`, and, for coordinators, the tasks done but not verified
+    in the plans they coordinate. Three queries: policies, the user's tasks, the tasks
+    awaiting verification."""
+
+    from django.db.models import Q
+
+    from plans.models import PlanParticipant
+    from tracker.models import Membership
+
+    default_days = ReminderPolicy.defaults().before_days or []
+    horizons = {
+        row.plan_id: max([DIGEST_DUE_WITHIN_DAYS, *(row.before_days or [])])
+        for row in ReminderPolicy.objects.only("plan_id", "before_days")
+    }
+    default_horizon = max([DIGEST_DUE_WITHIN_DAYS, *default_days])
+    furthest = max([default_horizon, *horizons.values()])
+    mine = list(
+        plan_selectors.task_mine(user=user)
+        .filter(Q(deadline_at__lte=now) | Q(due_date__lte=day + dt.timedelta(days=furthest)))
+        .select_related("plan")
+        .order_by("deadline_at", "ref", "pk")
+    )
+    overdue = [task for task in mine if task.deadline_at <= now]
+    due_soon = [
+        task
+        for task in mine
+        if task.deadline_at > now
+        and task.due_date <= day + dt.timedelta(days=horizons.get(task.plan_id, default_horizon))
+    ]
+    coordinated = PlanParticipant.objects.filter(
+        role=PlanParticipant.Role.COORDINATING,
+        organization__memberships__user=user,
+        organization__memberships__role=Membership.Role.COORDINATOR,
+    ).values("plan_id")
+    awaiting = list(
+        policy.for_user(user, policy.VERIFY, Task)
+        .filter(status=Task.Status.DONE, plan_id__in=coordinated)
+        .select_related("plan")
+        .order_by("completed_at", "ref", "pk")
+    )
+    return DigestContent(due_soon=due_soon, overdue=overdue, awaiting_verification=awaiting)
+
+
+@dataclass(frozen=True)
+class DigestResult:
+    digest_id: int
+    status: str
+    retry_in: int | None = None
+    reason: str = ""
+
+    @property
+    def sent(self) -> bool:
+        return self.status == DigestStatus.SENT
+
+
+@dataclass(frozen=True)
+class _DigestClaim:
+    """A digest claimed for one attempt (its user loaded). `attempts`, the row's count after
+    the claim, is the fencing token: the outcome is stamped only while the row still has it."""
+
+    digest: Digest
+    attempts: int
+
+
+@dataclass(frozen=True)
+class _DigestOutcome:
+    status: str  # sent, empty, or pending when the attempt failed
+    task_count: int
+    error: str = ""
+    permanent: bool = False
+
+
+def _digest_finish(digest: Digest, reason: str, now: dt.datetime) -> DigestResult:
+    digest.status = DigestStatus.NOT_SENT
+    digest.email_failed_at = now
+    digest.failure_reason = reason[:500]
+    digest.next_attempt_at = None
+    digest.save(
+        update_fields=[
+            "status", "task_count", "email_failed_at", "failure_reason", "next_attempt_at",
+        ]
+    )  # fmt: skip
+    logger.warning("Digest %s not emailed: %s", digest.pk, reason)
+    return DigestResult(digest.pk, digest.status, reason=digest.failure_reason)
+
+
+def _digest_claim(digest_id: int) -> _DigestClaim | DigestResult | None:
+    """Take the digest for one attempt if it is due and nobody holds it (a lease of
+    REMINDER_LEASE_SECONDS); a DigestResult when it is finished here without sending; None
+    when there is nothing to do."""
+
+    with transaction.atomic():
+        now = _now()
+        digest = (
+            Digest.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("user", "user__notification_preference")
+            .filter(
+                pk=digest_id,
+                status=DigestStatus.PENDING,
+                next_attempt_at__lte=now + CLOCK_SLACK,
+            )
+            .first()
+        )
+        if digest is None:
+            return None
+        user = digest.user
+        preference = getattr(user, "notification_preference", None)
+        if not user.is_active:
+            return _digest_finish(digest, DIGEST_USER_INACTIVE, now)
+        if not user.email:
+            return _digest_finish(digest, DIGEST_NO_EMAIL_ADDRESS, now)
+        if preference is None or not preference.digest:
+            return _digest_finish(digest, DIGEST_SWITCHED_OFF, now)
+        if digest.attempts >= settings.REMINDER_MAX_ATTEMPTS:
+            # Earlier attempts never reported back (their worker died): stop here.
+            return _digest_finish(digest, digest.failure_reason or LEASE_EXPIRED, now)
+        digest.attempts += 1
+        digest.next_attempt_at = now + dt.timedelta(seconds=settings.REMINDER_LEASE_SECONDS)
+        digest.save(update_fields=["attempts", "next_attempt_at"])
+        return _DigestClaim(digest=digest, attempts=digest.attempts)
+
+
+def _digest_send(claim: _DigestClaim, content: DigestContent, connection=None) -> _DigestOutcome:
+    """Email the digest. No database transaction is open here."""
+    import smtplib
+
+    from . import emails
+
+    message = emails.build_digest(claim.digest, content, connection=connection)
+    try:
+        message.send()
+    except (smtplib.SMTPException, OSError) as exc:
+        return _DigestOutcome(
+            DigestStatus.PENDING, content.task_count, _error_text(exc), _permanent(exc)
+        )
+    return _DigestOutcome(DigestStatus.SENT, content.task_count)
+
+
+def _digest_stamp(
+    claim: _DigestClaim, outcome: _DigestOutcome, schedule_retry: bool = True
+) -> DigestResult | None:
+    with transaction.atomic():
+        now = _now()
+        digest = Digest.objects.select_for_update().filter(pk=claim.digest.pk).first()
+        if digest is None:
+            return None  # deleted meanwhile (the user was)
+        if digest.status != DigestStatus.PENDING or digest.attempts != claim.attempts:
+            # This attempt's lease ran out and a newer one took the digest over: it stamps.
+            logger.warning(
+                "Digest %s: a newer attempt claimed it after this one's lease ran out; this "
+                "attempt's outcome is not recorded.",
+                digest.pk,
+            )
+            return DigestResult(digest.pk, digest.status, reason=digest.failure_reason)
+        digest.task_count = outcome.task_count
+        if outcome.status in (DigestStatus.SENT, DigestStatus.EMPTY):
+            digest.status = outcome.status
+            digest.email_sent_at = now if outcome.status == DigestStatus.SENT else None
+            digest.next_attempt_at = None
+            digest.failure_reason = ""
+            digest.save(
+                update_fields=[
+                    "status", "task_count", "email_sent_at", "next_attempt_at", "failure_reason",
+                ]
+            )  # fmt: skip
+            return DigestResult(digest.pk, digest.status)
+        if outcome.permanent:
+            return _digest_finish(digest, REFUSED.format(error=outcome.error), now)
+        if digest.attempts >= settings.REMINDER_MAX_ATTEMPTS:
+            return _digest_finish(
+                digest, GAVE_UP.format(attempts=digest.attempts, error=outcome.error), now
+            )
+        delay = reminder_retry_delay(digest.attempts)
+        digest.failure_reason = outcome.error[:500]
+        digest.next_attempt_at = now + dt.timedelta(seconds=delay)
+        digest.save(update_fields=["task_count", "failure_reason", "next_attempt_at"])
+        if schedule_retry:
+            _enqueue_digests_on_commit([digest.pk], countdown=delay)
+        logger.info("Digest %s failed (%s); retry in %s s.", digest.pk, outcome.error, delay)
+        return DigestResult(digest.pk, digest.status, retry_in=delay, reason=outcome.error)
+
+
+def digest_deliver(
+    *, digest_id: int, connection=None, schedule_retry: bool = True
+) -> DigestResult | None:
+    """Make one attempt at a due digest: its content computed now, emailed unless there is
+    nothing to report (then recorded as empty). Returns None when there is nothing to do
+    (gone, finished, not yet due, or held by another worker). A transient failure (SMTP,
+    connection) is retried with backoff (`schedule_retry=False`: the next run picks it up);
+    after REMINDER_MAX_ATTEMPTS, on a permanent refusal, or when the user opted out, has no
+    address or is inactive, it is recorded as not sent with the reason."""
+
+    claimed = _digest_claim(digest_id)
+    if not isinstance(claimed, _DigestClaim):
+        return claimed
+    digest = claimed.digest
+    content = digest_content(user=digest.user, day=digest.day, now=_now())
+    if content.is_empty:
+        outcome = _DigestOutcome(DigestStatus.EMPTY, 0)
+    else:
+        outcome = _digest_send(claimed, content, connection)
+    return _digest_stamp(claimed, outcome, schedule_retry)
+
+
+def digests_deliver_pending(*, now: dt.datetime | None = None) -> list[DigestResult]:
+    """Deliver every due pending digest over one SMTP connection, in the foreground
+    (`send_reminders`). Failures wait for the next run or a worker."""
+    from django.core.mail import get_connection
+
+    now = now or _now()
+    ids = list(
+        Digest.objects.filter(status=DigestStatus.PENDING, next_attempt_at__lte=now + CLOCK_SLACK)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    results: list[DigestResult] = []
+    if not ids:
+        return results
+    connection = get_connection()
+    try:
+        connection.open()
+    except Exception as exc:  # noqa: BLE001 - any backend: fall back per message
+        logger.warning("Could not open the mail connection: %s", exc)
+    try:
+        for digest_id in ids:
+            result = digest_deliver(
+                digest_id=digest_id, connection=connection, schedule_retry=False
+            )
+            if result is not None:
+                results.append(result)
+    finally:
+        connection.close()
+    return results

@@ -37,3 +37,20 @@ def deliver_notification_task(notification_id: int) -> None:
     another worker; transient failures are rescheduled by the service (new message with a
     countdown), so nothing here raises for them."""
     services.notification_deliver(notification_id=notification_id)
+
+
+@shared_task(name="notifications.sweep_digests", soft_time_limit=240, time_limit=300)
+def sweep_digests_task() -> int:
+    """Periodic (beat, REMINDER_SWEEP_SECONDS): create today's digest of every opted-in user
+    whose 08:00 has passed; their emails are enqueued after commit. Returns how many were
+    created."""
+    return services.digests_sweep().created
+
+
+# One SMTP exchange; the limits only stop a task that hangs (inside the claim's lease).
+@shared_task(name="notifications.deliver_digest", soft_time_limit=60, time_limit=90)
+def deliver_digest_task(digest_id: int) -> None:
+    """Email one digest (or record it as empty). Returns quietly when it is gone, finished,
+    not yet due or held by another worker; transient failures are rescheduled by the service
+    (a new message with a countdown), so nothing here raises for them."""
+    services.digest_deliver(digest_id=digest_id)

@@ -29,6 +29,16 @@ worker_init.connect(_ensure_broker_folders)
 beat_init.connect(_ensure_broker_folders)
 
 
+@beat_init.connect
+def _run_at_start(sender=None, **_kwargs):
+    """Send the beat entries named in BEAT_RUN_AT_START once, as beat would (same options)."""
+    from django.conf import settings
+
+    for name in getattr(settings, "BEAT_RUN_AT_START", ()):
+        entry = settings.CELERY_BEAT_SCHEDULE[name]
+        app.send_task(entry["task"], **entry.get("options", {}))
+
+
 @app.on_after_finalize.connect
 def _setup_periodic_tasks(sender, **_kwargs):
     from django.conf import settings

@@ -129,8 +129,15 @@ if REDIS_URL:
         }
     }
     CELERY_BROKER_URL = REDIS_URL
-    # Longer than any task's hard time limit, so a running task is never redelivered twice.
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+    # Seconds before Redis hands an unacknowledged message to another worker. Longer than any
+    # task's hard time limit and any countdown (retries wait at most 30 minutes), so a message
+    # is redelivered only when its worker is gone; and longer than REMINDER_LEASE_SECONDS, so
+    # a dead worker's reminder is redelivered after its lease ran out.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)
+    }
+    if CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] < 1:
+        raise ImproperlyConfigured("CELERY_VISIBILITY_TIMEOUT must be at least 1 (seconds).")
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     # No server needed: kombu's filesystem transport keeps messages as files under var/.
@@ -162,6 +169,9 @@ if env.str("EMAIL_URL", default=""):
 else:
     EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
     EMAIL_FILE_PATH = str(VAR_DIR / "mail")
+# Seconds an SMTP connection may block: a hung server becomes an ordinary, retried error
+# (well inside the delivery tasks' time limits and the reminder lease).
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="tracker@localhost")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
@@ -293,11 +303,16 @@ REMINDER_SWEEP_SECONDS = env.int("REMINDER_SWEEP_SECONDS", default=300)
 # Email attempts per notification (exponential backoff from 60 s, capped under the broker's
 # visibility timeout) before the failure is recorded.
 REMINDER_MAX_ATTEMPTS = env.int("REMINDER_MAX_ATTEMPTS", default=5)
+# While a worker sends a reminder its row is leased to it: no other worker claims it until
+# the lease runs out. Longer than the delivery task's hard time limit (90 s), so a live
+# attempt keeps it; when a worker dies mid-send, the reminder is due again at the lease's end.
+REMINDER_LEASE_SECONDS = env.int("REMINDER_LEASE_SECONDS", default=300)
 # Celery queue of the email deliveries and of the sweep (workers must consume it).
 NOTIFICATION_QUEUE = env.str("NOTIFICATION_QUEUE", default="celery")
 if (
     REMINDER_MAX_ATTEMPTS < 1
     or REMINDER_SWEEP_SECONDS < 1
+    or REMINDER_LEASE_SECONDS < 1
     or min(REMINDER_BEFORE_DAYS, default=0) < 0
     or min(
         REMINDER_OVERDUE_EVERY_DAYS,
@@ -308,8 +323,16 @@ if (
     < 0
 ):
     raise ImproperlyConfigured(
-        "REMINDER_MAX_ATTEMPTS and REMINDER_SWEEP_SECONDS must be at least 1 and the "
-        "REMINDER_* days 0 or more."
+        "REMINDER_MAX_ATTEMPTS, REMINDER_SWEEP_SECONDS and REMINDER_LEASE_SECONDS must be "
+        "at least 1 and the REMINDER_* days 0 or more."
+    )
+# A message redelivered while its reminder is still leased would be dropped (the sweep would
+# catch it up, minutes later): the broker must wait longer than a lease.
+if CELERY_BROKER_TRANSPORT_OPTIONS.get("visibility_timeout", REMINDER_LEASE_SECONDS + 1) <= (
+    REMINDER_LEASE_SECONDS
+):
+    raise ImproperlyConfigured(
+        "CELERY_VISIBILITY_TIMEOUT must be longer than REMINDER_LEASE_SECONDS."
     )
 CELERY_BEAT_SCHEDULE = {
     **vars().get("CELERY_BEAT_SCHEDULE", {}),
@@ -319,3 +342,18 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"queue": NOTIFICATION_QUEUE},
     },
 }
+
+# --- Digest ---------------------------------------------------------------------------------
+# Beat runs the digest sweep as often as the reminder sweep: each opted-in user's digest falls
+# due at 08:00 in their own zone, and the sweep creates it once (unique per user and day).
+CELERY_BEAT_SCHEDULE = {
+    **vars().get("CELERY_BEAT_SCHEDULE", {}),
+    "notifications.sweep_digests": {
+        "task": "notifications.sweep_digests",
+        "schedule": float(REMINDER_SWEEP_SECONDS),
+        "options": {"queue": NOTIFICATION_QUEUE},
+    },
+}
+# Beat also sends these entries once when it starts, so a fresh `make run` (or a restart after
+# a pause) sweeps at once instead of a full interval later; the sweeps are idempotent.
+BEAT_RUN_AT_START = ["notifications.sweep_reminders", "notifications.sweep_digests"]

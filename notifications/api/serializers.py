@@ -6,12 +6,14 @@ from rest_framework import serializers
 
 from notifications.models import (
     Notification,
+    NotificationKind,
     WebhookDelivery,
     WebhookEvent,
     WebhookSubscription,
 )
 from plans.api.serializers import StrictSerializer
-from tracker.models import Organization
+from tracker.models import Organization, User
+from tracker.validators import validate_time_zone
 
 EVENTS_HELP = "Event names: " + ", ".join(WebhookEvent.values) + "."
 
@@ -164,4 +166,58 @@ class CalendarFeedUrlSerializer(serializers.Serializer):
         read_only=True,
         help_text="Your calendar feed (iCalendar) with its secret. Shown only in this "
         "response: subscribe to it now (Outlook, Google Calendar). Only a hash is kept.",
+    )
+
+
+# --- Preferences ------------------------------------------------------------------------------
+
+DIGEST_HELP = (
+    "A daily digest at 08:00 in your time zone: your tasks due soon and overdue and, for "
+    "coordinators, tasks awaiting verification. An empty one is not sent."
+)
+TIME_ZONE_HELP = "IANA time zone of your reminders, digest and emailed times, e.g. Asia/Seoul."
+LANGUAGE_HELP = "Language of your emails: en or ko."
+
+
+def _email(kind: str, **kwargs) -> serializers.BooleanField:
+    label = NotificationKind(kind).label
+    return serializers.BooleanField(
+        help_text=f"Email the reminders '{label}' (false: in the app only).", **kwargs
+    )
+
+
+class NotificationPreferenceSerializer(serializers.Serializer):
+    """Your preferences; without a saved row, the defaults (every email on, no digest)."""
+
+    email_due_soon = _email("due_soon", read_only=True)
+    email_due_today = _email("due_today", read_only=True)
+    email_overdue = _email("overdue", read_only=True)
+    email_escalation_manager = _email("escalation_manager", read_only=True)
+    email_escalation_coordinators = _email("escalation_coordinators", read_only=True)
+    email_awaiting_verification = _email("awaiting_verification", read_only=True)
+    digest = serializers.BooleanField(read_only=True, help_text=DIGEST_HELP)
+    language = serializers.ChoiceField(
+        choices=User.Language.choices, source="user.language", read_only=True,
+        help_text=LANGUAGE_HELP,
+    )  # fmt: skip
+    time_zone = serializers.CharField(
+        source="user.time_zone", read_only=True, help_text=TIME_ZONE_HELP
+    )
+
+
+class NotificationPreferenceUpdateSerializer(StrictSerializer):
+    """Any of the fields; those left out stay as they are."""
+
+    email_due_soon = _email("due_soon", required=False)
+    email_due_today = _email("due_today", required=False)
+    email_overdue = _email("overdue", required=False)
+    email_escalation_manager = _email("escalation_manager", required=False)
+    email_escalation_coordinators = _email("escalation_coordinators", required=False)
+    email_awaiting_verification = _email("awaiting_verification", required=False)
+    digest = serializers.BooleanField(required=False, help_text=DIGEST_HELP)
+    language = serializers.ChoiceField(
+        choices=User.Language.choices, required=False, help_text=LANGUAGE_HELP
+    )
+    time_zone = serializers.CharField(
+        max_length=64, required=False, validators=[validate_time_zone], help_text=TIME_ZONE_HELP
     )

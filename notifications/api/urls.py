@@ -1,3 +1,4 @@
+from django.urls import path
 from rest_framework.routers import SimpleRouter
 
 from . import views
@@ -7,4 +8,11 @@ router.register("notifications", views.NotificationViewSet, basename="notificati
 router.register("webhooks", views.WebhookSubscriptionViewSet, basename="webhook")
 router.register("calendar-feed", views.CalendarFeedViewSet, basename="calendar-feed")
 
-urlpatterns = router.urls
+urlpatterns = [
+    *router.urls,
+    path(
+        "notification-preferences/",
+        views.NotificationPreferenceView.as_view(),
+        name="notification-preferences",
+    ),
+]

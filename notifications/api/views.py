@@ -7,6 +7,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from notifications import calendar, selectors, services
 from notifications.filtersets import WebhookSubscriptionFilterSet
@@ -293,3 +294,39 @@ class CalendarFeedViewSet(viewsets.GenericViewSet):
         response = Response(s.CalendarFeedUrlSerializer({"url": url}).data)
         response["Cache-Control"] = "no-store"
         return response
+
+
+PREFERENCES_DESCRIPTION = (
+    "Always your own. Which reminders are emailed (each kind on or off; they stay in the app "
+    "either way), the daily digest (08:00 in your time zone: tasks due soon and overdue and, "
+    "for coordinators, awaiting verification), and your language and time zone (the same as "
+    "on /users/me/). Without a saved choice: every email on, no digest."
+)
+
+
+class NotificationPreferenceView(APIView):
+    """The caller's own notification preferences; there is no way to name another person."""
+
+    @extend_schema(
+        summary="Your notification preferences",
+        description=PREFERENCES_DESCRIPTION,
+        responses={200: s.NotificationPreferenceSerializer},
+    )
+    def get(self, request):
+        preference = services.notification_preferences_get(user=request.user)
+        return Response(s.NotificationPreferenceSerializer(preference).data)
+
+    @extend_schema(
+        summary="Change your notification preferences",
+        description=PREFERENCES_DESCRIPTION + " Send only the fields to change; an unknown "
+        "time zone or language is a 400 naming the field.",
+        request=s.NotificationPreferenceUpdateSerializer,
+        responses={200: s.NotificationPreferenceSerializer},
+    )
+    def patch(self, request):
+        serializer = s.NotificationPreferenceUpdateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        preference = services.notification_preferences_update(
+            actor=request.user, user=request.user, **serializer.validated_data
+        )
+        return Response(s.NotificationPreferenceSerializer(preference).data)

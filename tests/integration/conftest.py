@@ -1,15 +1,22 @@
-"""A real `celery worker` process over Redis against the test database."""
+"""A real `celery worker` process over Redis against the test database, and a local SMTP
+server (aiosmtpd) for the reminder emails."""
 
+import asyncio
+import email
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
+from email.policy import default as default_policy
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from aiosmtpd.controller import Controller
 from django.db import connection
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,11 +33,14 @@ def database_url_of_test_db() -> str:
 
 
 class Worker:
-    """A celery worker subprocess consuming one private queue."""
+    """A celery worker subprocess consuming one private queue, in a process group of its own.
+    `env`: extra environment variables (settings) of this worker; `name` tells apart the logs
+    of several workers on one queue."""
 
-    def __init__(self, queue: str):
+    def __init__(self, queue: str, env: dict[str, str] | None = None, name: str = ""):
         self.queue = queue
-        self.log = ROOT / "var" / f"test-worker-{queue}.log"
+        self.env = env or {}
+        self.log = ROOT / "var" / f"test-worker-{queue}{'-' + name if name else ''}.log"
         self.process: subprocess.Popen | None = None
 
     def start(self) -> "Worker":
@@ -39,6 +49,7 @@ class Worker:
             "DJANGO_SETTINGS_MODULE": "tracker.settings",
             "DJANGO_SECRET_KEY": os.environ.get("DJANGO_SECRET_KEY", "integration-test-key"),
             "DATABASE_URL": database_url_of_test_db(),
+            **self.env,
         }
         self.process = subprocess.Popen(
             [
@@ -75,6 +86,13 @@ class Worker:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(timeout=10)
 
+    def kill(self) -> None:
+        """SIGKILL the whole process group (the main process and its pool): no shutdown, no
+        acknowledgement, no clean-up, as when a machine dies."""
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+
     def output(self) -> str:
         return self.log.read_text() if self.log.exists() else ""
 
@@ -96,3 +114,96 @@ def wait_for(predicate, timeout: float = 60.0, interval: float = 0.25):
             return value
         time.sleep(interval)
     return predicate()
+
+
+# --- SMTP ---------------------------------------------------------------------------------
+
+
+class Inbox:
+    """aiosmtpd handler keeping every message it accepted.
+
+    A message counts as received only when the handler answers 250, and it is recorded right
+    before that answer with no await in between. If the client disappears during the DATA
+    exchange, aiosmtpd cancels the handler at its await: such a message is never recorded
+    (it goes to `cut`). `delay` makes every DATA exchange take that long; `hold_at = n` holds
+    the exchange of message n + 1 open (setting `holding`, at `held_at`) until the client goes
+    away. `accepted_at` has the wall-clock time of each 250."""
+
+    def __init__(self, delay: float = 0.0, hold_at: int | None = None):
+        self.delay = delay
+        self.hold_at = hold_at
+        self.messages = []
+        self.accepted_at: list[float] = []
+        self.cut: list[str] = []
+        self.holding = threading.Event()
+        self.held_at: float | None = None
+        self.lock = threading.Lock()
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's name
+        message = email.message_from_bytes(envelope.content, policy=default_policy)
+        try:
+            if self.delay:
+                await asyncio.sleep(self.delay)
+            with self.lock:
+                hold = self.hold_at is not None and len(self.messages) == self.hold_at
+                if hold:
+                    self.hold_at = None  # once
+            if hold:
+                self.held_at = time.time()
+                self.holding.set()
+                while True:  # until the client disappears (cancelled)
+                    await asyncio.sleep(0.05)
+        except asyncio.CancelledError:
+            with self.lock:
+                self.cut.append(message["Message-ID"])
+            raise
+        with self.lock:
+            self.messages.append((envelope.rcpt_tos, message))
+            self.accepted_at.append(time.time())
+        return "250 Message accepted for delivery"
+
+    def message_ids(self) -> list[str]:
+        with self.lock:
+            return [message["Message-ID"] for _rcpt, message in self.messages]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def smtp_server():
+    """A local SMTP server in a thread: (inbox, port)."""
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=_free_port())
+    controller.start()
+    try:
+        yield inbox, controller.port
+    finally:
+        controller.stop()
+
+
+@pytest.fixture
+def reminder_queue(monkeypatch, settings, smtp_server) -> str:
+    """A private queue that is the notification queue of this process and of the workers it
+    starts, whose email goes to the local SMTP server."""
+    _inbox, port = smtp_server
+    queue = f"test-rem-{uuid.uuid4().hex[:10]}"
+    monkeypatch.setenv("NOTIFICATION_QUEUE", queue)
+    monkeypatch.setenv("EMAIL_URL", f"smtp://127.0.0.1:{port}")
+    monkeypatch.setenv("SITE_URL", "https://tracker.example.org")
+    settings.NOTIFICATION_QUEUE = queue
+    settings.SITE_URL = "https://tracker.example.org"
+    return queue
+
+
+@pytest.fixture
+def reminder_worker(reminder_queue):
+    """A worker on the reminder queue."""
+    worker = Worker(queue=reminder_queue).start()
+    try:
+        yield worker
+    finally:
+        worker.stop()

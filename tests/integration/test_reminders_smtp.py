@@ -3,75 +3,16 @@ Redis; a real Celery worker process renders and sends each over SMTP to a local 
 server, which receives exactly the expected messages (by Message-ID), once each."""
 
 import datetime as dt
-import email
-import socket
-import threading
-import uuid
-from email.policy import default as default_policy
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from notifications import emails, services
 from notifications.models import Notification
-from tests.integration.conftest import Worker, wait_for
+from tests.integration.conftest import wait_for
 from tests.notifications import reminders_world as w
 from tests.notifications.reminders_world import DUE, NEW_YORK, local
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
-
-
-class Inbox:
-    """aiosmtpd handler keeping every message received."""
-
-    def __init__(self):
-        self.messages = []
-        self.lock = threading.Lock()
-
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's name
-        message = email.message_from_bytes(envelope.content, policy=default_policy)
-        with self.lock:
-            self.messages.append((envelope.rcpt_tos, message))
-        return "250 Message accepted for delivery"
-
-    def message_ids(self) -> list[str]:
-        with self.lock:
-            return [message["Message-ID"] for _rcpt, message in self.messages]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture
-def smtp_server():
-    inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=_free_port())
-    controller.start()
-    try:
-        yield inbox, controller.port
-    finally:
-        controller.stop()
-
-
-@pytest.fixture
-def reminder_worker(monkeypatch, settings, smtp_server):
-    """A worker on a private queue (the notification queue of both processes) whose email
-    backend is the local SMTP server."""
-    _inbox, port = smtp_server
-    queue = f"test-rem-{uuid.uuid4().hex[:10]}"
-    monkeypatch.setenv("NOTIFICATION_QUEUE", queue)
-    monkeypatch.setenv("EMAIL_URL", f"smtp://127.0.0.1:{port}")
-    monkeypatch.setenv("SITE_URL", "https://tracker.example.org")
-    settings.NOTIFICATION_QUEUE = queue
-    settings.SITE_URL = "https://tracker.example.org"
-    worker = Worker(queue=queue).start()
-    try:
-        yield worker
-    finally:
-        worker.stop()
 
 
 def test_reminders_reach_a_real_smtp_server_once(reminder_worker, smtp_server):

@@ -61,8 +61,8 @@ def test_events_are_validated_and_normalized(world):
         create(world, events=[])
     assert error.value.message_dict["events"] == [EVENTS_EMPTY]
     with pytest.raises(ValidationError) as error:
-        create(world, events=["task.created", "task.deleted", "task.due_soon"])
-    assert "Unknown events: task.deleted, task.due_soon." in error.value.message_dict["events"][0]
+        create(world, events=["task.created", "task.deleted", "task.due_later"])
+    assert "Unknown events: task.deleted, task.due_later." in error.value.message_dict["events"][0]
     subscription, _ = create(world, events=["task.updated", "task.created", "task.updated"])
     assert subscription.events == ["task.created", "task.updated"]
 

@@ -56,3 +56,35 @@ def test_send_reminders_now_on_the_demo(demo, mailoutbox):
     again = run("--now")
     assert "Created 0 notification(s); sent 0 email(s)" in again
     assert len(mailoutbox) == len(ids)
+
+
+def test_send_reminders_also_sends_the_digests(demo, mailoutbox):
+    from notifications import emails, services
+    from notifications.models import Digest
+    from tracker.models import User
+
+    seoul = User.objects.get(username="coordinator.kr")
+    new_york = User.objects.get(username="coordinator.us")
+    for user in (seoul, new_york):
+        services.notification_preferences_update(actor=user, user=user, digest=True)
+
+    # 21:00 in Seoul, 07:00 in New York: only Seoul's 08:00 has passed.
+    output = run()
+    assert "Created 1 digest(s); sent 1 digest email(s)." in output
+    digest = Digest.objects.get()
+    assert (digest.user, digest.day, digest.status) == (seoul, dt.date(2027, 2, 12), "sent")
+    (message,) = [
+        m
+        for m in mailoutbox
+        if m.extra_headers["Message-ID"] == emails.message_id(digest.dedupe_key)
+    ]
+    assert message.to == [seoul.email] and "일일 요약" in message.subject
+
+    # --now: New York's digest of the day too, before its 08:00.
+    output = run("--now")
+    assert "Created 1 digest(s); sent 1 digest email(s)." in output
+    assert Digest.objects.filter(user=new_york, day=dt.date(2027, 2, 12), status="sent").exists()
+    sent = len(mailoutbox)
+    again = run("--now")
+    assert "Created 0 digest(s); sent 0 digest email(s)." in again
+    assert len(mailoutbox) == sent

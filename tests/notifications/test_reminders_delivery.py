@@ -1,5 +1,8 @@
 """Email delivery of notifications: once, in the recipient's language, with the task link and
-a stable Message-ID; transient SMTP errors retried with backoff, permanent ones recorded."""
+a stable Message-ID; transient SMTP errors retried with backoff, permanent ones recorded; the
+row leased while the email is sent (no transaction open), so a dead worker's reminder is sent
+again after the lease and a stale attempt cannot stamp over a newer one; the recipient's
+email preference honoured."""
 
 import datetime as dt
 import hashlib
@@ -9,9 +12,11 @@ import pytest
 import time_machine
 from django.core import mail
 from django.core.mail.backends.locmem import EmailBackend
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from notifications import emails, services
-from notifications.models import Notification
+from notifications.models import Notification, NotificationPreference
 from notifications.tasks import deliver_notification_task
 from tests.notifications import reminders_world as w
 from tests.notifications.reminders_world import DUE, NEW_YORK, local
@@ -180,3 +185,142 @@ def test_users_without_email_or_inactive_are_in_app_only(world, mailoutbox):
     reasons = dict(Notification.objects.values_list("recipient_id", "failure_reason"))
     assert reasons[world.new_york.pk] == services.NO_EMAIL_ADDRESS
     assert reasons[world.seoul.pk] == services.USER_INACTIVE
+
+
+def test_email_turned_off_for_the_kind_is_in_app_only(world, mailoutbox):
+    NotificationPreference.objects.create(user=world.new_york, email_due_soon=False)
+    NotificationPreference.objects.create(user=world.seoul, email_overdue=False)
+    notifications = swept(world)
+    result = deliver(notifications[world.new_york.pk])
+    assert not result.sent and result.reason == services.EMAIL_TURNED_OFF
+    assert deliver(notifications[world.seoul.pk]).sent  # off for another kind only
+    assert [message.to for message in mailoutbox] == [[world.seoul.email]]
+    new_york = Notification.objects.get(pk=notifications[world.new_york.pk].pk)
+    assert new_york.failure_reason == services.EMAIL_TURNED_OFF
+    assert new_york.email_failed_at is not None and new_york.attempts == 0
+    assert deliver(new_york) is None  # finished: not tried again
+
+
+def test_the_claim_takes_the_same_queries_with_or_without_a_preference(world, mailoutbox):
+    NotificationPreference.objects.create(user=world.seoul)  # all on; new_york has no row
+    notifications = swept(world)
+    counts = []
+    for user in (world.new_york, world.seoul):
+        with CaptureQueriesContext(connection) as queries:
+            assert deliver(notifications[user.pk]).sent
+        counts.append(len(queries))
+    # Claim: savepoint, SELECT ... FOR UPDATE (with the preference), UPDATE (lease), release;
+    # stamp: UPDATE.
+    assert counts == [5, 5]
+    assert len(mailoutbox) == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_email_is_sent_with_no_transaction_open_and_the_row_leased(
+    world, monkeypatch, settings
+):
+    settings.REMINDER_LEASE_SECONDS = 120
+    notification = swept(world)[world.new_york.pk]
+    seen = []
+    send = EmailBackend.send_messages
+
+    def spy(self, messages):
+        row = Notification.objects.get(pk=notification.pk)  # what other workers see
+        seen.append((connection.in_atomic_block, row.attempts, row.next_attempt_at))
+        return send(self, messages)
+
+    monkeypatch.setattr(EmailBackend, "send_messages", spy)
+    assert deliver(notification).sent
+    claimed_at = MOMENT + dt.timedelta(minutes=1)
+    assert seen == [(False, 1, claimed_at + dt.timedelta(seconds=120))]
+    notification.refresh_from_db()
+    assert notification.email_sent_at == claimed_at and notification.next_attempt_at is None
+
+
+def test_a_worker_dying_mid_send_leaves_a_lease_then_the_sweep_sends_it_once(
+    world, mailoutbox, enqueued, django_capture_on_commit_callbacks
+):
+    notifications = swept(world)
+    assert deliver(notifications[world.seoul.pk]).sent  # out of the way
+    mailoutbox.clear()
+    notification = notifications[world.new_york.pk]
+    claimed_at = MOMENT + dt.timedelta(minutes=1)
+    with time_machine.travel(claimed_at, tick=False):
+        dead = services._notification_claim(notification.pk)  # ...and the worker died
+    lease_end = claimed_at + dt.timedelta(seconds=300)
+    notification.refresh_from_db()
+    assert notification.attempts == 1 and notification.next_attempt_at == lease_end
+
+    # While the lease holds, nobody else sends it; the sweep leaves it alone.
+    with time_machine.travel(lease_end - dt.timedelta(seconds=10), tick=False):
+        assert services.notification_deliver(notification_id=notification.pk) is None
+    with (
+        time_machine.travel(lease_end + services.REMINDER_REQUEUE_AFTER / 2, tick=False),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        assert services.reminders_sweep().requeued == 0
+    assert mailoutbox == [] and enqueued == []
+
+    # Once the lease has run out for REMINDER_REQUEUE_AFTER, the sweep enqueues it again.
+    later = lease_end + services.REMINDER_REQUEUE_AFTER
+    with (
+        time_machine.travel(later, tick=False),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        assert services.reminders_sweep().requeued == 1
+        assert services.notification_deliver(notification_id=notification.pk).sent
+        assert services.notification_deliver(notification_id=notification.pk) is None
+    assert enqueued == [(notification.pk, None, "celery")]
+    assert len(mailoutbox) == 1
+    notification.refresh_from_db()
+    assert notification.attempts == 2 and notification.email_sent_at == later
+
+    # The first attempt was only slow, not dead: its late stamp changes nothing.
+    with time_machine.travel(later + dt.timedelta(minutes=1), tick=False):
+        services._notification_stamp(dead, OSError("too late"))
+    again = Notification.objects.get(pk=notification.pk)
+    assert (again.email_sent_at, again.email_failed_at, again.failure_reason) == (later, None, "")
+
+
+def test_a_stale_attempt_cannot_stamp_over_a_newer_claim(world, mailoutbox, enqueued):
+    notification = swept(world)[world.new_york.pk]
+    first_at = MOMENT + dt.timedelta(minutes=1)
+    with time_machine.travel(first_at, tick=False):
+        first = services._notification_claim(notification.pk)
+    second_at = first_at + dt.timedelta(seconds=300)
+    with time_machine.travel(second_at, tick=False):
+        second = services._notification_claim(notification.pk)
+    assert (first.attempts, second.attempts) == (1, 2)
+
+    # The first attempt reports after the second claimed the row: neither its success nor
+    # its failure is recorded, and the second attempt's lease stays.
+    with time_machine.travel(second_at + dt.timedelta(seconds=1), tick=False):
+        services._notification_stamp(first, None)
+        services._notification_stamp(first, OSError("refused"))
+        services._notification_stamp(
+            first, smtplib.SMTPRecipientsRefused({world.new_york.email: (550, b"No")})
+        )
+    notification.refresh_from_db()
+    assert notification.email_sent_at is None and notification.email_failed_at is None
+    assert notification.next_attempt_at == second_at + dt.timedelta(seconds=300)
+    assert enqueued == []
+    with time_machine.travel(second_at + dt.timedelta(seconds=2), tick=False):
+        assert services._notification_stamp(second, None).sent
+    notification.refresh_from_db()
+    assert notification.email_sent_at == second_at + dt.timedelta(seconds=2)
+
+
+def test_an_attempt_that_never_reported_back_counts_towards_giving_up(world, settings, mailoutbox):
+    settings.REMINDER_MAX_ATTEMPTS = 2
+    notification = swept(world)[world.new_york.pk]
+    Notification.objects.filter(pk=notification.pk).update(
+        attempts=2, failure_reason="", next_attempt_at=MOMENT
+    )
+    result = deliver(notification)
+    assert not result.sent and result.retry_in is None
+    notification.refresh_from_db()
+    assert notification.email_failed_at is not None and notification.attempts == 2
+    assert notification.failure_reason == services.GAVE_UP.format(
+        attempts=2, error=services.LEASE_EXPIRED
+    )
+    assert mailoutbox == []
