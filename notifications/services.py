@@ -18,6 +18,7 @@ left behind. Calling `webhook_deliver` again for a finished delivery sends nothi
 """
 
 import datetime as dt
+import functools
 import json
 import logging
 import time
@@ -740,6 +741,47 @@ def _who(kind: str, task: dict, rules, lead: dict, coordinators: dict) -> set[in
     return users
 
 
+UNKNOWN_ZONE = "Reminders skip the users in time zone %r: %s does not know it."
+
+
+@functools.lru_cache(maxsize=64)
+def _zone_known(name: str) -> bool:
+    """A user's zone this Python knows (the validator checks on write; a zone may still
+    vanish with a tzdata update). One bad zone must not stop everyone's reminders."""
+    import zoneinfo
+
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        logger.warning(UNKNOWN_ZONE, name, "Python's tzdata")
+        return False
+    return True
+
+
+@functools.lru_cache(maxsize=1)
+def _postgresql_zones() -> frozenset[str]:
+    """The zone names the PostgreSQL server knows (its tzdata may be older than Python's)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT name FROM pg_timezone_names")
+        return frozenset(row[0] for row in cursor.fetchall())
+
+
+def _sweep_zones() -> list[str]:
+    """The recipients' zones PostgreSQL can compute in; users in others are skipped, logged."""
+    names = set(
+        User.objects.filter(is_system=False)
+        .order_by()
+        .values_list("time_zone", flat=True)
+        .distinct()
+    )
+    known = names & _postgresql_zones()
+    for name in sorted(names - known):
+        logger.warning(UNKNOWN_ZONE, name, "the PostgreSQL server")
+    return sorted(known)
+
+
 def reminders_due(*, now: dt.datetime, whole_day: bool = False) -> list[Notification]:
     """The Notification rows due at `now` (unsaved), in a fixed number of queries: policies,
     candidate tasks, lead organizations' members, plans' coordinators, users."""
@@ -766,6 +808,7 @@ def reminders_due(*, now: dt.datetime, whole_day: bool = False) -> list[Notifica
     users = {
         row["pk"]: row
         for row in User.objects.filter(pk__in=user_ids, is_system=False).values("pk", "time_zone")
+        if _zone_known(row["time_zone"])
     }
 
     created_at = _now()
@@ -873,6 +916,7 @@ base AS (
     FROM cand c
     JOIN rcpt r ON r.task_id = c.id
     JOIN tracker_user u ON u.id = r.user_id AND NOT u.is_system
+                       AND u.time_zone = ANY(%(zones)s)
     JOIN pol ON pol.plan_id = c.plan_id
 ),
 -- Before the deadline: the most recent step whose day has come (its 09:00 before the
@@ -968,6 +1012,7 @@ def _reminders_insert_sql(now: dt.datetime, whole_day: bool, created_at: dt.date
     horizon = max(day for days in [default.before_days, *policies_days] for day in [0, *days])
     params = {
         "now": now,
+        "zones": _sweep_zones(),
         "last_day": now.astimezone(dt.UTC).date() + dt.timedelta(days=horizon + 2),
         "whole_day": whole_day,
         "created_at": created_at,
@@ -1024,10 +1069,13 @@ REMINDER_EVENTS = {
 }
 
 
-def reminder_webhooks_record(created, *, now: dt.datetime) -> list[WebhookDelivery]:
+def reminder_webhooks_record(
+    created, *, now: dt.datetime, enqueue: bool = True
+) -> list[WebhookDelivery]:
     """task.due_soon / task.overdue deliveries for the reminder steps a sweep just created
     (`created`: rows of (id, task_id, kind, due_date, step)), to the active subscriptions
-    listening whose organization may see the task, enqueued after commit.
+    listening whose organization may see the task, enqueued after commit (`enqueue=False`:
+    recorded only; `webhook_deliveries_requeue`, run by beat, sends them).
 
     One delivery per (subscription, task, kind, due date, step) however many recipients or
     sweeps reach that step: its webhook-id is derived from them and unique. A fixed number of
@@ -1104,7 +1152,8 @@ def reminder_webhooks_record(created, *, now: dt.datetime) -> list[WebhookDelive
                 message_id__in=[d.message_id for d in deliveries], created_at=now
             ).order_by("pk")
         )
-        _enqueue_on_commit([delivery.pk for delivery in inserted])
+        if enqueue:
+            _enqueue_on_commit([delivery.pk for delivery in inserted])
     return inserted
 
 
@@ -1125,7 +1174,7 @@ def reminders_sweep(
         else:
             created = _reminders_insert_python(now, whole_day)
         new_ids = [row[0] for row in created]
-        reminder_webhooks_record(created, now=now)
+        reminder_webhooks_record(created, now=now, enqueue=enqueue)
         requeue_ids = _notifications_lost(now) if enqueue else []
         if enqueue and (new_ids or requeue_ids):
             _enqueue_notifications_on_commit(new_ids + requeue_ids)
@@ -1596,15 +1645,17 @@ def _digests_lost(now: dt.datetime) -> list[int]:
     """Pending digests due for longer than REMINDER_REQUEUE_AFTER (broker down at commit,
     worker died mid-attempt): due again now, to be enqueued."""
 
-    ids = list(
-        Digest.objects.filter(
-            status=DigestStatus.PENDING, next_attempt_at__lte=now - REMINDER_REQUEUE_AFTER
+    with transaction.atomic():
+        # Skip locked: a digest being claimed right now keeps its fresh lease (resetting it
+        # to `now` would let a second worker send it while the first still is).
+        ids = list(
+            Digest.objects.select_for_update(skip_locked=True)
+            .filter(status=DigestStatus.PENDING, next_attempt_at__lte=now - REMINDER_REQUEUE_AFTER)
+            .order_by("next_attempt_at")
+            .values_list("pk", flat=True)[:REMINDER_REQUEUE_BATCH]
         )
-        .order_by("next_attempt_at")
-        .values_list("pk", flat=True)[:REMINDER_REQUEUE_BATCH]
-    )
-    if ids:
-        Digest.objects.filter(pk__in=ids, status=DigestStatus.PENDING).update(next_attempt_at=now)
+        if ids:
+            Digest.objects.filter(pk__in=ids).update(next_attempt_at=now)
     return ids
 
 

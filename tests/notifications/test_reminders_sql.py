@@ -2,7 +2,8 @@
 notifications/schedule.py (`reminders_due`, the path SQLite runs): a random world of plans in
 zones from UTC-11 to UTC+14, recipients in eight zones, custom and default policies, moved due
 dates and done tasks, swept at random instants (and around both 2026 US daylight-saving
-changes), must give exactly the same notifications, to the microsecond of `due_at`."""
+changes: a world for each), must give exactly the same notifications, to the microsecond of
+`due_at`."""
 
 import datetime as dt
 import random
@@ -15,6 +16,7 @@ from notifications.models import Notification, ReminderPolicy
 from plans.models import StatusUpdate, Task
 from tests.factories import MembershipFactory, OrganizationFactory, PlanFactory, TaskFactory
 from tracker.models import Membership
+from tracker.services import system_user
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
 
@@ -29,7 +31,9 @@ USER_ZONES = [
     "Asia/Kolkata",  # UTC+5:30
 ]
 PLAN_ZONES = ["Asia/Seoul", "America/New_York", "Pacific/Kiritimati", "Pacific/Pago_Pago"]
-REFERENCE = dt.date(2026, 3, 8)  # the US springs forward; it falls back on 2026-11-01
+# The US springs forward on 2026-03-08 and falls back on 2026-11-01; each world is built and
+# swept around one of them.
+SPRING, FALL = dt.date(2026, 3, 8), dt.date(2026, 11, 1)
 STATUSES = ["planned", "in_progress", "at_risk", "blocked", "done", "verified", "cancelled"]
 
 
@@ -37,7 +41,7 @@ class Rollback(Exception):
     pass
 
 
-def build_world(rng: random.Random) -> None:
+def build_world(rng: random.Random, reference: dt.date) -> None:
     organizations = [OrganizationFactory() for _ in range(4)]
     coordinating = OrganizationFactory()
     users = []
@@ -71,7 +75,7 @@ def build_world(rng: random.Random) -> None:
     ReminderPolicy.objects.create(plan=plans[2], before_days=[2, 1], overdue_every_days=3)
     for _ in range(70):
         plan = rng.choice(plans)
-        due = REFERENCE + dt.timedelta(days=rng.randint(-40, 40))
+        due = reference + dt.timedelta(days=rng.randint(-40, 40))
         task = TaskFactory(
             plan=plan,
             lead_organization=rng.choice(organizations),
@@ -121,12 +125,12 @@ def sql_rows(now, whole_day):
         return rows
 
 
-def instants(rng: random.Random):
-    start = dt.datetime.combine(REFERENCE - dt.timedelta(days=45), dt.time(), dt.UTC)
+def instants(rng: random.Random, reference: dt.date):
+    start = dt.datetime.combine(reference - dt.timedelta(days=45), dt.time(), dt.UTC)
     for _ in range(50):
         yield start + dt.timedelta(minutes=rng.randint(0, 95 * 24 * 60))
-    # Either side of 09:00 in Seoul and New York around the March change.
-    for day in (dt.date(2026, 3, 7), dt.date(2026, 3, 8), dt.date(2026, 3, 9)):
+    # Either side of 09:00 in Seoul and New York around the change.
+    for day in (reference - dt.timedelta(days=1), reference, reference + dt.timedelta(days=1)):
         for hours in (0, 13, 14):
             for minutes in (-1, 0):
                 yield dt.datetime.combine(day, dt.time(hours), dt.UTC) + dt.timedelta(
@@ -134,25 +138,26 @@ def instants(rng: random.Random):
                 )
 
 
-@pytest.mark.parametrize("seed", [1, 2])
-def test_postgresql_sweep_matches_the_schedule_rules(seed):
+@pytest.mark.parametrize(("seed", "reference"), [(1, SPRING), (2, SPRING), (3, FALL), (4, FALL)])
+def test_postgresql_sweep_matches_the_schedule_rules(seed, reference):
     rng = random.Random(seed)
-    build_world(rng)
+    build_world(rng, reference)
     compared = matched = 0
-    for now in instants(rng):
+    for now in instants(rng, reference):
         for whole_day in (False, True):
             expected = python_rows(now, whole_day)
             assert sql_rows(now, whole_day) == expected, (now, whole_day)
             compared += 1
             matched += bool(expected)
-    # The world is not trivially empty: most instants have reminders due.
+    # 68 instants, each swept both ways (09:00 and whole day); the world is not trivially
+    # empty: most instants have reminders due.
     assert compared == 136
     assert matched > compared // 2
 
 
 def test_postgresql_sweep_inserts_once_and_returns_only_new_rows():
-    rng = random.Random(3)
-    build_world(rng)
+    rng = random.Random(5)
+    build_world(rng, SPRING)
     now = dt.datetime(2026, 3, 9, 14, 0, tzinfo=dt.UTC)
     first = services.reminders_sweep(now=now, enqueue=False)
     second = services.reminders_sweep(now=now, enqueue=False)
@@ -161,3 +166,101 @@ def test_postgresql_sweep_inserts_once_and_returns_only_new_rows():
     assert {row.dedupe_key for row in services.reminders_due(now=now)} == set(
         Notification.objects.values_list("dedupe_key", flat=True)
     )
+
+
+EDGE_ZONES = [
+    "Asia/Kathmandu",  # UTC+5:45
+    "Australia/Lord_Howe",  # a 30-minute daylight-saving change, on 2026-04-05
+    "America/Havana",
+    "Asia/Seoul",
+    "America/St_Johns",  # UTC-3:30
+]
+
+
+def test_postgresql_sweep_matches_the_rules_at_the_edges():
+    """One person through several roles (two coordinating organizations, lead manager,
+    assignee), inactive and system accounts as recipients, a policy of zeros (nothing before
+    the due date, overdue once, escalations on day 0), half-hour zones and a half-hour DST
+    change."""
+    rng = random.Random(7)
+    lead, lead2 = OrganizationFactory(), OrganizationFactory()
+    coordinating, coordinating2 = OrganizationFactory(), OrganizationFactory()
+    many_roles = MembershipFactory(
+        organization=coordinating,
+        role=Membership.Role.COORDINATOR,
+        user__time_zone="Australia/Lord_Howe",
+    ).user
+    MembershipFactory(organization=coordinating2, role=Membership.Role.COORDINATOR, user=many_roles)
+    MembershipFactory(organization=lead, role=Membership.Role.MANAGER, user=many_roles)
+    inactive = MembershipFactory(
+        organization=lead,
+        role=Membership.Role.CONTRIBUTOR,
+        user__time_zone="America/Havana",
+        user__is_active=False,
+    ).user
+    others = [
+        MembershipFactory(
+            organization=rng.choice([lead, lead2]),
+            role=rng.choice(
+                [Membership.Role.CONTRIBUTOR, Membership.Role.MANAGER, Membership.Role.VIEWER]
+            ),
+            user__time_zone=zone,
+        ).user
+        for zone in EDGE_ZONES
+    ]
+    system = system_user()
+    MembershipFactory(organization=lead2, role=Membership.Role.CONTRIBUTOR, user=system)
+    lord_howe = PlanFactory(
+        coordinating=[coordinating, coordinating2],
+        members=[lead, lead2],
+        time_zone="Australia/Lord_Howe",
+    )
+    st_johns = PlanFactory(
+        coordinating=[coordinating], members=[lead, lead2], time_zone="America/St_Johns"
+    )
+    ReminderPolicy.objects.create(
+        plan=st_johns,
+        before_days=[],
+        overdue_every_days=0,
+        escalate_manager_after_days=0,
+        escalate_coordinators_after_days=0,
+        verification_reminder_after_days=0,
+        due_to_manager=True,
+        due_to_coordinators=True,
+        overdue_to_coordinators=True,
+        overdue_to_assignee=False,
+    )
+    reference = dt.date(2026, 4, 5)
+    people = [many_roles, inactive, system, *others, None]
+    for _ in range(50):
+        due = reference + dt.timedelta(days=rng.randint(-20, 20))
+        task = TaskFactory(
+            plan=rng.choice([lord_howe, st_johns]),
+            lead_organization=rng.choice([lead, lead2]),
+            assignee=rng.choice(people),
+            manager=rng.choice(people),
+            due_date=due,
+        )
+        created = dt.datetime.combine(
+            due - dt.timedelta(days=rng.randint(0, 30)), dt.time(rng.randint(0, 23)), dt.UTC
+        )
+        status = rng.choice(["planned", "at_risk", "done", "cancelled"])
+        Task.objects.filter(pk=task.pk).update(
+            status=status,
+            created_at=created,
+            progress=100 if status == "done" else 0,
+            completed_at=created + dt.timedelta(hours=rng.randint(1, 500))
+            if status == "done"
+            else None,
+        )
+    compared = matched = 0
+    start = dt.datetime.combine(reference - dt.timedelta(days=25), dt.time(), dt.UTC)
+    for _ in range(60):
+        now = start + dt.timedelta(minutes=rng.randint(0, 50 * 24 * 60))
+        for whole_day in (False, True):
+            expected = python_rows(now, whole_day)
+            assert sql_rows(now, whole_day) == expected, (now, whole_day)
+            compared += 1
+            matched += bool(expected)
+    assert compared == 120
+    assert matched > compared // 2

@@ -280,3 +280,16 @@ def test_whole_day_treats_todays_reminders_as_due_before_nine(world):
     assert ("due_soon", 1) in kinds_of(world.new_york)
     # Not tomorrow's: the due-today reminder waits for its day.
     assert ("due_today", 0) not in kinds_of(world.new_york)
+
+
+def test_a_user_in_a_zone_nobody_knows_is_skipped_not_everyone(world, caplog):
+    """A zone the validator accepted may vanish with a tzdata update (or be unknown to the
+    PostgreSQL server): that user is skipped and logged; the others get their reminders."""
+    from tracker.models import User
+
+    User.objects.filter(pk=world.seoul.pk).update(time_zone="Mars/Olympus")
+    services._zone_known.cache_clear()
+    sweep_at(local(DUE - dt.timedelta(days=1), NEW_YORK))
+    assert not kinds_of(world.seoul)
+    assert kinds_of(world.new_york) == {("due_soon", 1)}
+    assert "Mars/Olympus" in caplog.text

@@ -128,3 +128,22 @@ def test_query_count_does_not_grow_with_the_tasks(world):
         return len(queries)
 
     assert count(0) == count(6)
+
+
+@pytest.mark.parametrize("enqueue", [True, False])
+def test_deliveries_are_enqueued_only_when_the_sweep_enqueues(world, monkeypatch, enqueue):
+    """`send_reminders` sweeps with enqueue=False: the deliveries are recorded and beat's
+    requeue sends them (no message goes to a broker that a cron-only setup lacks)."""
+    subscribe(world.lead, ["task.due_soon"])
+    enqueued = []
+    monkeypatch.setattr(
+        services, "_enqueue_on_commit", lambda ids, countdown=None: enqueued.extend(ids)
+    )
+    monkeypatch.setattr(
+        services, "_enqueue_notifications_on_commit", lambda ids, countdown=None: None
+    )
+    with time_machine.travel(local(DUE - dt.timedelta(days=1), SEOUL), tick=False):
+        services.reminders_sweep(enqueue=enqueue)
+    recorded = list(WebhookDelivery.objects.values_list("pk", flat=True))
+    assert recorded
+    assert sorted(enqueued) == (sorted(recorded) if enqueue else [])

@@ -1,5 +1,6 @@
 """The Celery application's start-up hooks: beat sends the sweeps once when it starts."""
 
+from celery.signals import beat_init
 from django.conf import settings
 
 from tracker import celery
@@ -10,7 +11,7 @@ def test_beat_sends_the_sweeps_once_at_start(monkeypatch):
     monkeypatch.setattr(
         celery.app, "send_task", lambda name, **options: sent.append((name, options))
     )
-    celery._run_at_start(sender=None)
+    beat_init.send(sender=None)  # as beat does when it starts
     assert sent == [
         ("notifications.sweep_reminders", {"queue": settings.NOTIFICATION_QUEUE}),
         ("notifications.sweep_digests", {"queue": settings.NOTIFICATION_QUEUE}),

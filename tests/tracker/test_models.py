@@ -241,7 +241,9 @@ def test_user_language_is_reported_by_validation():
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("time_zone", ["Mars/Olympus_Mons", "KST", "asia/seoul", ""])
+@pytest.mark.parametrize(
+    "time_zone", ["Mars/Olympus_Mons", "KST", "asia/seoul", "", "localtime", "Factory"]
+)
 def test_user_time_zone_must_be_a_known_iana_zone(time_zone):
     user = UserFactory()
     user.time_zone = time_zone
