@@ -46,6 +46,27 @@ def admin_url(name: str, pk: int) -> str:
     return settings.SITE_URL + reverse(f"admin:{name}_change", args=[pk])
 
 
+def _email(
+    template: str, context: dict, subject: str, to: str, key: str, language: str, connection
+) -> EmailMultiAlternatives:
+    """Plain text and HTML from `template`.txt/.html, with the Message-ID derived from `key`
+    (the same on every attempt, so a receiving system can discard a repeat)."""
+    email = EmailMultiAlternatives(
+        subject=subject,
+        body=render_to_string(f"{template}.txt", context),
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=[to],
+        headers={
+            "Message-ID": message_id(key),
+            "Content-Language": language,
+            "Auto-Submitted": "auto-generated",
+        },
+        connection=connection,
+    )
+    email.attach_alternative(render_to_string(f"{template}.html", context), "text/html")
+    return email
+
+
 def build(notification, connection=None) -> EmailMultiAlternatives:
     """The email of a notification (recipient, task and plan loaded)."""
     recipient = notification.recipient
@@ -72,22 +93,10 @@ def build(notification, connection=None) -> EmailMultiAlternatives:
     subject = SUBJECTS[kind][language].format(
         ref=task.ref, days=notification.step, due=notification.due_date.isoformat()
     )
-    text = render_to_string(f"notifications/email/{kind}.txt", context)
-    html = render_to_string(f"notifications/email/{kind}.html", context)
-    email = EmailMultiAlternatives(
-        subject=subject,
-        body=text,
-        from_email=settings.DEFAULT_FROM_EMAIL,
-        to=[recipient.email],
-        headers={
-            "Message-ID": message_id(notification.dedupe_key),
-            "Content-Language": language,
-            "Auto-Submitted": "auto-generated",
-        },
-        connection=connection,
-    )
-    email.attach_alternative(html, "text/html")
-    return email
+    return _email(
+        f"notifications/email/{kind}", context, subject, recipient.email,
+        notification.dedupe_key, language, connection,
+    )  # fmt: skip
 
 
 # --- Daily digest ---------------------------------------------------------------------------
@@ -140,19 +149,7 @@ def build_digest(digest, content, connection=None) -> EmailMultiAlternatives:
         + reverse("admin:notifications_mynotificationpreference_changelist"),
     }
     subject = DIGEST_SUBJECTS[language].format(day=digest.day.isoformat(), count=content.task_count)
-    email = EmailMultiAlternatives(
-        subject=subject,
-        body=render_to_string("notifications/email/digest.txt", context),
-        from_email=settings.DEFAULT_FROM_EMAIL,
-        to=[user.email],
-        headers={
-            "Message-ID": message_id(digest.dedupe_key),
-            "Content-Language": language,
-            "Auto-Submitted": "auto-generated",
-        },
-        connection=connection,
-    )
-    email.attach_alternative(
-        render_to_string("notifications/email/digest.html", context), "text/html"
-    )
-    return email
+    return _email(
+        "notifications/email/digest", context, subject, user.email, digest.dedupe_key,
+        language, connection,
+    )  # fmt: skip

@@ -1181,42 +1181,46 @@ def reminders_sweep(
     return SweepResult(len(new_ids), new_ids, len(requeue_ids))
 
 
-def _notifications_lost(now: dt.datetime) -> list[int]:
-    """Unsent notifications due for longer than REMINDER_REQUEUE_AFTER (broker down at
-    commit; worker died, and its lease ran out that long ago): due again now, to be
-    enqueued."""
+def _requeue_lost(unsent, now: dt.datetime) -> list[int]:
+    """Rows of `unsent` (reminders or digests not yet emailed) due for longer than
+    REMINDER_REQUEUE_AFTER: the broker was down at commit, or a worker died and its lease ran
+    out that long ago. They are made due now, to be enqueued."""
 
     with transaction.atomic():
-        # Skip locked: a row being claimed right now gets a fresh lease, not `now`.
+        # Skip locked: a row being claimed right now keeps its fresh lease (resetting it to
+        # `now` would let a second worker send it while the first still is).
         ids = list(
-            Notification.objects.select_for_update(skip_locked=True)
-            .filter(
-                email_sent_at__isnull=True,
-                email_failed_at__isnull=True,
-                next_attempt_at__lte=now - REMINDER_REQUEUE_AFTER,
-            )
+            unsent.select_for_update(skip_locked=True)
+            .filter(next_attempt_at__lte=now - REMINDER_REQUEUE_AFTER)
             .order_by("next_attempt_at")
             .values_list("pk", flat=True)[:REMINDER_REQUEUE_BATCH]
         )
         if ids:
-            Notification.objects.filter(pk__in=ids).update(next_attempt_at=now)
+            unsent.model.objects.filter(pk__in=ids).update(next_attempt_at=now)
     return ids
 
 
-def _enqueue_notifications(ids: list[int], countdown: int | None = None) -> None:
-    from .tasks import deliver_notification_task
+def _notifications_lost(now: dt.datetime) -> list[int]:
+    return _requeue_lost(
+        Notification.objects.filter(email_sent_at__isnull=True, email_failed_at__isnull=True), now
+    )
 
-    for notification_id in ids:
-        deliver_notification_task.apply_async(
-            args=[notification_id], countdown=countdown, queue=settings.NOTIFICATION_QUEUE
-        )
+
+def _enqueue_each_on_commit(task, ids: list[int], countdown: int | None = None) -> None:
+    """After commit, one message per id to `task` on NOTIFICATION_QUEUE. Robust: a broker
+    outage is caught up by the next sweep (the rows stay due)."""
+
+    def enqueue():
+        for pk in ids:
+            task.apply_async(args=[pk], countdown=countdown, queue=settings.NOTIFICATION_QUEUE)
+
+    transaction.on_commit(enqueue, robust=True)
 
 
 def _enqueue_notifications_on_commit(ids: list[int], countdown: int | None = None) -> None:
-    def enqueue_notifications():  # robust: a broker outage is caught up by the next sweep
-        _enqueue_notifications(ids, countdown)
+    from .tasks import deliver_notification_task
 
-    transaction.on_commit(enqueue_notifications, robust=True)
+    _enqueue_each_on_commit(deliver_notification_task, ids, countdown)
 
 
 def reminder_retry_delay(attempts: int) -> int:
@@ -1642,37 +1646,13 @@ def digests_sweep(
 
 
 def _digests_lost(now: dt.datetime) -> list[int]:
-    """Pending digests due for longer than REMINDER_REQUEUE_AFTER (broker down at commit,
-    worker died mid-attempt): due again now, to be enqueued."""
-
-    with transaction.atomic():
-        # Skip locked: a digest being claimed right now keeps its fresh lease (resetting it
-        # to `now` would let a second worker send it while the first still is).
-        ids = list(
-            Digest.objects.select_for_update(skip_locked=True)
-            .filter(status=DigestStatus.PENDING, next_attempt_at__lte=now - REMINDER_REQUEUE_AFTER)
-            .order_by("next_attempt_at")
-            .values_list("pk", flat=True)[:REMINDER_REQUEUE_BATCH]
-        )
-        if ids:
-            Digest.objects.filter(pk__in=ids).update(next_attempt_at=now)
-    return ids
-
-
-def _enqueue_digests(ids: list[int], countdown: int | None = None) -> None:
-    from .tasks import deliver_digest_task
-
-    for digest_id in ids:
-        deliver_digest_task.apply_async(
-            args=[digest_id], countdown=countdown, queue=settings.NOTIFICATION_QUEUE
-        )
+    return _requeue_lost(Digest.objects.filter(status=DigestStatus.PENDING), now)
 
 
 def _enqueue_digests_on_commit(ids: list[int], countdown: int | None = None) -> None:
-    def enqueue_digests():  # robust: a broker outage is caught up by the next sweep
-        _enqueue_digests(ids, countdown)
+    from .tasks import deliver_digest_task
 
-    transaction.on_commit(enqueue_digests, robust=True)
+    _enqueue_each_on_commit(deliver_digest_task, ids, countdown)
 
 
 @dataclass(frozen=True)
