@@ -8,12 +8,12 @@ Filters narrow a queryset the policy has already scoped, so no filter reveals a 
 import django_filters as filters
 from django.db.models import Q
 
-from tracker.filtersets import IdsFilter, InstantFilter
+from tracker.filtersets import FilterSet, IdsFilter, InstantFilter
 
 from .models import Forum, Outcome, Plan, StatusUpdate, Task, Workstream
 
 
-class TaskFilterSet(filters.FilterSet):
+class TaskFilterSet(FilterSet):
     plan = IdsFilter(field_name="plan_id", help_text="Plan id(s).")
     workstream = IdsFilter(field_name="workstream_id", help_text="Workstream id(s).")
     status = filters.MultipleChoiceFilter(
@@ -79,7 +79,7 @@ class TaskFilterSet(filters.FilterSet):
         )
 
 
-class StatusUpdateFilterSet(filters.FilterSet):
+class StatusUpdateFilterSet(FilterSet):
     task = IdsFilter(field_name="task_id")
     plan = IdsFilter(field_name="task__plan_id")
     kind = filters.MultipleChoiceFilter(distinct=False, choices=StatusUpdate.Kind.choices)
@@ -92,7 +92,7 @@ class StatusUpdateFilterSet(filters.FilterSet):
         fields = []
 
 
-class PlanFilterSet(filters.FilterSet):
+class PlanFilterSet(FilterSet):
     status = filters.MultipleChoiceFilter(distinct=False, choices=Plan.Status.choices)
     organization = IdsFilter(field_name="participations__organization_id", distinct=True)
     q = filters.CharFilter(method="search")
@@ -105,7 +105,7 @@ class PlanFilterSet(filters.FilterSet):
         return queryset.filter(Q(code__icontains=value) | Q(title__icontains=value))
 
 
-class WorkstreamFilterSet(filters.FilterSet):
+class WorkstreamFilterSet(FilterSet):
     plan = IdsFilter(field_name="plan_id")
     parent = IdsFilter(field_name="parent_id")
 
@@ -114,7 +114,7 @@ class WorkstreamFilterSet(filters.FilterSet):
         fields = []
 
 
-class ForumFilterSet(filters.FilterSet):
+class ForumFilterSet(FilterSet):
     kind = filters.MultipleChoiceFilter(distinct=False, choices=Forum.Kind.choices)
     series = filters.CharFilter(field_name="series", lookup_expr="iexact")
     held_after = filters.DateFilter(field_name="held_on", lookup_expr="gte")
@@ -129,7 +129,7 @@ class ForumFilterSet(filters.FilterSet):
         return queryset.filter(Q(name__icontains=value) | Q(summary__icontains=value))
 
 
-class OutcomeFilterSet(filters.FilterSet):
+class OutcomeFilterSet(FilterSet):
     forum = IdsFilter(field_name="forum_id")
     kind = filters.MultipleChoiceFilter(distinct=False, choices=Outcome.Kind.choices)
     status = filters.MultipleChoiceFilter(distinct=False, choices=Outcome.Status.choices)

@@ -90,13 +90,15 @@ def _coordinated_plans(user: User):
     ).values("plan_id")
 
 
-def _participating_plans(user: User):
-    return PlanParticipant.objects.filter(organization_id__in=_orgs(user)).values("plan_id")
+def _participating_plans(user: User, orgs=None):
+    orgs = _orgs(user) if orgs is None else orgs
+    return PlanParticipant.objects.filter(organization_id__in=orgs).values("plan_id")
 
 
-def _supported_tasks(user: User, roles=None):
+def _supported_tasks(user: User, roles=None, orgs=None):
+    orgs = _orgs(user, roles) if orgs is None else orgs
     through = Task.supporting_organizations.through
-    return through.objects.filter(organization_id__in=_orgs(user, roles)).values("task_id")
+    return through.objects.filter(organization_id__in=orgs).values("task_id")
 
 
 def is_coordinator(user: User) -> bool:
@@ -113,13 +115,14 @@ def _task_q(user: User, action: str, prefix: str = "") -> Q:
 
     coordinated = q(plan_id__in=_coordinated_plans(user))
     if action == VIEW:
+        orgs = _orgs(user)  # built once for three subqueries (each use resolves a copy)
         return (
             coordinated
-            | q(lead_organization_id__in=_orgs(user))
-            | q(pk__in=_supported_tasks(user))
+            | q(lead_organization_id__in=orgs)
+            | q(pk__in=_supported_tasks(user, orgs=orgs))
             | q(assignee=user)
             | q(manager=user)
-            | q(visibility=Task.Visibility.PLAN, plan_id__in=_participating_plans(user))
+            | q(visibility=Task.Visibility.PLAN, plan_id__in=_participating_plans(user, orgs=orgs))
         )
     if action == TRANSITION:
         return coordinated | q(lead_organization_id__in=_orgs(user, WORKING_ROLES))

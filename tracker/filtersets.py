@@ -5,6 +5,8 @@ import datetime
 import django_filters as filters
 from django import forms
 from django.db.models import Q
+from django.utils import translation
+from django_filters.filters import QuerySetRequestMixin
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 
@@ -55,7 +57,30 @@ class IdsFilter(filters.BaseInFilter, IdFilter):
     """One or more integer ids, comma-separated: `?plan=3` or `?plan=3,4`."""
 
 
-class OrganizationFilterSet(filters.FilterSet):
+_FORM_CLASSES = {}
+
+
+class FilterSet(filters.FilterSet):
+    """django-filter's FilterSet, building its form class once per class and language.
+
+    django-filter builds a new form class (and a form field per filter) on every request.
+    The fields depend only on the declared filters, except for labels, which are
+    translated when built (hence one per language), and for model choice filters, whose
+    querysets may depend on the request (those are never cached). Each form still
+    deep-copies the fields, so no state is shared between requests.
+    """
+
+    def get_form_class(self):
+        key = (type(self), translation.get_language())
+        form_class = _FORM_CLASSES.get(key)
+        if form_class is None:
+            form_class = super().get_form_class()
+            if not any(isinstance(f, QuerySetRequestMixin) for f in self.filters.values()):
+                _FORM_CLASSES[key] = form_class
+        return form_class
+
+
+class OrganizationFilterSet(FilterSet):
     kind = filters.MultipleChoiceFilter(distinct=False, choices=Organization.Kind.choices)
     country = filters.CharFilter(field_name="country", lookup_expr="iexact")
     parent = IdsFilter(field_name="parent_id")

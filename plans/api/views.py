@@ -143,6 +143,15 @@ class TaskOrdering(OrderingFilter):
     def get_default_ordering(self, view):
         return ["due_date", "id"]
 
+    def filter_queryset(self, request, queryset, view):
+        ordering = self.get_ordering(request, queryset, view)
+        if not ordering:
+            return queryset
+        # The rank is computed only when a page is sorted by it (it is not shown).
+        if any(term.lstrip("-") == "priority_rank" for term in ordering):
+            queryset = queryset.annotate(priority_rank=PRIORITY_RANK)
+        return queryset.order_by(*ordering)
+
 
 PRIORITY_RANK = Case(
     *[When(priority=value, then=Value(rank)) for rank, value in enumerate(Task.Priority.values)],
@@ -200,9 +209,7 @@ class TaskViewSet(
     ordering = ("due_date", "id")
 
     def base_queryset(self):
-        return (
-            Task.objects.with_overdue().select_related("plan").annotate(priority_rank=PRIORITY_RANK)
-        )
+        return Task.objects.with_overdue().select_related("plan")
 
     def get_serializer_class(self):
         return {
