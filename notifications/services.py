@@ -1411,7 +1411,6 @@ def _notification_finish(
 def notifications_deliver_pending(*, now: dt.datetime | None = None) -> list[DeliveryResult]:
     """Deliver every unsent notification that is due, over one SMTP connection, in the
     foreground (`send_reminders`). Failures wait for the next run or a worker."""
-    from django.core.mail import get_connection
 
     now = now or _now()
     ids = list(
@@ -1421,19 +1420,30 @@ def notifications_deliver_pending(*, now: dt.datetime | None = None) -> list[Del
         .order_by("pk")
         .values_list("pk", flat=True)
     )
+    return _deliver_over_one_connection(
+        ids,
+        lambda pk, connection: notification_deliver(
+            notification_id=pk, connection=connection, schedule_retry=False
+        ),
+    )
+
+
+def _deliver_over_one_connection(ids: list[int], deliver) -> list:
+    """`deliver(pk, connection)` for each id over one mail connection (the foreground batch
+    of `send_reminders`); the results of those that did something."""
+    from django.core.mail import get_connection
+
     results = []
     if not ids:
         return results
     connection = get_connection()
     try:
         connection.open()
-    except (OSError, Exception) as exc:  # noqa: BLE001 - any backend: fall back per message
+    except Exception as exc:  # noqa: BLE001 - any backend: fall back per message
         logger.warning("Could not open the mail connection: %s", exc)
     try:
-        for notification_id in ids:
-            result = notification_deliver(
-                notification_id=notification_id, connection=connection, schedule_retry=False
-            )
+        for pk in ids:
+            result = deliver(pk, connection)
             if result is not None:
                 results.append(result)
     finally:
@@ -1882,7 +1892,6 @@ def digest_deliver(
 def digests_deliver_pending(*, now: dt.datetime | None = None) -> list[DigestResult]:
     """Deliver every due pending digest over one SMTP connection, in the foreground
     (`send_reminders`). Failures wait for the next run or a worker."""
-    from django.core.mail import get_connection
 
     now = now or _now()
     ids = list(
@@ -1890,21 +1899,9 @@ def digests_deliver_pending(*, now: dt.datetime | None = None) -> list[DigestRes
         .order_by("pk")
         .values_list("pk", flat=True)
     )
-    results: list[DigestResult] = []
-    if not ids:
-        return results
-    connection = get_connection()
-    try:
-        connection.open()
-    except Exception as exc:  # noqa: BLE001 - any backend: fall back per message
-        logger.warning("Could not open the mail connection: %s", exc)
-    try:
-        for digest_id in ids:
-            result = digest_deliver(
-                digest_id=digest_id, connection=connection, schedule_retry=False
-            )
-            if result is not None:
-                results.append(result)
-    finally:
-        connection.close()
-    return results
+    return _deliver_over_one_connection(
+        ids,
+        lambda pk, connection: digest_deliver(
+            digest_id=pk, connection=connection, schedule_retry=False
+        ),
+    )
