@@ -157,12 +157,6 @@ PRIORITY_RANK = Case(
     *[When(priority=value, then=Value(rank)) for rank, value in enumerate(Task.Priority.values)],
     output_field=IntegerField(),
 )
-# Plan columns a task's representation does not use (it shows the plan's code and zone).
-PLAN_UNUSED = [
-    f"plan__{name}"
-    for name in ("title", "description", "period_start", "period_end", "status",
-                 "requires_evidence", "predecessor", "created_at", "updated_at")
-]  # fmt: skip
 ETAG_RE = re.compile(r'^(?:W/)?"v(\d+)"$')
 IF_MATCH = OpenApiParameter(
     "If-Match",
