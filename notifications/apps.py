@@ -56,40 +56,27 @@ class NotificationsConfig(AppConfig):
             nobody=(policy.DELETE,),
         )
 
+        def own(field: str, *actions):
+            """Rows belonging to the user through `field`, for `actions` only."""
+
+            def scope(user, action):
+                return Q(**{field: user}) if action in actions else Q(pk__in=[])
+
+            return scope
+
+        VIEW, CHANGE, DELETE, ADD = policy.VIEW, policy.CHANGE, policy.DELETE, policy.ADD
         # Notifications: each person sees and marks read their own; the sweep writes them.
-        def notification_scope(user, action):
-            if action in (policy.VIEW, policy.CHANGE):
-                return Q(recipient=user)
-            return Q(pk__in=[])
-
         policy.register(
-            Notification, notification_scope, lambda user: False,
-            nobody=(policy.ADD, policy.DELETE),
+            Notification, own("recipient", VIEW, CHANGE), lambda user: False,
+            nobody=(ADD, DELETE),
         )  # fmt: skip
-
         # Calendar feeds: each person sees, rotates and deletes their own (superusers: all).
-        def calendar_feed_scope(user, action):
-            if action in (policy.VIEW, policy.CHANGE, policy.DELETE):
-                return Q(user=user)
-            return Q(pk__in=[])
-
-        policy.register(CalendarFeed, calendar_feed_scope, lambda user: True)
-
+        policy.register(CalendarFeed, own("user", VIEW, CHANGE, DELETE), lambda user: True)
         # Notification preferences: each person sees and changes their own (superusers:
         # everyone's). A row is created on the first change, by its owner.
-        def own_rows_scope(user, action):
-            if action in (policy.VIEW, policy.CHANGE):
-                return Q(user=user)
-            return Q(pk__in=[])
-
         for model in (NotificationPreference, MyNotificationPreference):
-            policy.register(model, own_rows_scope, policy.is_signed_in, nobody=(policy.DELETE,))
+            policy.register(model, own("user", VIEW, CHANGE), policy.is_signed_in, nobody=(DELETE,))
         # Daily digests: each person sees their own; only the digest services write them.
-        policy.register(
-            Digest,
-            lambda user, action: Q(user=user) if action == policy.VIEW else Q(pk__in=[]),
-            lambda user: False,
-            nobody=(policy.ADD, policy.CHANGE, policy.DELETE),
-        )
+        policy.register(Digest, own("user", VIEW), lambda user: False, nobody=(ADD, CHANGE, DELETE))
 
         task_changed.connect(task_changed_webhooks, dispatch_uid="notifications.webhooks")
