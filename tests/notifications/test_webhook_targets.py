@@ -11,9 +11,14 @@ test chooses and counts the lookups; every other lookup (IP literals) is the rea
 import datetime as dt
 import importlib
 import ipaddress
+import json
+import os
 import socket
 import ssl
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import pytest
 from cryptography import x509
@@ -43,6 +48,7 @@ Status = WebhookDelivery.Status
 LIST = "/api/v1/webhooks/"
 NAME = "hooks.example.com"
 PUBLIC = "93.184.216.34"
+ROOT = Path(__file__).resolve().parents[2]
 
 # The targets of the finding, each accepted before.
 FINDING = [
@@ -76,6 +82,38 @@ MORE = [
     "https://user:pw@erp.example.com/hooks",
     "http://erp.example.com/hooks",
 ]
+
+
+def _settings_in(**env) -> dict:
+    """The two target settings as tracker.settings reads them from `env` alone."""
+    probe = (
+        "import json; from django.conf import settings; print(json.dumps("
+        "[settings.WEBHOOK_REQUIRE_HTTPS, settings.WEBHOOK_ALLOW_PRIVATE_TARGETS]))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=ROOT,
+        env={
+            "PATH": os.environ["PATH"],
+            "DJANGO_SETTINGS_MODULE": "tracker.settings",
+            "DJANGO_ENV_FILE": str(ROOT / "var" / "no-such-env-file"),
+            "DJANGO_SECRET_KEY": "a-test-key-for-the-settings-probe-only",
+            **env,
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_the_defaults_are_https_and_public_targets_only():
+    assert _settings_in(DJANGO_DEBUG="0") == [True, False]
+    assert _settings_in(DJANGO_DEBUG="1") == [False, False]  # local receivers need the opt-in
+    assert _settings_in(
+        DJANGO_DEBUG="1", WEBHOOK_REQUIRE_HTTPS="1", WEBHOOK_ALLOW_PRIVATE_TARGETS="1"
+    ) == [True, True]
 
 
 @pytest.fixture
