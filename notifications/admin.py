@@ -44,7 +44,7 @@ class WebhookSubscriptionForm(forms.ModelForm):
         label=_("URL"),
         max_length=500,
         assume_scheme="https",
-        help_text=_("https; plain http only for localhost and 127.0.0.1 (development)."),
+        help_text=_("https, to a public internet address (no credentials in the URL)."),
     )
     events = forms.MultipleChoiceField(
         choices=WebhookEvent.choices, widget=forms.CheckboxSelectMultiple
@@ -53,6 +53,14 @@ class WebhookSubscriptionForm(forms.ModelForm):
     class Meta:
         model = WebhookSubscription
         fields = ("organization", "url", "description", "events")
+
+    def clean(self):
+        data = super().clean()
+        # The service decides (and decides again on save); asking it here puts the reason on
+        # the field instead of a page-level message.
+        if "url" in self.changed_data and data.get("url"):
+            services.webhook_url_validate(url=data["url"])
+        return data
 
 
 def _show_once(modeladmin, request, pairs, title, template=SECRET_TEMPLATE):

@@ -25,7 +25,6 @@ import time
 import uuid
 from dataclasses import dataclass
 
-import httpx
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
@@ -41,7 +40,7 @@ from plans.models import StatusUpdate, Task
 from tracker import services as tracker_services
 from tracker.models import Organization, User
 
-from . import encryption, signing
+from . import encryption, signing, webhook_http
 from .exceptions import OrganizationNotManaged, WebhookDisabled
 from .models import (
     PING_EVENT,
@@ -84,8 +83,6 @@ SECRET_UNREADABLE = (
     "DJANGO_SECRET_KEY changed?). Rotate the secret."
 )
 LEASE_EXPIRED = "The attempt did not finish (worker stopped?)."
-TIMED_OUT = "Timed out after {seconds} s."
-HTTP_ERROR = "HTTP {code} {reason}"
 
 _UNSET = object()
 
@@ -153,6 +150,7 @@ def webhook_subscription_create(
     )
     subscription.set_secret(secret)
     subscription.full_clean()
+    webhook_url_validate(url=subscription.url)
     subscription.save()
     # The organization must be one the actor manages (NetBox's re-check after the write:
     # out of scope -> refuse, and the transaction rolls back).
@@ -192,9 +190,21 @@ def webhook_subscription_update(
         else:
             fields += _deactivate(subscription, DISABLED_BY.format(actor=actor))
     subscription.full_clean()
+    if "url" in fields:
+        webhook_url_validate(url=subscription.url)
     if fields:
         subscription.save(update_fields=[*fields, "updated_at"])
     return subscription
+
+
+def webhook_url_validate(*, url: str) -> None:
+    """Refuse (ValidationError on `url`) a target the sender would refuse: the rules of
+    webhook_http (https, public addresses only, no credentials). The admin's form asks it too,
+    to show the error on the field."""
+    try:
+        webhook_http.target_validate(url)
+    except ValidationError as exc:
+        raise ValidationError({"url": exc.error_list}) from None
 
 
 def _reactivate(subscription: WebhookSubscription) -> list[str]:
@@ -497,20 +507,9 @@ def _send(claim: _Claim) -> _Outcome:
         "user-agent": USER_AGENT,
         **signing.headers(claim.secrets, claim.message_id, int(time.time()), claim.body),
     }
-    try:
-        with (
-            httpx.Client(timeout=timeout, follow_redirects=False) as client,
-            # Streamed and never read: a receiver's body is not ours to download.
-            client.stream("POST", claim.url, content=claim.body, headers=headers) as response,
-        ):
-            code, reason = response.status_code, response.reason_phrase
-    except httpx.TimeoutException:
-        return _Outcome(None, TIMED_OUT.format(seconds=timeout))
-    except (httpx.HTTPError, httpx.InvalidURL) as exc:
-        return _Outcome(None, f"{type(exc).__name__}: {exc}")
-    if 200 <= code < 300:
-        return _Outcome(code, "")
-    return _Outcome(code, HTTP_ERROR.format(code=code, reason=reason).strip())
+    # The target is checked again here and the connection made to the address checked.
+    result = webhook_http.post(claim.url, content=claim.body, headers=headers, timeout=timeout)
+    return _Outcome(result.status_code, result.error)
 
 
 def _stamp(claim: _Claim, outcome: _Outcome) -> WebhookDelivery | None:

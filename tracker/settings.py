@@ -279,6 +279,13 @@ if WEBHOOK_MAX_ATTEMPTS < 1 or WEBHOOK_DISABLE_AFTER < 1 or WEBHOOK_TIMEOUT_SECO
         "WEBHOOK_MAX_ATTEMPTS and WEBHOOK_DISABLE_AFTER must be at least 1 and "
         "WEBHOOK_TIMEOUT_SECONDS above 0."
     )
+# Targets (notifications/webhook_http.py): https only unless switched off (default: off only
+# with DJANGO_DEBUG); loopback, private, link-local, shared, reserved and multicast addresses
+# only with WEBHOOK_ALLOW_PRIVATE_TARGETS, for development and tests: NEVER on in production,
+# where it lets anyone who may create a webhook make the server POST into its own network.
+# Cloud metadata addresses are refused whatever the settings.
+WEBHOOK_REQUIRE_HTTPS = env.bool("WEBHOOK_REQUIRE_HTTPS", default=not DEBUG)
+WEBHOOK_ALLOW_PRIVATE_TARGETS = env.bool("WEBHOOK_ALLOW_PRIVATE_TARGETS", default=False)
 # Beat re-enqueues deliveries whose message was lost or whose worker died.
 CELERY_BEAT_SCHEDULE = {
     **vars().get("CELERY_BEAT_SCHEDULE", {}),

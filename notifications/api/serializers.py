@@ -72,7 +72,8 @@ class WebhookSubscriptionCreateSerializer(StrictSerializer):
         help_text="An organization you coordinate or manage.",
     )
     url = serializers.URLField(
-        max_length=500, help_text="https (plain http only for localhost and 127.0.0.1)."
+        max_length=500,
+        help_text="https, to a public internet address (no credentials in the URL).",
     )
     events = serializers.ListField(
         child=serializers.ChoiceField(choices=WebhookEvent.choices),

@@ -49,6 +49,9 @@ class Worker:
             "DJANGO_SETTINGS_MODULE": "tracker.settings",
             "DJANGO_SECRET_KEY": os.environ.get("DJANGO_SECRET_KEY", "integration-test-key"),
             "DATABASE_URL": database_url_of_test_db(),
+            # Webhook receivers of the tests listen on http://127.0.0.1 (as in tests/settings.py).
+            "WEBHOOK_REQUIRE_HTTPS": "0",
+            "WEBHOOK_ALLOW_PRIVATE_TARGETS": "1",
             **self.env,
         }
         self.process = subprocess.Popen(

@@ -100,7 +100,8 @@ def test_adding_for_another_organization_is_refused(client, world):
     assert not WebhookSubscription.objects.exists()
 
 
-def test_an_invalid_url_is_a_form_error(client, world):
+def test_an_invalid_url_is_a_form_error(client, world, settings):
+    settings.WEBHOOK_REQUIRE_HTTPS = True
     client.force_login(world.manager_a)
     response = client.post(
         url("webhooksubscription_add"),

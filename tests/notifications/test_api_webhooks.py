@@ -7,7 +7,8 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from notifications import services
-from notifications.models import URL_NOT_HTTPS, WebhookDelivery, WebhookSubscription
+from notifications.models import WebhookDelivery, WebhookSubscription
+from notifications.webhook_http import TARGET_NOT_HTTPS
 from tracker.models import ApiToken
 from tracker.services import api_token_create, system_user
 
@@ -132,7 +133,8 @@ def test_a_read_only_token_cannot_write(world, sub_a):
     assert client.post(detail(sub_a, "rotate-secret/")).status_code == 403
 
 
-def test_invalid_input_is_400_with_field_errors(world):
+def test_invalid_input_is_400_with_field_errors(world, settings):
+    settings.WEBHOOK_REQUIRE_HTTPS = True
     client = api(world.manager_a)
     response = client.post(
         LIST,
@@ -141,7 +143,7 @@ def test_invalid_input_is_400_with_field_errors(world):
     )
     assert response.status_code == 400
     assert response["Content-Type"] == PROBLEM
-    assert {"field": "url", "message": URL_NOT_HTTPS} in response.json()["errors"]
+    assert {"field": "url", "message": TARGET_NOT_HTTPS} in response.json()["errors"]
 
     response = client.post(
         LIST, {"organization": world.a.pk, "url": URL, "events": ["task.deleted"]}, format="json"

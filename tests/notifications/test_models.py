@@ -7,13 +7,8 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from notifications import encryption, services
-from notifications.models import (
-    EVENTS_EMPTY,
-    URL_CREDENTIALS,
-    URL_NOT_HTTPS,
-    WebhookDelivery,
-    WebhookSubscription,
-)
+from notifications.models import EVENTS_EMPTY, WebhookDelivery, WebhookSubscription
+from notifications.webhook_http import TARGET_CREDENTIALS, TARGET_NOT_HTTPS, TARGET_NOT_PUBLIC
 from tracker.services import system_user
 
 pytestmark = pytest.mark.django_db
@@ -31,6 +26,9 @@ def create(world, url="https://erp.example.com/hooks", events=EVENTS, organizati
     "url",
     [
         "https://erp.example.com/hooks",
+        # The test settings allow local targets over http (WEBHOOK_REQUIRE_HTTPS off,
+        # WEBHOOK_ALLOW_PRIVATE_TARGETS on); tests/notifications/test_webhook_targets.py
+        # switches them back.
         "http://localhost:8080/hook",
         "http://127.0.0.1:9000/hook",
         "https://127.0.0.1/hook",
@@ -44,12 +42,15 @@ def test_accepted_urls(world, url):
 @pytest.mark.parametrize(
     ("url", "message"),
     [
-        ("http://erp.example.com/hooks", URL_NOT_HTTPS),
-        ("http://localhost.example.com/hooks", URL_NOT_HTTPS),
-        ("https://user:pw@erp.example.com/hooks", URL_CREDENTIALS),
+        ("http://erp.example.com/hooks", TARGET_NOT_HTTPS),
+        ("http://localhost.example.com/hooks", TARGET_NOT_HTTPS),
+        ("https://user:pw@erp.example.com/hooks", TARGET_CREDENTIALS),
+        ("https://127.0.0.1/hook", TARGET_NOT_PUBLIC),
     ],
 )
-def test_refused_urls_say_why(world, url, message):
+def test_refused_urls_say_why(world, settings, url, message):
+    settings.WEBHOOK_REQUIRE_HTTPS = True
+    settings.WEBHOOK_ALLOW_PRIVATE_TARGETS = False
     with pytest.raises(ValidationError) as error:
         create(world, url=url)
     assert message in error.value.message_dict["url"]

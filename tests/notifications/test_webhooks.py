@@ -21,6 +21,7 @@ from notifications.services import (
     webhook_deliver,
 )
 from notifications.tasks import deliver_webhook_task
+from notifications.webhook_http import DELIVERY_FAILED
 from plans import services as plan_services
 from plans.models import Task
 from tests.factories import TaskFactory
@@ -237,7 +238,7 @@ def test_an_error_answer_is_retried_with_exponential_backoff_then_given_up(
             assert delivery.status == Status.FAILED
             assert delivery.attempts == attempt
             assert delivery.last_status_code == 500
-            assert delivery.last_error == "HTTP 500 Internal Server Error"
+            assert delivery.last_error == "HTTP 500"  # the code only, never the target's text
             delay = enqueued[-1][1]
             delays.append(delay)
             assert delivery.next_attempt_at == timezone.now() + dt.timedelta(seconds=delay)
@@ -320,7 +321,7 @@ def test_a_connection_error_is_a_failure(world, receiver, enqueued):
     delivery = webhook_deliver(delivery_id=delivery.pk)
     assert delivery.status == Status.FAILED
     assert delivery.last_status_code is None
-    assert delivery.last_error.startswith("ConnectError")
+    assert delivery.last_error == DELIVERY_FAILED
 
 
 def test_redirects_are_not_followed(world, receiver, enqueued):
@@ -338,7 +339,7 @@ def test_a_timeout_is_a_failure(world, receiver, enqueued, settings):
     delivery = webhook_deliver(delivery_id=record(world, receiver, enqueued).pk)
     assert delivery.status == Status.FAILED
     assert delivery.last_status_code is None
-    assert delivery.last_error == "Timed out after 0.2 s."
+    assert delivery.last_error == DELIVERY_FAILED  # the same as a refused connection
 
 
 def test_nothing_is_sent_to_a_disabled_subscription(world, receiver, enqueued):
