@@ -14,7 +14,6 @@ import logging
 import math
 
 from axes.backends import AxesStandaloneBackend
-from axes.helpers import get_client_username
 from axes.models import AccessAttempt
 from axes.signals import user_locked_out
 from django.conf import settings
@@ -31,6 +30,7 @@ LOGIN_LOCKED = (
 )
 LOCKED_LOG = "Sign-in locked after %s failed attempts: username %r from address %s"
 REFUSED_LOG = "Sign-in refused while locked: username %r from address %s"
+USERNAME_STORED = 255  # axes' username columns
 
 
 class LoginLimitBackend(AxesStandaloneBackend):
@@ -44,11 +44,23 @@ class LoginLimitBackend(AxesStandaloneBackend):
         return super().authenticate(request, username=username, password=password, **kwargs)
 
 
+def attempt_username(request, credentials=None) -> str | None:
+    """AXES_USERNAME_CALLABLE: the username an attempt is counted against, cut to the 255
+    characters axes stores (a longer one, which no account has, would otherwise be a database
+    error on PostgreSQL instead of a refused sign-in)."""
+    if credentials:
+        username = credentials.get("username")
+    else:
+        data = getattr(request, "data", None) or getattr(request, "POST", None)
+        username = data.get("username") if hasattr(data, "get") else None
+    return None if username is None else str(username)[:USERNAME_STORED]
+
+
 def retry_after_seconds(request) -> int:
     """Seconds until the lock has surely ended: the cool-off after the newest failure counted
     against this account or address (the lock may end sooner, as older failures expire)."""
     cool_off = settings.AXES_COOLOFF_TIME
-    username = get_client_username(request, getattr(request, "axes_credentials", None))
+    username = attempt_username(request, getattr(request, "axes_credentials", None))
     ip_address = getattr(request, "axes_ip_address", None)
     match = Q(ip_address=ip_address) if ip_address else Q(pk__in=[])
     if username:

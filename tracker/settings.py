@@ -162,6 +162,7 @@ AXES_RESET_ON_SUCCESS = False
 # last real failure, as the answer's Retry-After says.
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_CLIENT_IP_CALLABLE = "tracker.client_ip.client_ip"
+AXES_USERNAME_CALLABLE = "tracker.login_limits.attempt_username"
 AXES_LOCKOUT_CALLABLE = "tracker.login_limits.lockout_response"
 AXES_ENABLE_ACCESS_FAILURE_LOG = True  # every failure, kept (1,000 per username at most)
 AXES_DISABLE_ACCESS_LOG = True  # no row per successful sign-in

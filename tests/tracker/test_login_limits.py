@@ -311,3 +311,12 @@ def test_settings_refuse_a_limit_below_one():
     result = run_settings(DJANGO_DEBUG="1", LOGIN_FAILURE_LIMIT="0")
     assert result.returncode != 0
     assert "LOGIN_FAILURE_LIMIT and LOGIN_COOLOFF_MINUTES must be at least 1" in result.stderr
+
+
+def test_an_overlong_username_is_counted_not_a_server_error(no_login_throttle):
+    """axes stores 255 characters of a username; a longer one is cut, never a database error."""
+    api = APIClient()
+    long_name = "x" * 300
+    codes = [api_login(api, long_name, "wrong").status_code for _ in range(LIMIT)]
+    assert codes == [401] * (LIMIT - 1) + [429]
+    assert AccessAttempt.objects.get().username == long_name[:255]
