@@ -4,6 +4,8 @@ Every variable is listed in `.env.example`. A `.env` file beside manage.py (or t
 DJANGO_ENV_FILE names) is read when present; real environment variables win over it.
 """
 
+import ipaddress
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -117,6 +119,55 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
+# --- Authentication and login limits -------------------------------------------------------
+# Every authenticate() that carries a request (API token login, admin login, the workspace's
+# sign-in) passes django-axes first: LOGIN_FAILURE_LIMIT failed attempts for one account, or
+# from one client address, within LOGIN_COOLOFF_MINUTES of each other lock sign-in for that
+# account, or from that address, until LOGIN_COOLOFF_MINUTES after the last failure. The
+# attempts are kept in the database (shared by every web process, with or without Redis, and
+# an audit trail for superusers in the admin). See tracker/login_limits.py and the README.
+INSTALLED_APPS = [*INSTALLED_APPS, "axes"]
+AUTHENTICATION_BACKENDS = [
+    "tracker.login_limits.LoginLimitBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Last, as axes asks: it turns a lockout flagged during the request into the lockout answer.
+MIDDLEWARE = [*MIDDLEWARE, "axes.middleware.AxesMiddleware"]
+LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=10)
+LOGIN_COOLOFF_MINUTES = env.int("LOGIN_COOLOFF_MINUTES", default=15)
+if LOGIN_FAILURE_LIMIT < 1 or LOGIN_COOLOFF_MINUTES < 1:
+    raise ImproperlyConfigured("LOGIN_FAILURE_LIMIT and LOGIN_COOLOFF_MINUTES must be at least 1.")
+# Addresses or networks (CIDR) of the reverse proxies in front of the app. Only a request
+# arriving from one of them has its X-Forwarded-For read (from the right, skipping these
+# proxies); empty: the client address is REMOTE_ADDR and X-Forwarded-For is ignored
+# (tracker/client_ip.py, used by the login limits and the API throttles alike).
+TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
+for _proxy in TRUSTED_PROXIES:
+    try:
+        ipaddress.ip_network(_proxy.strip(), strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"TRUSTED_PROXIES: {_proxy!r} is not an IP address or network (e.g. 10.0.0.0/8)."
+        ) from None
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(minutes=LOGIN_COOLOFF_MINUTES)
+# Two separate counts, either of which locks: per account (from any address) and per address
+# (whatever the account).
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+# Not on success: axes would then clear every count of the address, so an attacker signing in
+# to an account of their own between guesses would never be locked. Failures expire anyway.
+AXES_RESET_ON_SUCCESS = False
+# Attempts refused during a lockout do not prolong it: it ends LOGIN_COOLOFF_MINUTES after the
+# last real failure, as the answer's Retry-After says.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_CLIENT_IP_CALLABLE = "tracker.client_ip.client_ip"
+AXES_USERNAME_CALLABLE = "tracker.login_limits.attempt_username"
+AXES_LOCKOUT_CALLABLE = "tracker.login_limits.lockout_response"
+AXES_ENABLE_ACCESS_FAILURE_LOG = True  # every failure, kept (1,000 per username at most)
+AXES_DISABLE_ACCESS_LOG = True  # no row per successful sign-in
+AXES_VERBOSE = False  # no start-up banner; usernames and addresses are logged by tracker.login
+
 # --- Redis: Celery broker and cache -----------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
 CELERY_DATA_DIR = VAR_DIR / "celery"
@@ -208,6 +259,8 @@ LOGGING = {
     # httpx logs every request URL at INFO (webhook endpoints); keep those out of the logs.
     "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
 }
+# django-axes narrates every login at INFO; its warnings (and tracker.login's) are what matter.
+LOGGING["loggers"]["axes"] = {"level": "WARNING"}
 
 # --- REST API ---------------------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -51,3 +51,35 @@ def test_password_logins_are_limited_per_address():
         for _ in range(3)
     ]
     assert codes == [401, 401, 429]
+
+
+def test_login_throttle_ignores_forwarded_for_without_trusted_proxies(settings):
+    """The probe: a new X-Forwarded-For per attempt used to be a new address each time."""
+    settings.TRUSTED_PROXIES = []
+    client = APIClient()
+    codes = [
+        client.post(
+            "/api/v1/auth/token/",
+            {"username": "nobody", "password": "wrong"},
+            HTTP_X_FORWARDED_FOR=f"198.51.100.{i}",
+        ).status_code
+        for i in range(3)
+    ]
+    assert codes == [401, 401, 429]
+
+
+def test_login_throttle_counts_the_client_behind_a_trusted_proxy(settings):
+    settings.TRUSTED_PROXIES = ["127.0.0.1"]  # the test client's address is the proxy's
+
+    def attempt(forwarded_for):
+        return APIClient().post(
+            "/api/v1/auth/token/",
+            {"username": "nobody", "password": "wrong"},
+            HTTP_X_FORWARDED_FOR=forwarded_for,
+        )
+
+    assert [attempt("203.0.113.1").status_code for _ in range(3)] == [401, 401, 429]
+    # what the client writes left of the proxy's entry changes nothing
+    assert attempt("192.0.2.99, 203.0.113.1").status_code == 429
+    # another client behind the same proxy has its own budget
+    assert attempt("203.0.113.2").status_code == 401

@@ -8,6 +8,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from tracker.filtersets import OrganizationFilterSet
+from tracker.login_limits import LOGIN_LOCKED, is_locked_out, retry_after_seconds
 from tracker.models import ApiToken, Organization
 from tracker.services import api_token_create, api_token_revoke, user_update_preferences
 
@@ -15,6 +16,18 @@ from . import serializers as s
 from .throttling import LoginRateThrottle
 
 BAD_CREDENTIALS = "Unknown username or wrong password."
+
+
+class LoginLocked(exceptions.APIException):
+    """Sign-in locked for the account or the client address: 429, Retry-After from `wait`."""
+
+    status_code = status.HTTP_429_TOO_MANY_REQUESTS
+    default_detail = LOGIN_LOCKED
+    default_code = "login_locked"
+
+    def __init__(self, wait: int):
+        super().__init__()
+        self.wait = wait
 
 
 @extend_schema_view(
@@ -85,7 +98,8 @@ class ApiTokenViewSet(
 
 
 class LoginView(APIView):
-    """Username and password in, a new API token out (throttled per client address)."""
+    """Username and password in, a new API token out: throttled per client address, and
+    refused with 429 while the account or the address is locked (tracker.login_limits)."""
 
     authentication_classes = []
     permission_classes = [AllowAny]
@@ -105,6 +119,8 @@ class LoginView(APIView):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         user = authenticate(request, username=data["username"], password=data["password"])
+        if is_locked_out(request):
+            raise LoginLocked(wait=retry_after_seconds(request))
         if user is None or not user.is_active:
             raise exceptions.AuthenticationFailed(BAD_CREDENTIALS)
         token, full = api_token_create(
