@@ -10,3 +10,6 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticFilesStorage"  # noqa: F405
 CELERY_TASK_ALWAYS_EAGER = False
+# The test client and the live servers of the tests speak plain HTTP: no redirect to HTTPS
+# (tracker.settings turns it on whenever DEBUG is off).
+SECURE_SSL_REDIRECT = False
