@@ -156,15 +156,30 @@ def test_bad_security_values_stop_start_up(load_settings, variable, value, messa
         load_settings(**PRODUCTION, **{variable: value})
 
 
-def test_a_forged_forwarded_proto_is_redirected_without_a_trusted_proxy(client, settings):
-    settings.SECURE_SSL_REDIRECT = True  # as in production (tests/settings.py turns it off)
+def _production(settings, load_settings) -> None:
+    """Apply the production security settings to the running test (DEBUG off, no proxy)."""
+    loaded = load_settings(**PRODUCTION)
+    settings.SECURE_PROXY_SSL_HEADER = loaded.get("SECURE_PROXY_SSL_HEADER")
+    for name in (
+        "SECURE_SSL_REDIRECT",
+        "SECURE_HSTS_SECONDS",
+        "SECURE_HSTS_INCLUDE_SUBDOMAINS",
+        "SECURE_HSTS_PRELOAD",
+    ):
+        setattr(settings, name, loaded[name])
+
+
+def test_a_forged_forwarded_proto_is_redirected_without_a_trusted_proxy(
+    client, settings, load_settings
+):
+    _production(settings, load_settings)
     response = client.get("/admin/login/", headers={"X-Forwarded-Proto": "https"})
     assert response.status_code == 301
     assert response["Location"] == "https://testserver/admin/login/"
 
 
-def test_https_answers_carry_hsts(client, settings):
-    settings.SECURE_SSL_REDIRECT = True
+def test_https_answers_carry_hsts(client, settings, load_settings):
+    _production(settings, load_settings)
     response = client.get("/admin/login/", secure=True)
     assert response.status_code == 200
     assert response["Strict-Transport-Security"] == "max-age=31536000; includeSubDomains; preload"
