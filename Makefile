@@ -5,12 +5,15 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# Port of `make run`'s web server: `make run PORT=8001`. Passed on as WEB_PORT (honcho sets
+# PORT per process itself), from which SITE_URL follows unless SITE_URL is set.
+PORT   ?= 8000
 
 
 .PHONY: help install migrate seed run web worker beat test lint format check clean
 
 help:
-	@echo "make run      set up, migrate, load the demo and serve web + worker + beat"
+	@echo "make run      set up, migrate, load the demo and serve web + worker + beat (PORT=8000)"
 	@echo "make test     run the test suite (service tests need DATABASE_URL and REDIS_URL)"
 	@echo "make lint     ruff check + format check + migrations in sync"
 
@@ -33,11 +36,11 @@ migrate: install .env
 	$(BIN)/python manage.py migrate --noinput
 
 seed: migrate
-	$(BIN)/python manage.py seed_demo
+	WEB_PORT=$(PORT) $(BIN)/python manage.py seed_demo
 
 run: seed
-	@echo "Serving http://127.0.0.1:8000/admin/ with a Celery worker and beat. Ctrl-C stops all."
-	$(BIN)/honcho start -f Procfile
+	@echo "Serving http://127.0.0.1:$(PORT)/admin/ with a Celery worker and beat. Ctrl-C stops all."
+	WEB_PORT=$(PORT) $(BIN)/honcho start -f Procfile
 
 test: install
 	$(BIN)/pytest

@@ -13,6 +13,7 @@ export DJANGO_DEBUG=0
 export DJANGO_SECRET_KEY="${DJANGO_SECRET_KEY:-fuzz-only-not-a-secret}"
 export DJANGO_ALLOWED_HOSTS=127.0.0.1,localhost
 export DJANGO_SECURE_COOKIES=0
+export DJANGO_SECURE_SSL_REDIRECT=0  # plain HTTP on 127.0.0.1: no redirect to HTTPS
 export API_THROTTLE_TOKEN=1000000/minute API_THROTTLE_USER=1000000/minute
 export CELERY_TASK_ALWAYS_EAGER=0
 unset REDIS_URL  # the fuzzed server enqueues to the filesystem broker; nothing consumes it

@@ -14,3 +14,6 @@ CELERY_TASK_ALWAYS_EAGER = False
 # these back (never like this in production: see tracker/settings.py).
 WEBHOOK_REQUIRE_HTTPS = False
 WEBHOOK_ALLOW_PRIVATE_TARGETS = True
+# The test client and the live servers of the tests speak plain HTTP: no redirect to HTTPS
+# (tracker.settings turns it on whenever DEBUG is off).
+SECURE_SSL_REDIRECT = False

@@ -41,7 +41,13 @@ ALLOWED_HOSTS = env.list(
 )
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
-SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
+# Port `make run` serves on (`make run PORT=8001` sets it); links default to that address.
+WEB_PORT = env.int("WEB_PORT", default=8000)
+if not 1 <= WEB_PORT <= 65535:
+    raise ImproperlyConfigured("WEB_PORT must be a port number between 1 and 65535.")
+# Absolute address of the site in emails and calendar feeds: SITE_URL when set, else the
+# development server's own address.
+SITE_URL = env.str("SITE_URL", default=f"http://127.0.0.1:{WEB_PORT}").rstrip("/")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -247,9 +253,34 @@ STORAGES = {
 }
 
 # --- Security (production) -----------------------------------------------------------------
+# All on by default with DEBUG off, so `manage.py check --deploy` is clean; each can be
+# switched for a TLS-terminating proxy (README, "Production").
 SESSION_COOKIE_SECURE = env.bool("DJANGO_SECURE_COOKIES", default=not DEBUG)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# The proxy in front redirects plain HTTP to HTTPS itself. Django cannot see that: saying so
+# switches Django's own redirect off by default and silences check --deploy's W008.
+SSL_REDIRECT_BY_PROXY = env.bool("DJANGO_SSL_REDIRECT_BY_PROXY", default=False)
+SECURE_SSL_REDIRECT = env.bool(
+    "DJANGO_SECURE_SSL_REDIRECT", default=not DEBUG and not SSL_REDIRECT_BY_PROXY
+)
+if SSL_REDIRECT_BY_PROXY:
+    SILENCED_SYSTEM_CHECKS = [*vars().get("SILENCED_SYSTEM_CHECKS", []), "security.W008"]
+# Strict-Transport-Security on HTTPS responses: seconds browsers keep to HTTPS (0: no header).
+SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", default=True)
+if SECURE_HSTS_SECONDS < 0:
+    raise ImproperlyConfigured("DJANGO_SECURE_HSTS_SECONDS must be 0 or more.")
+# Behind a TLS-terminating proxy: the header by which it tells the app the client used HTTPS
+# (e.g. X-Forwarded-Proto: https). Trusted only when named here, and then safe only if the
+# proxy always sets or strips it: a client reaching the app directly could claim HTTPS.
+_proxy_ssl_header = env.str("DJANGO_SECURE_PROXY_SSL_HEADER", default="")
+if _proxy_ssl_header:
+    if not (_proxy_ssl_header.isascii() and _proxy_ssl_header.replace("-", "").isalnum()):
+        raise ImproperlyConfigured(
+            "DJANGO_SECURE_PROXY_SSL_HEADER must be an HTTP header name, e.g. X-Forwarded-Proto."
+        )
+    SECURE_PROXY_SSL_HEADER = ("HTTP_" + _proxy_ssl_header.upper().replace("-", "_"), "https")
 
 LOGGING = {
     "version": 1,

@@ -12,12 +12,22 @@ from tracker.models import Organization, User
 # --- Reads -------------------------------------------------------------------------------------
 
 
+class RoundedProgressField(serializers.FloatField):
+    """An average progress (0-100) rounded to one decimal, halves up (42.25 -> 42.3): never the
+    float noise of the database's average (33.333333333333336)."""
+
+    def to_representation(self, value):
+        return int(float(value) * 10 + 0.5) / 10  # progress is never negative
+
+
 class RollupMixin(serializers.Serializer):
     task_count = serializers.IntegerField(read_only=True, help_text="Tasks you can see.")
     done_count = serializers.IntegerField(read_only=True)
     overdue_count = serializers.IntegerField(read_only=True)
-    progress = serializers.FloatField(
-        source="progress_rollup", read_only=True, help_text="Average progress (0-100)."
+    progress = RoundedProgressField(
+        source="progress_rollup",
+        read_only=True,
+        help_text="Average progress (0-100) of the tasks counted, rounded to one decimal.",
     )
 
 

@@ -5,13 +5,15 @@ import io
 import zoneinfo
 from collections import Counter
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import Group
 from django.core.management import CommandError, call_command
+from django.db.models import Q
 
 from fixtures import demo
-from fixtures.loader import validate
+from fixtures.loader import SYSTEM_UNASSIGNED, validate
 from plans.management.commands.seed_demo import REFUSED_WITHOUT_DEBUG
 from plans.models import (
     Forum,
@@ -330,3 +332,98 @@ def test_accounts_have_roles_zones_languages_and_permissions(debug):
     assert viewer.has_perm("plans.view_task")
     assert viewer.has_perm("tracker.view_organization")
     assert not viewer.has_perm("plans.change_task")
+
+
+@pytest.mark.django_db
+def test_no_task_is_given_to_the_system_account(debug):
+    seed()
+    given = Task.objects.filter(Q(assignee__is_system=True) | Q(manager__is_system=True))
+    assert not given.exists(), list(given.values_list("ref", flat=True))
+    # Where the demo means "nobody" (SC-01: a manager, no assignee), the field is empty.
+    sc01 = Task.objects.get(plan__code="KUS-JP2", ref="SC-01")
+    assert sc01.assignee is None
+    assert sc01.manager.username == "manager.kr"
+
+
+@pytest.mark.django_db
+def test_seeding_clears_system_assignments_an_earlier_loader_made(debug):
+    seed()
+    system = User.objects.get(is_system=True)
+    # What the loader before the fix wrote for SC-01 and DS-03.
+    Task.objects.filter(ref__in=["SC-01", "DS-03"]).update(assignee=system)
+    seed()
+    assert not Task.objects.filter(assignee=system).exists()
+    corrections = StatusUpdate.objects.filter(note=SYSTEM_UNASSIGNED)
+    assert sorted(corrections.values_list("task__ref", "kind")) == [
+        ("DS-03", StatusUpdate.Kind.ASSIGNMENT),
+        ("SC-01", StatusUpdate.Kind.ASSIGNMENT),
+    ]
+    repaired = snapshot()
+    seed()
+    assert snapshot() == repaired
+
+
+# The README's walkthrough ("Try it: as samsung, move SC-04-M2 from planned ..."), step by step
+# through the admin as the README tells a person to.
+WALKTHROUGH_TASK = "SC-04-M2"
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def _admin_action(client, action: str, task: Task, **data) -> list[str]:
+    response = client.post(
+        "/admin/plans/task/",
+        {"action": action, "_selected_action": [task.pk], "apply": "1", **data},
+        follow=True,
+    )
+    assert response.status_code == 200
+    return [str(message) for message in response.context["messages"]]
+
+
+@pytest.mark.django_db
+def test_the_readme_walkthrough_works_on_the_demo(debug, client):
+    text = " ".join(README.read_text().split())
+    assert f"as `samsung`, move {WALKTHROUGH_TASK} from planned to in progress" in text
+    seed()
+    task = Task.objects.get(plan__code="KUS-JP2", ref=WALKTHROUGH_TASK)
+    assert task.status == Task.Status.PLANNED
+    assert task.lead_organization.name == "Samsung Electronics"
+    assert task.assignee.username == "samsung"
+
+    assert client.login(username="samsung", password=debug.DEMO_PASSWORD)
+    assert WALKTHROUGH_TASK in client.get("/admin/plans/task/").content.decode()
+    started = _admin_action(client, "change_status", task, to_status="in_progress", note="")
+    evidence_url = "https://evidence.example.org/kus-jp2/sc-04-m2/curriculum.pdf"
+    finished = _admin_action(
+        client,
+        "change_status",
+        task,
+        to_status="done",
+        note="Curriculum and trainers confirmed with KSIA.",
+        evidence_url=evidence_url,
+    )
+    assert started == finished == ["Change status: 1 task(s) updated."]
+    client.logout()
+
+    assert client.login(username="coordinator.kr", password=debug.DEMO_PASSWORD)
+    assert _admin_action(client, "verify", task) == ["Verify completion: 1 task(s) updated."]
+    other = Task.objects.get(plan__code="KUS-JP2", ref="SC-05")
+    moved = _admin_action(
+        client, "change_deadline", other, due_date="2027-03-31", reason="One more quarter."
+    )
+    assert moved == ["Change deadline: 1 task(s) updated."]
+    assert client.get(f"/admin/plans/task/{task.pk}/history/").status_code == 200
+
+    task.refresh_from_db()
+    assert task.status == Task.Status.VERIFIED
+    steps = list(
+        task.updates.filter(kind=StatusUpdate.Kind.TRANSITION)
+        .order_by("pk")
+        .values_list("status_to", "author__username", "evidence_url")
+    )
+    assert steps == [
+        ("in_progress", "samsung", ""),
+        ("done", "samsung", evidence_url),
+        ("verified", "coordinator.kr", ""),
+    ]
+    other.refresh_from_db()
+    assert other.due_date == dt.date(2027, 3, 31)
