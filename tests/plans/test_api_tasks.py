@@ -6,6 +6,7 @@ import pytest
 import time_machine
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from drf_spectacular.generators import SchemaGenerator
 from rest_framework.test import APIClient
 
 from plans import services
@@ -289,6 +290,20 @@ def test_updates_answer_the_new_etag_so_writes_chain(world):
     assert client.post(path, {"progress": 44}).status_code == 201
     assert client.post(path, {"progress": 45}, HTTP_IF_MATCH="*").status_code == 201
     assert Task.objects.get(pk=world.task.pk).progress == 45
+
+
+def test_schema_documents_if_match_on_every_task_write():
+    paths = SchemaGenerator().get_schema(request=None, public=True)["paths"]
+    writes = {
+        ("/api/v1/tasks/{id}/", "patch"),
+        ("/api/v1/tasks/{id}/", "put"),
+        *((f"/api/v1/tasks/{{id}}/{name}/", "post") for name in ("transition", "assign")),
+        *((f"/api/v1/tasks/{{id}}/{name}/", "post") for name in ("deadline", "updates")),
+    }
+    for path, method in writes:
+        parameters = {(p["in"], p["name"]) for p in paths[path][method]["parameters"]}
+        assert ("header", "If-Match") in parameters, (path, method)
+    assert "ETag" in paths["/api/v1/tasks/{id}/updates/"]["post"]["responses"]["201"]["headers"]
 
 
 def test_create_task_as_coordinator(world):
