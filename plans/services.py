@@ -608,9 +608,9 @@ def status_update_add(
     """
     task = _lock(task)
     policy.ensure(actor, policy.ADD_UPDATE, task)
-    _check_version(task, expected_version)
     if progress is not None:
         policy.ensure(actor, policy.TRANSITION, task)
+    _check_version(task, expected_version)
     note = note.strip()
     if not note and progress is None and not evidence_url:
         raise ValidationError({"note": EMPTY_UPDATE})
