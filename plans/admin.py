@@ -23,7 +23,7 @@ from tracker.models import Membership, Organization, User
 
 from . import permissions as policy
 from . import selectors, services
-from .exceptions import DomainError
+from .exceptions import DomainError, VersionConflict
 from .models import Forum, Outcome, Plan, PlanParticipant, StatusUpdate, Task, Workstream
 
 
@@ -434,6 +434,26 @@ class StatusHistoryInline(admin.TabularInline):
         return obj is None or policy.can(request.user, policy.VIEW, obj)
 
 
+class LoadedVersionField(forms.IntegerField):
+    """The task version a page was rendered with, sent back hidden so the services can refuse
+    the write (VersionConflict) if the task changed meanwhile. Never an edit of its own."""
+
+    widget = forms.HiddenInput
+    MALFORMED = -1  # no task has it: a tampered value is refused as stale, as in the API
+
+    def __init__(self, **kwargs):
+        super().__init__(required=False, **kwargs)
+
+    def to_python(self, value):
+        try:
+            return super().to_python(value)
+        except ValidationError:
+            return self.MALFORMED
+
+    def has_changed(self, initial, data):
+        return False
+
+
 class StatusUpdateForm(forms.ModelForm):
     """One new status update: optionally a status change, a note, evidence and progress."""
 
@@ -487,26 +507,36 @@ class StatusUpdateForm(forms.ModelForm):
                 self.add_error("evidence_url", services.EVIDENCE_REQUIRED)
         return cleaned
 
-    def apply(self, *, actor):
-        """Run the services this form asks for, in one transaction."""
+    def apply(self, *, actor, expected_version: int | None = None) -> int | None:
+        """Run the services this form asks for, in one transaction. The first write expects
+        `expected_version` (the version the page loaded); each next one the version the previous
+        one left. Returns the version to expect after them."""
         data = self.cleaned_data
         note, evidence = (data.get("note") or "").strip(), data.get("evidence_url") or ""
         progress = data.get("new_progress")
         if data.get("move"):
-            services.task_transition(
+            task = services.task_transition(
                 actor=actor,
                 task=self.task,
                 to_status=data["move"],
                 expected_from=data["expected_from"],
                 note=note,
                 evidence_url=evidence,
+                expected_version=expected_version,
             )
+            expected_version = task.version
             if progress is not None and data["move"] not in Task.COMPLETE_STATUSES:
-                services.status_update_add(actor=actor, task=self.task, progress=progress)
+                update = services.status_update_add(
+                    actor=actor, task=self.task, progress=progress, expected_version=task.version
+                )
+                expected_version = update.task.version
         elif note or evidence or progress is not None:
-            services.status_update_add(
-                actor=actor, task=self.task, note=note, progress=progress, evidence_url=evidence
-            )
+            update = services.status_update_add(
+                actor=actor, task=self.task, note=note, progress=progress, evidence_url=evidence,
+                expected_version=expected_version,
+            )  # fmt: skip
+            expected_version = update.task.version
+        return expected_version
 
 
 class AddStatusUpdateInline(admin.StackedInline):
@@ -563,9 +593,17 @@ STRUCTURE_FIELDS = (
 
 
 class TaskAdminForm(forms.ModelForm):
+    # Named apart from the read-only "version" shown under Record.
+    loaded_version = LoadedVersionField()
+
     class Meta:
         model = Task
         fields = (*STRUCTURE_FIELDS, *WORKFLOW_FIELDS)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.fields["loaded_version"].initial = self.instance.version
 
     def clean(self):
         cleaned = super().clean()
@@ -665,8 +703,10 @@ class DeadlineForm(forms.Form):
 
 
 def _task_action(description, permission, form_class=None):
-    """An admin action that asks for a form (if any), then calls `apply(admin, request, task,
-    data, expected)` on each selected task in its own transaction and reports per task."""
+    """An admin action that asks for a form (if any), then calls `apply(request, task, data,
+    expected, version)` on each selected task in its own transaction and reports per task.
+    `expected` is the status and `version` the version the form page showed (None without a
+    form page): a task changed meanwhile is refused."""
 
     def decorator(apply):
         def action(modeladmin, request, queryset):
@@ -680,8 +720,19 @@ def _task_action(description, permission, form_class=None):
     return decorator
 
 
+def _shown_version(value: str | None, task: Task) -> int | None:
+    """The version an action's form page showed (None: no form page, no check). Anything but
+    a whole number is taken as stale, as for If-Match in the API."""
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise VersionConflict(expected=value, actual=task.version) from None
+
+
 @_task_action(_("Change status…"), "transition", ChangeStatusForm)
-def change_status(request, task, data, expected):
+def change_status(request, task, data, expected, version):
     services.task_transition(
         actor=request.user,
         task=task,
@@ -689,49 +740,64 @@ def change_status(request, task, data, expected):
         expected_from=expected,
         note=data["note"],
         evidence_url=data["evidence_url"],
+        expected_version=version,
     )
 
 
 @_task_action(_("Verify completion"), "verify")
-def verify(request, task, data, expected):
+def verify(request, task, data, expected, version):
     services.task_transition(
-        actor=request.user, task=task, to_status=Task.Status.VERIFIED, expected_from=expected
+        actor=request.user,
+        task=task,
+        to_status=Task.Status.VERIFIED,
+        expected_from=expected,
+        expected_version=version,
     )
 
 
 @_task_action(_("Return for revision…"), "verify", NoteForm)
-def return_for_revision(request, task, data, expected):
+def return_for_revision(request, task, data, expected, version):
     services.task_transition(
         actor=request.user,
         task=task,
         to_status=Task.Status.IN_PROGRESS,
         expected_from=Task.Status.DONE if expected == Task.Status.DONE else expected,
         note=data["note"],
+        expected_version=version,
     )
 
 
 @_task_action(_("Cancel…"), "verify", NoteForm)
-def cancel(request, task, data, expected):
+def cancel(request, task, data, expected, version):
     services.task_transition(
         actor=request.user,
         task=task,
         to_status=Task.Status.CANCELLED,
         expected_from=expected,
         note=data["note"],
+        expected_version=version,
     )
 
 
 @_task_action(_("Assign…"), "assign", AssignForm)
-def assign(request, task, data, expected):
+def assign(request, task, data, expected, version):
     services.task_assign(
-        actor=request.user, task=task, assignee=data["assignee"], note=data["note"]
+        actor=request.user,
+        task=task,
+        assignee=data["assignee"],
+        note=data["note"],
+        expected_version=version,
     )
 
 
 @_task_action(_("Change deadline…"), "change_deadline", DeadlineForm)
-def change_deadline(request, task, data, expected):
+def change_deadline(request, task, data, expected, version):
     services.task_change_deadline(
-        actor=request.user, task=task, due_date=data["due_date"], reason=data["reason"]
+        actor=request.user,
+        task=task,
+        due_date=data["due_date"],
+        reason=data["reason"],
+        expected_version=version,
     )
 
 
@@ -788,7 +854,20 @@ class TaskAdmin(PolicyAdminMixin, PolicyFormMixin, ServiceFormMixin, SimpleHisto
         "updated_at",
     )
     fieldsets = (
-        (None, {"fields": ("plan", "workstream", "ref", "title", "description", "parent")}),
+        (
+            None,
+            {
+                "fields": (
+                    "plan",
+                    "workstream",
+                    "ref",
+                    "title",
+                    "description",
+                    "parent",
+                    "loaded_version",  # hidden
+                )
+            },
+        ),
         (
             _("Organizations and people"),
             {
@@ -861,11 +940,21 @@ class TaskAdmin(PolicyAdminMixin, PolicyFormMixin, ServiceFormMixin, SimpleHisto
             kwargs["form_kwargs"] = {"user": request.user, "task": obj}
         return kwargs
 
+    def save_model(self, request, obj, form, change):
+        # Every write of this save expects the version the page loaded, then the version the
+        # previous write left (all in the change view's one transaction): a page older than the
+        # task is refused with VersionConflict, which PolicyFormMixin shows, writing nothing.
+        obj.expected_version = form.cleaned_data.get("loaded_version") if change else None
+        super().save_model(request, obj, form, change)
+
     def save_formset(self, request, form, formset, change):
         if issubclass(formset.form, StatusUpdateForm):
             for update_form in formset.forms:
                 if update_form.has_changed() and update_form.is_valid():
-                    update_form.apply(actor=request.user)
+                    form.instance.expected_version = update_form.apply(
+                        actor=request.user,
+                        expected_version=getattr(form.instance, "expected_version", None),
+                    )
             # The services wrote the rows; the admin's change message reads these.
             formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
             return
@@ -898,10 +987,15 @@ class TaskAdmin(PolicyAdminMixin, PolicyFormMixin, ServiceFormMixin, SimpleHisto
     m2m_fields = ("supporting_organizations", "source_outcomes", "depends_on")
 
     def service_create(self, actor, data):
+        data.pop("loaded_version", None)
         return services.task_create(actor=actor, **data)
 
     def service_update(self, actor, obj, changed):
-        return services.task_update(actor=actor, task=obj, **changed)
+        task = services.task_update(
+            actor=actor, task=obj, expected_version=obj.expected_version, **changed
+        )
+        obj.expected_version = task.version
+        return task
 
     def run_task_action(self, request, queryset, apply, form_class, title, action_name):
         tasks = list(queryset.select_related("plan"))
@@ -914,9 +1008,10 @@ class TaskAdmin(PolicyAdminMixin, PolicyFormMixin, ServiceFormMixin, SimpleHisto
                 done, refused = 0, []
                 for task in tasks:
                     expected = request.POST.get(f"expected_{task.pk}", task.status)
+                    shown = request.POST.get(f"version_{task.pk}")
                     try:
                         with transaction.atomic():
-                            apply(request, task, data, expected)
+                            apply(request, task, data, expected, _shown_version(shown, task))
                         done += 1
                     except (DomainError, ValidationError) as exc:
                         refused.append(f"{task.ref}: {error_text(exc)}")
@@ -930,6 +1025,11 @@ class TaskAdmin(PolicyAdminMixin, PolicyFormMixin, ServiceFormMixin, SimpleHisto
                 for line in refused:
                     self.message_user(request, line, messages.ERROR)
                 return None
+        for task in tasks:
+            # What the page shows and sends back: on a form redisplayed with errors, still
+            # what the first page showed, so the apply is checked against what the user saw.
+            task.shown_status = request.POST.get(f"expected_{task.pk}", task.status)
+            task.shown_version = request.POST.get(f"version_{task.pk}", task.version)
         return TemplateResponse(
             request,
             "admin/plans/task/action_form.html",

@@ -596,17 +596,21 @@ def status_update_add(
     note: str = "",
     progress: int | None = None,
     evidence_url: str = "",
+    expected_version: int | None = None,
     at: dt.datetime | None = None,
 ) -> StatusUpdate:
     """Report progress on a task: a note, a new progress percentage, evidence, or all three.
 
     Supporting organizations add notes and evidence; a progress figure needs the right to move
-    the task (lead organization, coordinators).
+    the task (lead organization, coordinators). With `expected_version` (the version the caller
+    read) the update is refused (VersionConflict) if the task has changed since, even a note.
+    A new progress figure bumps the task's version (`update.task.version`); a note alone does not.
     """
     task = _lock(task)
     policy.ensure(actor, policy.ADD_UPDATE, task)
     if progress is not None:
         policy.ensure(actor, policy.TRANSITION, task)
+    _check_version(task, expected_version)
     note = note.strip()
     if not note and progress is None and not evidence_url:
         raise ValidationError({"note": EMPTY_UPDATE})

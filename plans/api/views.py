@@ -162,7 +162,16 @@ IF_MATCH = OpenApiParameter(
     "If-Match",
     OpenApiTypes.STR,
     OpenApiParameter.HEADER,
-    description='The ETag you read (e.g. "v6"). If the task has changed since: 412.',
+    description='The ETag you read (e.g. "v6"). If the task has changed since, or the header '
+    "is not one ETag of this API: 412 and nothing is written. Without the header (or with `*`) "
+    "the write is not checked.",
+)
+NEW_ETAG = OpenApiParameter(
+    "ETag",
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    description="The task's version after this write: send it as If-Match on your next write.",
+    response=[201],
 )
 
 
@@ -338,9 +347,12 @@ class TaskViewSet(
         summary="Report progress on a task",
         description="A note, a progress percentage and/or an evidence link. Supporting "
         "organizations may add notes and evidence; a percentage needs the lead organization "
-        "or a coordinator.",
+        "or a coordinator. Send If-Match with the task's ETag to refuse the update (412) if "
+        "the task has changed since you read it; the answer's ETag is the task's version after "
+        "it (a note alone leaves it unchanged).",
         request=s.StatusUpdateCreateSerializer,
         responses={201: s.StatusUpdateSerializer},
+        parameters=[IF_MATCH, NEW_ETAG],
     )
     @action(detail=True, methods=["get", "post"], filterset_class=None, pagination_class=None)
     def updates(self, request, pk=None):
@@ -351,6 +363,12 @@ class TaskViewSet(
         serializer = s.StatusUpdateCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         update = services.status_update_add(
-            actor=request.user, task=task, **serializer.validated_data
+            actor=request.user, task=task, expected_version=self.if_match_version(task),
+            **serializer.validated_data,
+        )  # fmt: skip
+        # update.task is the row the service locked and wrote: its version is the new ETag.
+        return Response(
+            s.StatusUpdateSerializer(update).data,
+            status=status.HTTP_201_CREATED,
+            headers={"ETag": etag(update.task)},
         )
-        return Response(s.StatusUpdateSerializer(update).data, status=status.HTTP_201_CREATED)

@@ -14,6 +14,7 @@ from django.urls import reverse
 
 from plans import services
 from plans.admin import AddStatusUpdateInline
+from plans.exceptions import VERSION_CONFLICT
 from plans.models import StatusUpdate, Task
 from tests.factories import FACTORY_EVIDENCE_URL, FACTORY_NOTE, TaskFactory
 from tests.permission_matrix import (
@@ -548,6 +549,170 @@ def test_contributor_cannot_run_coordinator_actions_with_a_crafted_post(client, 
 
     assert Task.objects.filter(pk=world.task.pk).values().get() == before
     assert StatusUpdate.objects.count() == updates_before
+
+
+# --- Stale pages: every form writes with the version it loaded -----------------------------
+
+CONFLICT = VERSION_CONFLICT.split(" (")[0]  # "The task has changed since you read it"
+
+
+def _row(world):
+    return Task.objects.filter(pk=world.task.pk).values().get(), StatusUpdate.objects.count()
+
+
+def _change_meanwhile(world):
+    """Someone else's write after the page was loaded; the row and history as it left them."""
+    services.task_update(
+        actor=world.user("coordinator"), task=world.task, description="Changed meanwhile."
+    )
+    return _row(world)
+
+
+def _conflict_messages(response) -> list[str]:
+    return [m for m in messages_of(response, "error") if CONFLICT in m]
+
+
+def test_change_form_carries_its_version_and_refuses_a_stale_save(client, world):
+    sign_in(client, world, "coordinator")
+    change_url = url("plans_task_change", world.task.pk)
+    page = client.get(change_url)
+    data = form_data(page, "task_form")
+    assert data["loaded_version"] == [str(world.task.version)]
+    after = _change_meanwhile(world)
+
+    # The stale page would put back the old description along with the new title.
+    data.update(title=["Renamed on a stale page"], _save=["Save"])
+    response = client.post(change_url, data, follow=True)
+
+    assert len(_conflict_messages(response)) == 1
+    assert _row(world) == after
+    # Reloaded, the same edit goes through.
+    data = form_data(client.get(change_url), "task_form")
+    data.update(title=["Renamed on a fresh page"], _save=["Save"])
+    client.post(change_url, data)
+    task = Task.objects.get(pk=world.task.pk)
+    assert (task.title, task.description) == ("Renamed on a fresh page", "Changed meanwhile.")
+    assert task.version == after[0]["version"] + 1
+
+
+STALE_INLINE = {
+    "note": ("contributor_supporting", {"note": NOTE}),
+    "progress": ("contributor_lead", {"new_progress": "61", "note": NOTE}),
+    "transition": ("contributor_lead", {"move": S.AT_RISK, "note": NOTE}),
+    "transition and progress": ("coordinator", {"move": S.AT_RISK, "note": NOTE,
+                                                "new_progress": "61"}),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", sorted(STALE_INLINE))
+def test_status_update_inline_refuses_a_stale_page_and_writes_nothing(client, world, case):
+    role, fields = STALE_INLINE[case]
+    sign_in(client, world, role)
+    change_url = url("plans_task_change", world.task.pk)
+    page = client.get(change_url)
+    prefix = status_update_prefix(page)
+    after = _change_meanwhile(world)
+
+    data = form_data(page, "task_form")
+    data.update({f"{prefix}-0-{name}": [value] for name, value in fields.items()})
+    data["_save"] = ["Save"]
+    response = client.post(change_url, data, follow=True)
+
+    assert len(_conflict_messages(response)) == 1
+    assert _row(world) == after
+
+
+def test_one_save_chains_its_writes_from_the_loaded_version(client, world):
+    """The form's edit, then the inline's transition and progress: each write expects the
+    version the previous one left, so a fresh page saves all three."""
+    sign_in(client, world, "coordinator")
+    change_url = url("plans_task_change", world.task.pk)
+    page = client.get(change_url)
+    prefix = status_update_prefix(page)
+    data = form_data(page, "task_form")
+    data.update(
+        {
+            "title": ["Renamed and flagged"],
+            f"{prefix}-0-move": [S.AT_RISK],
+            f"{prefix}-0-note": [NOTE],
+            f"{prefix}-0-new_progress": ["61"],
+            "_save": ["Save"],
+        }
+    )
+    response = client.post(change_url, data, follow=True)
+
+    assert not messages_of(response, "error")
+    task = Task.objects.get(pk=world.task.pk)
+    assert (task.title, task.status, task.progress) == ("Renamed and flagged", S.AT_RISK, 61)
+    assert task.version == world.task.version + 3
+
+
+ACTION_FORMS = {
+    "change_status": lambda world: {"to_status": [S.AT_RISK], "note": [NOTE]},
+    "assign": lambda world: {"assignee": [str(world.user("contributor_lead").pk)]},
+    "change_deadline": lambda world: {"due_date": ["2031-03-31"], "reason": [REASON]},
+    "cancel": lambda world: {"note": [NOTE]},
+}
+
+
+@pytest.mark.parametrize("action", sorted(ACTION_FORMS))
+def test_action_pages_refuse_a_task_changed_meanwhile(client, world, action):
+    sign_in(client, world, "coordinator")
+    changelist = url("plans_task_changelist", scope="all")
+    start = {"action": action, "_selected_action": [world.task.pk], "index": "0"}
+    intermediate = client.post(changelist, start)
+    data = _intermediate_data(intermediate)
+    assert data[f"version_{world.task.pk}"] == [str(world.task.version)]
+    after = _change_meanwhile(world)
+
+    data.update(ACTION_FORMS[action](world))
+    response = client.post(changelist, data, follow=True)
+
+    (refused,) = _conflict_messages(response)
+    assert refused.startswith(f"{TASK_REF}: ")
+    assert not messages_of(response, "success")
+    assert _row(world) == after
+    # From a page showing the task as it now is, the action goes through.
+    data = _intermediate_data(client.post(changelist, start))
+    data.update(ACTION_FORMS[action](world))
+    response = client.post(changelist, data, follow=True)
+    assert messages_of(response, "success") and not messages_of(response, "error")
+    assert Task.objects.get(pk=world.task.pk).version == after[0]["version"] + 1
+
+
+def test_action_page_redisplayed_with_errors_keeps_the_version_it_first_showed(client, world):
+    sign_in(client, world, "coordinator")
+    changelist = url("plans_task_changelist", scope="all")
+    start = {"action": "change_deadline", "_selected_action": [world.task.pk], "index": "0"}
+    data = _intermediate_data(client.post(changelist, start))
+    after = _change_meanwhile(world)
+
+    data.update(due_date=["2031-03-31"])  # no reason: the form comes back
+    again = client.post(changelist, data)
+    assert again.status_code == 200
+    data = _intermediate_data(again)
+    assert data[f"version_{world.task.pk}"] == [str(world.task.version)]
+    data.update(reason=[REASON])
+    response = client.post(changelist, data, follow=True)
+
+    assert len(_conflict_messages(response)) == 1
+    assert _row(world) == after
+
+
+def test_tampered_versions_are_taken_as_stale(client, world):
+    sign_in(client, world, "coordinator")
+    before = _row(world)
+    change_url = url("plans_task_change", world.task.pk)
+    data = form_data(client.get(change_url), "task_form")
+    data.update(title=["Renamed"], loaded_version=["abc"], _save=["Save"])
+    assert len(_conflict_messages(client.post(change_url, data, follow=True))) == 1
+
+    changelist = url("plans_task_changelist", scope="all")
+    start = {"action": "change_deadline", "_selected_action": [world.task.pk], "index": "0"}
+    data = _intermediate_data(client.post(changelist, start))
+    data.update({"reason": [REASON], "due_date": ["2031-03-31"], f"version_{world.task.pk}": ["x"]})
+    assert len(_conflict_messages(client.post(changelist, data, follow=True))) == 1
+    assert _row(world) == before
 
 
 # --- "My tasks" ------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import pytest
 import time_machine
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from drf_spectacular.generators import SchemaGenerator
 from rest_framework.test import APIClient
 
 from plans import services
@@ -179,6 +180,130 @@ def test_etag_and_if_match(world):
     assert stale.status_code == 412
     assert stale.json()["title"] == "Precondition failed"
     assert Task.objects.get(pk=world.task.pk).title == "First"
+
+
+# Every write to a task, as (method, path suffix, body): each must honour If-Match.
+TASK_WRITES = {
+    "updates": ("post", "updates/", lambda w: {"progress": w.task.progress + 1}),
+    "transition": (
+        "post",
+        "transition/",
+        lambda w: {"to": "at_risk", "expected_from": "in_progress", "note": "Supplier late."},
+    ),
+    "assign": ("post", "assign/", lambda w: {"assignee": w.contributor.pk}),
+    "deadline": (
+        "post",
+        "deadline/",
+        lambda w: {
+            "due_date": (w.task.due_date + dt.timedelta(days=30)).isoformat(),
+            "reason": "The supplier moved delivery.",
+        },
+    ),  # fmt: skip
+    "patch": ("patch", "", lambda w: {"title": "Renamed"}),
+    "put": ("put", "", lambda w: {"title": "Replaced", "lead_organization": w.company.pk}),
+}
+SUCCESS = {"updates": 201}
+
+
+def _write(client, world, name, if_match=None):
+    method, suffix, body = TASK_WRITES[name]
+    headers = {} if if_match is None else {"HTTP_IF_MATCH": if_match}
+    return getattr(client, method)(
+        f"/api/v1/tasks/{world.task.pk}/{suffix}", body(world), format="json", **headers
+    )
+
+
+def _snapshot(task):
+    return Task.objects.filter(pk=task.pk).values().get(), StatusUpdate.objects.count()
+
+
+@pytest.mark.parametrize("name", sorted(TASK_WRITES))
+def test_every_write_refuses_a_stale_if_match_and_writes_nothing(world, name):
+    client, _ = bearer(world.coordinator)
+    stale = client.get(f"/api/v1/tasks/{world.task.pk}/")["ETag"]
+    # Someone else changes the task after our read.
+    services.task_update(actor=world.coordinator, task=world.task, title="Changed meanwhile")
+    world.task.refresh_from_db()
+    before = _snapshot(world.task)
+
+    response = _write(client, world, name, if_match=stale)
+
+    assert response.status_code == 412, response.content
+    assert response["Content-Type"] == PROBLEM
+    assert response.json()["title"] == "Precondition failed"
+    assert _snapshot(world.task) == before
+
+    # With the ETag as it is now, the same write goes through and answers the new ETag.
+    fresh = client.get(f"/api/v1/tasks/{world.task.pk}/")["ETag"]
+    assert fresh == f'"v{world.task.version}"'
+    response = _write(client, world, name, if_match=fresh)
+    assert response.status_code == SUCCESS.get(name, 200), response.content
+    task = Task.objects.get(pk=world.task.pk)
+    assert task.version == world.task.version + 1
+    assert response["ETag"] == f'"v{task.version}"' != fresh
+
+
+@pytest.mark.parametrize("name", sorted(TASK_WRITES))
+@pytest.mark.parametrize("header", ["v1", '"v1", "v2"', "garbage", '"v-1"'])
+def test_every_write_takes_a_malformed_if_match_as_stale(world, name, header):
+    client, _ = bearer(world.coordinator)
+    before = _snapshot(world.task)
+    response = _write(client, world, name, if_match=header)
+    assert response.status_code == 412, response.content
+    assert _snapshot(world.task) == before
+
+
+def test_updates_refuses_an_old_if_match_like_the_probe(world):
+    """The finding: `If-Match: "v1"` on a task at a later version was accepted (201)."""
+    client, _ = bearer(world.contributor)
+    for progress in (10, 20, 30):
+        services.status_update_add(actor=world.coordinator, task=world.task, progress=progress)
+    world.task.refresh_from_db()
+    assert world.task.version > 1
+    updates = StatusUpdate.objects.filter(task=world.task).count()
+
+    response = client.post(
+        f"/api/v1/tasks/{world.task.pk}/updates/", {"progress": 31}, HTTP_IF_MATCH='"v1"'
+    )
+
+    assert response.status_code == 412, response.content
+    task = Task.objects.get(pk=world.task.pk)
+    assert (task.progress, task.version) == (30, world.task.version)
+    assert StatusUpdate.objects.filter(task=world.task).count() == updates
+
+
+def test_updates_answer_the_new_etag_so_writes_chain(world):
+    client, _ = bearer(world.contributor)
+    etag = client.get(f"/api/v1/tasks/{world.task.pk}/")["ETag"]
+    path = f"/api/v1/tasks/{world.task.pk}/updates/"
+    for progress in (41, 42, 43):
+        response = client.post(path, {"progress": progress}, HTTP_IF_MATCH=etag)
+        assert response.status_code == 201, response.content
+        assert response["ETag"] != etag
+        etag = response["ETag"]
+    task = Task.objects.get(pk=world.task.pk)
+    assert (task.progress, etag) == (43, f'"v{task.version}"')
+    # A note alone leaves the task (and so its ETag) as it was; the weak form matches too.
+    response = client.post(path, {"note": "Minutes filed."}, HTTP_IF_MATCH=f"W/{etag}")
+    assert (response.status_code, response["ETag"]) == (201, etag)
+    # A write without If-Match is not checked (backwards compatible), nor is `*`.
+    assert client.post(path, {"progress": 44}).status_code == 201
+    assert client.post(path, {"progress": 45}, HTTP_IF_MATCH="*").status_code == 201
+    assert Task.objects.get(pk=world.task.pk).progress == 45
+
+
+def test_schema_documents_if_match_on_every_task_write():
+    paths = SchemaGenerator().get_schema(request=None, public=True)["paths"]
+    writes = {
+        ("/api/v1/tasks/{id}/", "patch"),
+        ("/api/v1/tasks/{id}/", "put"),
+        *((f"/api/v1/tasks/{{id}}/{name}/", "post") for name in ("transition", "assign")),
+        *((f"/api/v1/tasks/{{id}}/{name}/", "post") for name in ("deadline", "updates")),
+    }
+    for path, method in writes:
+        parameters = {(p["in"], p["name"]) for p in paths[path][method]["parameters"]}
+        assert ("header", "If-Match") in parameters, (path, method)
+    assert "ETag" in paths["/api/v1/tasks/{id}/updates/"]["post"]["responses"]["201"]["headers"]
 
 
 def test_create_task_as_coordinator(world):

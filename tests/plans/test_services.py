@@ -9,7 +9,7 @@ from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import transaction
 
 from plans import services, signals
-from plans.exceptions import TASK_CLOSED, TaskClosed, TransitionNotAllowed
+from plans.exceptions import TASK_CLOSED, TaskClosed, TransitionNotAllowed, VersionConflict
 from plans.models import (
     Forum,
     Outcome,
@@ -772,6 +772,65 @@ def test_status_update_add_sets_progress_and_bumps_version(actor, progress):
     assert update.kind == StatusUpdate.Kind.PROGRESS
     assert (update.task, update.author, update.progress) == (task, actor, progress)
     assert update.note == "Pilot line running."
+
+
+def _lead_member(task: Task):
+    user = UserFactory()
+    services.membership_create(
+        actor=system_user(), user=user, organization=task.lead_organization, role="contributor"
+    )
+    return user
+
+
+# Every write to a task, called with the version its caller read.
+VERSIONED_WRITES = {
+    "status_update_add (note)": lambda actor, task, version: services.status_update_add(
+        actor=actor, task=task, note="Met the DOC team.", expected_version=version
+    ),
+    "status_update_add (progress)": lambda actor, task, version: services.status_update_add(
+        actor=actor, task=task, progress=task.progress + 1, expected_version=version
+    ),
+    "task_update": lambda actor, task, version: services.task_update(
+        actor=actor, task=task, title="Renamed", expected_version=version
+    ),
+    "task_transition": lambda actor, task, version: services.task_transition(
+        actor=actor,
+        task=task,
+        to_status=S.AT_RISK,
+        expected_from=S.IN_PROGRESS,
+        note="Supplier late.",
+        expected_version=version,
+    ),
+    "task_assign": lambda actor, task, version: services.task_assign(
+        actor=actor, task=task, assignee=_lead_member(task), expected_version=version
+    ),
+    "task_change_deadline": lambda actor, task, version: services.task_change_deadline(
+        actor=actor,
+        task=task,
+        due_date=task.due_date + dt.timedelta(days=30),
+        reason="Supplier moved delivery.",
+        expected_version=version,
+    ),
+}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name", sorted(VERSIONED_WRITES))
+def test_every_task_write_refuses_a_stale_expected_version_and_writes_nothing(actor, name):
+    task = TaskFactory(status=S.IN_PROGRESS, progress=40)
+    read = task.version
+    services.status_update_add(actor=actor, task=task, progress=41)  # someone else's write
+    task.refresh_from_db()
+    before = snapshot(task)
+
+    with pytest.raises(VersionConflict) as exc:
+        VERSIONED_WRITES[name](actor, task, read)
+
+    assert (exc.value.expected, exc.value.actual) == (read, task.version)
+    assert snapshot(task) == before
+    VERSIONED_WRITES[name](actor, task, task.version)  # the current version is accepted
+    bumped = 0 if name == "status_update_add (note)" else 1  # a note is not an edit
+    assert Task.objects.get(pk=task.pk).version == task.version + bumped
 
 
 @pytest.mark.django_db
