@@ -137,9 +137,10 @@ def home(request):
     if selectors.is_manager(user):
         context["team"] = selectors.team_tasks(user=user, now=now)
     mine = selectors.my_tasks(user=user, now=now)
-    moves = selectors.next_moves(user=user, tasks=mine)
-    for task in mine:
-        task.next_move = moves.get(task.pk)
+    awaiting = context["overview"]["awaiting"] if "overview" in context else []
+    steps = selectors.next_steps(user=user, tasks=mine + awaiting)
+    for task in mine + awaiting:
+        task.next_step = steps.get(task.pk)
     context["mine"] = mine
     return render(request, "workspace/home.html", context)
 

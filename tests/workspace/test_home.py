@@ -87,15 +87,28 @@ def test_a_contributor_sees_its_open_tasks_overdue_first_then_soonest_due(client
     assert "Planned Overdue" in page
     body = response.content.decode()
     assert 'Start<span class="sr-only">: A-1</span>' in body
-    assert 'Mark done<span class="sr-only">' not in body  # in progress -> "Flag at risk" first
+    assert 'Report progress<span class="sr-only">: A-3</span>' in body
 
 
-def test_the_next_step_is_the_first_move_the_user_may_make(client, world):
+def test_the_next_step_takes_the_task_forward(client, world):
+    """Start a planned task, report on one in progress, put one at risk back on track."""
+    world.task("A-1", dt.date(2026, 12, 4))
     world.task("A-3", dt.date(2026, 12, 5), status=S.IN_PROGRESS)
-    world.task("A-5", dt.date(2026, 12, 6), status=S.DONE)
+    world.task("A-6", dt.date(2026, 12, 7), status=S.AT_RISK)
     client.force_login(world.users["contributor"])
     body = client.get("/").content.decode()
-    assert 'Flag at risk<span class="sr-only">: A-3</span>' in body
+    assert 'Start<span class="sr-only">: A-1</span>' in body
+    assert '?open=report#report">Report progress<span class="sr-only">: A-3</span>' in body
+    assert 'Back on track<span class="sr-only">: A-6</span>' in body
+    assert "Flag at risk<span" not in body
+
+
+def test_a_coordinator_is_offered_to_verify_a_done_task(client, world):
+    coordinator = world.users["coordinator"]
+    world.task("A-5", dt.date(2026, 12, 6), status=S.DONE, assignee=coordinator)
+    client.force_login(coordinator)
+    body = client.get("/").content.decode()
+    assert '?open=move-verified#move-verified">Verify<span class="sr-only">: A-5' in body
 
 
 def test_a_coordinator_sees_each_plans_figures_and_what_awaits_them(client, world):
