@@ -48,16 +48,11 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.skip(reason=f"browser test: {missing}"))
 
 
-@pytest.fixture(autouse=True)
-def _require_browser(request):
-    if request.node.get_closest_marker("browser"):
-        missing = _missing()
-        if missing:
-            pytest.fail(f"TRACKER_REQUIRE_SERVICES=1 but {missing}")
-
-
 @pytest.fixture(scope="session")
 def browser():
+    missing = _missing()
+    if missing:  # only reached with TRACKER_REQUIRE_SERVICES=1: skipped otherwise
+        pytest.fail(f"TRACKER_REQUIRE_SERVICES=1 but {missing}")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
