@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 PORT   ?= 8000
 
 
-.PHONY: help install migrate seed run web worker beat test lint format check clean
+.PHONY: help install messages extract-messages migrate seed run web worker beat test lint format check clean
 
 help:
 	@echo "make run      set up, migrate, load the demo and serve web + worker + beat (PORT=8000)"
@@ -26,23 +26,38 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# Translations: the project's catalog (locale/<lang>/LC_MESSAGES/django.po) and the apps' own
+# (<app>/locale/...) are committed; each .mo is built here with Babel (Python only; GNU gettext
+# is not needed). New strings: `make extract-messages` (that one needs GNU gettext), translate
+# them in the .po, commit it.
+PO_FILES := $(wildcard locale/*/LC_MESSAGES/django.po */locale/*/LC_MESSAGES/django.po)
+messages: $(PO_FILES:.po=.mo)
+
+%/LC_MESSAGES/django.mo: %/LC_MESSAGES/django.po $(STAMP)
+	$(BIN)/pybabel compile --statistics -l $(notdir $*) -i $< -o $@
+
+extract-messages: install
+	DJANGO_DEBUG=1 $(BIN)/python manage.py makemessages -l ko --no-location \
+	  --ignore=.venv --ignore=var --ignore=tests --ignore=benchmarks --ignore=fixtures \
+	  --ignore=scripts --ignore=docs --ignore=plans --ignore=notifications --ignore=tracker
+
 # Local development settings, written once: debug on and a random secret key. Real
 # environment variables win over it; production sets its own environment instead.
 .env:
 	@printf '# Written by make for local development. Production sets real environment variables.\nDJANGO_DEBUG=1\nDJANGO_SECRET_KEY=%s\n' "$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(50))')" > .env
 	@echo "Wrote .env for local development (DJANGO_DEBUG=1, a random DJANGO_SECRET_KEY)."
 
-migrate: install .env
+migrate: install messages .env
 	$(BIN)/python manage.py migrate --noinput
 
 seed: migrate
 	WEB_PORT=$(PORT) $(BIN)/python manage.py seed_demo
 
 run: seed
-	@echo "Serving http://127.0.0.1:$(PORT)/admin/ with a Celery worker and beat. Ctrl-C stops all."
+	@echo "Serving http://127.0.0.1:$(PORT)/ (the workspace; the admin at /admin/) with Celery workers and beat. Ctrl-C stops all."
 	WEB_PORT=$(PORT) $(BIN)/honcho start -f Procfile
 
-test: install
+test: install messages
 	$(BIN)/pytest
 
 lint: install

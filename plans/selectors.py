@@ -95,3 +95,25 @@ def task_attach_relations(tasks: list[Task]) -> list[Task]:
         for task_id, kind, other_id in cursor.fetchall():
             getattr(by_id[task_id], attribute[kind]).append(other_id)
     return tasks
+
+
+def task_assignee_choices(*, user: User, task: Task) -> QuerySet:
+    """People `user` may make the assignee of `task`: active members with a working role
+    (coordinator, manager, contributor; never viewers) of its lead organization and, for
+    coordinators of the plan, also of its supporting and coordinating organizations. Empty
+    when `user` may not assign the task at all."""
+    if not policy.can(user, policy.ASSIGN, task):
+        return User.objects.none()
+    orgs = Q(organization_id=task.lead_organization_id)
+    if policy.can(user, policy.CHANGE, task):
+        supporting = Task.supporting_organizations.through.objects.filter(task_id=task.pk)
+        coordinating = PlanParticipant.objects.filter(
+            plan_id=task.plan_id, role=PlanParticipant.Role.COORDINATING
+        )
+        orgs |= Q(organization_id__in=supporting.values("organization_id")) | Q(
+            organization_id__in=coordinating.values("organization_id")
+        )
+    members = Membership.objects.filter(orgs, role__in=policy.WORKING_ROLES).values("user_id")
+    return User.objects.filter(pk__in=members, is_active=True, is_system=False).order_by(
+        "first_name", "last_name", "username"
+    )

@@ -65,6 +65,8 @@ INSTALLED_APPS = [
     "tracker",
     "plans",
     "notifications",
+    "django_htmx",
+    "workspace",
 ]
 
 MIDDLEWARE = [
@@ -75,10 +77,13 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # After authentication: the signed-in user's own language wins over Accept-Language.
+    "workspace.middleware.UserLanguageMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "tracker.middleware.UserTimezoneMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
 ]
 
 # The audit history is a record, never a way back: no "revert" in the admin.
@@ -237,6 +242,11 @@ LANGUAGE_CODE = "en"
 LANGUAGES = [("en", "English"), ("ko", "Korean")]
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
 USE_I18N = True
+# The Korean catalog (locale/ko), compiled to .mo by `make messages` (run by install/migrate).
+LOCALE_PATHS = [BASE_DIR / "locale"]
+LOGIN_URL = "workspace:login"
+LOGIN_REDIRECT_URL = "workspace:home"
+LOGOUT_REDIRECT_URL = "workspace:login"
 USE_TZ = True
 
 # --- Static files ----------------------------------------------------------------------------

@@ -1,5 +1,4 @@
 from django.contrib import admin
-from django.http import HttpResponseRedirect
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
@@ -14,12 +13,13 @@ api_v1 = [
 ]
 
 urlpatterns = [
-    path("", lambda request: HttpResponseRedirect("/admin/")),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path("calendar/<str:key>.ics", include("notifications.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    # The people's pages (home, tasks, sign-in, language) at the root.
+    path("", include("workspace.urls")),
 ]
 
 
