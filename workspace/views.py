@@ -1,7 +1,6 @@
 """The workspace's pages: thin views that read through selectors, write through services
 and render. What a person sees and may do is the policy's answer (plans/permissions.py)."""
 
-import inspect
 import re
 import string
 
@@ -294,25 +293,17 @@ def task_move(request, pk: int):
     )
 
 
-# status_update_add takes expected_version once the hardening branch lands; until then the
-# form's version is checked by the services that take it and passed here where it exists.
-_REPORT_TAKES_VERSION = (
-    "expected_version" in inspect.signature(services.status_update_add).parameters
-)
-
-
 @login_required
 @require_POST
 def task_report(request, pk: int):
     def write(task, data):
-        extra = {"expected_version": data["version"]} if _REPORT_TAKES_VERSION else {}
         services.status_update_add(
             actor=request.user,
             task=task,
             note=data["note"],
             progress=data["progress"],
             evidence_url=data["evidence_url"],
-            **extra,
+            expected_version=data["version"],
         )
 
     return _act(

@@ -307,6 +307,22 @@ def test_progress_is_reported_with_the_version(client, world):
     assert (update.note, update.evidence_url) == (NOTE, "https://e.org/1")
 
 
+def test_a_stale_progress_report_is_refused_and_nothing_is_written(client, world):
+    task = world.task
+    stale = task.version
+    services.status_update_add(actor=system_user(), task=task, progress=40)
+    task.refresh_from_db()
+    before = updates_of(task)
+    response = sign_in(client, world.user("contributor_lead")).post(
+        task_url(task, "report"),
+        {"version": stale, "note": NOTE, "progress": "41", "evidence_url": ""},
+    )
+    assert response.status_code == 409
+    assert str(views.STALE_VERSION) in text(response)
+    task.refresh_from_db()
+    assert task.progress == 40 and updates_of(task) == before
+
+
 def test_a_supporting_organization_reports_notes_but_is_not_offered_progress(client, world):
     body = sign_in(client, world.user("contributor_supporting")).get(task_url(world.task))
     assert 'name="progress"' not in body.content.decode()
