@@ -13,8 +13,9 @@ def test_beat_sends_the_sweeps_once_at_start(monkeypatch):
     )
     beat_init.send(sender=None)  # as beat does when it starts
     assert sent == [
-        ("notifications.sweep_reminders", {"queue": settings.NOTIFICATION_QUEUE}),
-        ("notifications.sweep_digests", {"queue": settings.NOTIFICATION_QUEUE}),
+        ("notifications.sweep_reminders", {"queue": settings.HOUSEKEEPING_QUEUE}),
+        ("notifications.sweep_digests", {"queue": settings.HOUSEKEEPING_QUEUE}),
+        ("notifications.requeue_deliveries", {"queue": settings.HOUSEKEEPING_QUEUE}),
     ]
 
 
