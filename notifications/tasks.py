@@ -16,11 +16,11 @@ from . import services
 
 # A database or broker that is down, restarting or unreachable.
 OUTAGE_ERRORS = (OperationalError, InterfaceError, BrokerError)
-# Retries after an outage: 2, 4, 8 ... s (full jitter), at most 60 s apart, 12 times (several
+# Retries after an outage: 1, 2, 4 ... s (full jitter), at most 60 s apart, 12 times (several
 # minutes); after that the requeue of lost rows takes over.
 OUTAGE_RETRY = {
     "autoretry_for": OUTAGE_ERRORS,
-    "retry_backoff": 2,
+    "retry_backoff": 1,
     "retry_backoff_max": 60,
     "retry_jitter": True,
     "max_retries": 12,

@@ -109,20 +109,14 @@ class PrivatePostgres:
         with self.connect(database) as conn:
             return conn.execute(sql, params).fetchall()
 
-    def migrate_template(self, name: str) -> None:
-        """`manage.py migrate` into database `name`, then mark it a template."""
+    def migrate(self, name: str, env: dict) -> None:
+        """Create database `name` and run `manage.py migrate` into it."""
         with self.connect() as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
-        env = {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "tracker.settings",
-            "DJANGO_SECRET_KEY": "fault-tests",
-            "DATABASE_URL": self.url(name),
-        }
-        env.pop("REDIS_URL", None)
         subprocess.run(
             [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
-            cwd=ROOT, env=env, check=True, timeout=600,
+            cwd=ROOT, env={**os.environ, **env, "DATABASE_URL": self.url(name)}, check=True,
+            timeout=600,
         )  # fmt: skip
 
     def create_database(self, name: str, template: str) -> str:
@@ -165,14 +159,13 @@ class PrivateRedis:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def run_fault_world(env: dict, tasks: int, webhook_url: str = "") -> dict:
+def run_fault_world(env: dict, *args: str) -> dict:
+    """`python -m tests.integration.fault_world *args` with `env`; its JSON answer."""
     import json
 
-    args = [sys.executable, "-m", "tests.integration.fault_world", str(tasks)]
-    if webhook_url:
-        args.append(webhook_url)
     done = subprocess.run(
-        args, cwd=ROOT, env={**os.environ, **env}, check=True, capture_output=True, text=True,
+        [sys.executable, "-m", "tests.integration.fault_world", *args],
+        cwd=ROOT, env={**os.environ, **env}, check=True, capture_output=True, text=True,
         timeout=300,
     )  # fmt: skip
     return json.loads(done.stdout.strip().splitlines()[-1])
