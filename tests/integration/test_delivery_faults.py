@@ -16,6 +16,7 @@ Each test ends with every expected Message-ID received exactly once, within a st
 RECOVERY_SECONDS after the fault ended.
 """
 
+import contextlib
 import re
 import shlex
 import time
@@ -277,7 +278,11 @@ class HangingReceiver:
             self.connections.append(conn)  # held open, never read or answered
 
     def close(self):
+        import socket
+
         self.closed = True
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)  # wakes the accept()
         self.sock.close()
         for conn in self.connections:
             conn.close()
