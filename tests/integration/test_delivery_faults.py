@@ -134,7 +134,7 @@ class Stack:
             worker = Worker(
                 queue=queue,
                 env=self.env,
-                name=f"{self.database}",
+                name="faults",  # one log per queue, overwritten by the next test
                 concurrency=concurrency,
                 extra_args=extra,
             )
