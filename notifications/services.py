@@ -17,6 +17,7 @@ is given up, and WEBHOOK_DISABLE_AFTER given-up deliveries in a row disable the 
 left behind. Calling `webhook_deliver` again for a finished delivery sends nothing.
 """
 
+import contextlib
 import datetime as dt
 import functools
 import json
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, transaction
 from django.db.models import BooleanField, ExpressionWrapper
 from django.utils import timezone
 
@@ -65,8 +66,6 @@ RETRY_BASE_SECONDS = 30
 RETRY_MAX_SECONDS = 30 * 60
 # While an attempt is in flight its row is leased: nobody else claims it until then.
 CLAIM_LEASE = dt.timedelta(minutes=5)
-# A delivery due this long ago without an attempt lost its message: requeue it.
-REQUEUE_AFTER = dt.timedelta(minutes=5)
 REQUEUE_BATCH = 500
 # Tolerated clock difference between the scheduling and the executing machine.
 CLOCK_SLACK = dt.timedelta(seconds=5)
@@ -85,6 +84,52 @@ SECRET_UNREADABLE = (
 LEASE_EXPIRED = "The attempt did not finish (worker stopped?)."
 
 _UNSET = object()
+
+
+# --- Outages: one helper for "retry this database write until a deadline" -------------------
+
+# Errors of a database that is down, restarting or unreachable (not of a bad query): a task
+# meeting one is retried later, and a stamp after a completed send is retried on the spot.
+DB_OUTAGE_ERRORS = (OperationalError, InterfaceError)
+# Pauses between tries of a write after a completed send: from the first, doubling, capped.
+WRITE_RETRY_FIRST_PAUSE = 0.25
+WRITE_RETRY_MAX_PAUSE = 2.0
+# The longest a stamp is retried (the lease may allow more): below the delivery tasks' soft
+# time limit, so the loop ends by itself and not by a killed task.
+STAMP_RETRY_FOR = dt.timedelta(seconds=150)
+
+
+def requeue_after() -> dt.timedelta:
+    """How long a row is due before the requeue enqueues it again (its message was lost)."""
+    return dt.timedelta(seconds=settings.DELIVERY_REQUEUE_AFTER_SECONDS)
+
+
+def retry_db_write(write, *, until: dt.datetime, what: str):
+    """`write()` (which opens its own transaction), tried again after a database outage error
+    until it succeeds or `until` passes (then the error is raised). Each new try runs on a
+    fresh connection. Used to record what already happened outside (an email the SMTP
+    server accepted, a webhook answered 2xx): recording it late beats doing it twice."""
+    from django.db import connection
+
+    pause = WRITE_RETRY_FIRST_PAUSE
+    while True:
+        try:
+            return write()
+        except DB_OUTAGE_ERRORS as exc:
+            # Inside a caller's transaction a new connection cannot help: the caller decides.
+            if connection.in_atomic_block or _now() + dt.timedelta(seconds=pause) >= until:
+                raise
+            logger.warning("%s failed (%s); trying again in %.2f s.", what, exc, pause)
+        with contextlib.suppress(*DB_OUTAGE_ERRORS):
+            connection.close()  # the next try connects afresh
+        time.sleep(pause)
+        pause = min(pause * 2, WRITE_RETRY_MAX_PAUSE)
+
+
+def _stamp_deadline(lease_end: dt.datetime, claimed_at: dt.datetime) -> dt.datetime:
+    """Until when an attempt may retry its stamp: while its lease holds the row (after that
+    another attempt may take it over), at most STAMP_RETRY_FOR after the claim."""
+    return min(lease_end - CLOCK_SLACK, claimed_at + STAMP_RETRY_FOR)
 
 
 def _now() -> dt.datetime:
@@ -400,6 +445,8 @@ class _Claim:
     message_id: str
     secrets: list[str]
     body: bytes
+    claimed_at: dt.datetime
+    lease_end: dt.datetime
 
 
 @dataclass(frozen=True)
@@ -496,6 +543,8 @@ def _claim(delivery_id: int) -> _Claim | None:
             message_id=delivery.message_id,
             secrets=secrets,
             body=body,
+            claimed_at=now,
+            lease_end=delivery.next_attempt_at,
         )
 
 
@@ -558,17 +607,24 @@ def webhook_deliver(*, delivery_id: int) -> WebhookDelivery | None:
     outcome = _send(claim)
     if not outcome.ok:
         logger.info("Webhook delivery %s failed: %s", claim.delivery_id, outcome.error)
-    return _stamp(claim, outcome)
+    # The POST happened: its outcome is recorded (a 2xx stamped, never posted again) even
+    # through a short database outage, while the lease holds the row.
+    return retry_db_write(
+        lambda: _stamp(claim, outcome),
+        until=_stamp_deadline(claim.lease_end, claim.claimed_at),
+        what=f"Stamping webhook delivery {claim.delivery_id}",
+    )
 
 
 def webhook_deliveries_requeue(*, now: dt.datetime | None = None) -> int:
-    """Enqueue deliveries that are due for longer than REQUEUE_AFTER: their message was lost
-    (broker down at commit) or their worker died mid-attempt. Returns how many."""
+    """Enqueue deliveries that are due for longer than DELIVERY_REQUEUE_AFTER_SECONDS: their
+    message was lost (broker down at commit) or their worker died mid-attempt. Returns how
+    many."""
     now = now or _now()
     with transaction.atomic():
         ids = list(
             WebhookDelivery.objects.select_for_update(skip_locked=True)
-            .filter(status__in=OPEN, next_attempt_at__lte=now - REQUEUE_AFTER)
+            .filter(status__in=OPEN, next_attempt_at__lte=now - requeue_after())
             .order_by("next_attempt_at")
             .values_list("pk", flat=True)[:REQUEUE_BATCH]
         )
@@ -602,9 +658,8 @@ def webhook_deliveries_requeue(*, now: dt.datetime | None = None) -> int:
 REMINDER_RETRY_BASE_SECONDS = 60
 # Below the broker's 1-hour visibility timeout: a countdown message is never redelivered.
 REMINDER_RETRY_MAX_SECONDS = 30 * 60
-# Unsent notifications due this long ago (a lease that ran out counts from its end) lost
-# their message: the sweep enqueues them again.
-REMINDER_REQUEUE_AFTER = dt.timedelta(minutes=10)
+# Unsent notifications due for longer than DELIVERY_REQUEUE_AFTER_SECONDS (a lease that ran
+# out counts from its end) lost their message: `deliveries_requeue` enqueues them again.
 REMINDER_REQUEUE_BATCH = 1000
 
 NO_EMAIL_ADDRESS = "Not emailed: the user has no email address (in-app only)."
@@ -612,6 +667,12 @@ USER_INACTIVE = "Not emailed: the user account is inactive (in-app only)."
 EMAIL_TURNED_OFF = "Not emailed: the recipient turned off email for this kind (in-app only)."
 GAVE_UP = "Gave up after {attempts} attempts: {error}"
 REFUSED = "Refused by the mail server: {error}"
+NOT_BUILT = "Not emailed: the message could not be built ({error})."
+
+
+class EmailNotBuilt(Exception):
+    """Building the email failed (a header with a newline, a broken template, a bad address):
+    no retry will change that, so it is recorded as permanent."""
 
 
 def reminder_policy_for(*, actor: User, plan) -> ReminderPolicy:
@@ -1182,15 +1243,15 @@ def reminders_sweep(
 
 def _requeue_lost(unsent, now: dt.datetime) -> list[int]:
     """Rows of `unsent` (reminders or digests not yet emailed) due for longer than
-    REMINDER_REQUEUE_AFTER: the broker was down at commit, or a worker died and its lease ran
-    out that long ago. They are made due now, to be enqueued."""
+    DELIVERY_REQUEUE_AFTER_SECONDS: the broker was down at commit, a message was dropped, or a
+    worker died and its lease ran out that long ago. They are made due now, to be enqueued."""
 
     with transaction.atomic():
         # Skip locked: a row being claimed right now keeps its fresh lease (resetting it to
         # `now` would let a second worker send it while the first still is).
         ids = list(
             unsent.select_for_update(skip_locked=True)
-            .filter(next_attempt_at__lte=now - REMINDER_REQUEUE_AFTER)
+            .filter(next_attempt_at__lte=now - requeue_after())
             .order_by("next_attempt_at")
             .values_list("pk", flat=True)[:REMINDER_REQUEUE_BATCH]
         )
@@ -1203,6 +1264,30 @@ def _notifications_lost(now: dt.datetime) -> list[int]:
     return _requeue_lost(
         Notification.objects.filter(email_sent_at__isnull=True, email_failed_at__isnull=True), now
     )
+
+
+@dataclass(frozen=True)
+class RequeueResult:
+    notifications: int
+    digests: int
+    webhooks: int
+
+
+def deliveries_requeue(*, now: dt.datetime | None = None) -> RequeueResult:
+    """Enqueue again every reminder email, digest and webhook delivery whose message was lost
+    (due for longer than DELIVERY_REQUEUE_AFTER_SECONDS). Beat runs it every
+    DELIVERY_REQUEUE_EVERY_SECONDS on HOUSEKEEPING_QUEUE; a run that meets a database or
+    broker outage fails and the next one catches up."""
+    now = now or _now()
+    with transaction.atomic():
+        notification_ids = _notifications_lost(now)
+        if notification_ids:
+            _enqueue_notifications_on_commit(notification_ids)
+        digest_ids = _digests_lost(now)
+        if digest_ids:
+            _enqueue_digests_on_commit(digest_ids)
+    webhooks = webhook_deliveries_requeue(now=now)
+    return RequeueResult(len(notification_ids), len(digest_ids), webhooks)
 
 
 def _enqueue_each_on_commit(task, ids: list[int], countdown: int | None = None) -> None:
@@ -1230,6 +1315,8 @@ def _permanent(exc: Exception) -> bool:
     """A refusal no retry will change: every recipient refused with a 5xx code."""
     import smtplib
 
+    if isinstance(exc, EmailNotBuilt):
+        return True
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
         codes = [code for code, _message in exc.recipients.values()]
         return bool(codes) and all(500 <= code < 600 for code in codes)
@@ -1237,7 +1324,43 @@ def _permanent(exc: Exception) -> bool:
 
 
 def _error_text(exc: Exception) -> str:
+    if isinstance(exc, EmailNotBuilt) and exc.__cause__ is not None:
+        exc = exc.__cause__
     return f"{type(exc).__name__}: {exc}"[:400]
+
+
+def _not_built(exc: Exception, what: str) -> EmailNotBuilt:
+    logger.exception(what)
+    wrapped = EmailNotBuilt(str(exc))
+    wrapped.__cause__ = exc
+    return wrapped
+
+
+def _send_email(build) -> Exception | None:
+    """Build the message with `build()` and send it; the error of a failed attempt: an
+    EmailNotBuilt (permanent) when building or rendering it failed, else the SMTP or
+    connection error (transient unless the server refused for good). A database outage and
+    a task's time limit are not the message's fault: they propagate."""
+    import smtplib
+
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    try:
+        message = build()
+        message.message()  # renders every header: a newline in the subject fails here
+    except (*DB_OUTAGE_ERRORS, SoftTimeLimitExceeded):
+        raise
+    except Exception as exc:  # noqa: BLE001 - whatever breaks the build is permanent
+        return _not_built(exc, "Could not build an email.")
+    try:
+        message.send()
+    except (smtplib.SMTPException, OSError) as exc:
+        return exc
+    except (*DB_OUTAGE_ERRORS, SoftTimeLimitExceeded):
+        raise
+    except Exception as exc:  # noqa: BLE001 - the backend refused what it was given
+        return _not_built(exc, "The mail backend could not send an email.")
+    return None
 
 
 @dataclass(frozen=True)
@@ -1256,6 +1379,7 @@ class _Lease:
 
     notification: Notification
     attempts: int
+    claimed_at: dt.datetime
 
 
 def notification_deliver(
@@ -1276,7 +1400,13 @@ def notification_deliver(
     if not isinstance(claimed, _Lease):
         return claimed
     error = _notification_send(claimed, connection)
-    return _notification_stamp(claimed, error, schedule_retry=schedule_retry)
+    # The attempt happened: its outcome is recorded even through a short database outage
+    # (an email the server accepted is stamped sent, never sent again), while the lease holds.
+    return retry_db_write(
+        lambda: _notification_stamp(claimed, error, schedule_retry=schedule_retry),
+        until=_stamp_deadline(claimed.notification.next_attempt_at, claimed.claimed_at),
+        what=f"Stamping notification {notification_id}",
+    )
 
 
 def _notification_claim(notification_id: int) -> _Lease | DeliveryResult | None:
@@ -1318,20 +1448,14 @@ def _notification_claim(notification_id: int) -> _Lease | DeliveryResult | None:
         lease = dt.timedelta(seconds=settings.REMINDER_LEASE_SECONDS)
         notification.next_attempt_at = now + lease
         notification.save(update_fields=["attempts", "next_attempt_at"])
-        return _Lease(notification, notification.attempts)
+        return _Lease(notification, notification.attempts, now)
 
 
 def _notification_send(lease: _Lease, connection=None) -> Exception | None:
     """Send the email (the caller holds no lock); the error of a failed attempt."""
-    import smtplib
-
     from . import emails
 
-    try:
-        emails.build(lease.notification, connection=connection).send()
-    except (smtplib.SMTPException, OSError) as exc:
-        return exc
-    return None
+    return _send_email(lambda: emails.build(lease.notification, connection=connection))
 
 
 def _notification_held(notification_id: int, attempts: int):
@@ -1366,7 +1490,9 @@ def _notification_stamp(
             _lease_lost(pk)
         return DeliveryResult(pk, sent=True)
     text = _error_text(error)
-    if _permanent(error):
+    if isinstance(error, EmailNotBuilt):
+        reason = NOT_BUILT.format(error=text)
+    elif _permanent(error):
         reason = REFUSED.format(error=text)
     elif attempts >= settings.REMINDER_MAX_ATTEMPTS:
         reason = GAVE_UP.format(attempts=attempts, error=text)
@@ -1442,7 +1568,13 @@ def _deliver_over_one_connection(ids: list[int], deliver) -> list:
         logger.warning("Could not open the mail connection: %s", exc)
     try:
         for pk in ids:
-            result = deliver(pk, connection)
+            try:
+                result = deliver(pk, connection)
+            except DB_OUTAGE_ERRORS:
+                raise  # the database is gone: the rest would fail too
+            except Exception:  # noqa: BLE001 - one row never stops the batch
+                logger.exception("Delivery of %s failed; the batch goes on.", pk)
+                continue
             if result is not None:
                 results.append(result)
     finally:
@@ -1746,11 +1878,12 @@ class _DigestClaim:
 
     digest: Digest
     attempts: int
+    claimed_at: dt.datetime
 
 
 @dataclass(frozen=True)
 class _DigestOutcome:
-    status: str  # sent, empty, or pending when the attempt failed
+    status: str  # sent, empty, not_sent (the message could not be built), or pending (failed)
     task_count: int
     error: str = ""
     permanent: bool = False
@@ -1803,23 +1936,23 @@ def _digest_claim(digest_id: int) -> _DigestClaim | DigestResult | None:
         digest.attempts += 1
         digest.next_attempt_at = now + dt.timedelta(seconds=settings.REMINDER_LEASE_SECONDS)
         digest.save(update_fields=["attempts", "next_attempt_at"])
-        return _DigestClaim(digest=digest, attempts=digest.attempts)
+        return _DigestClaim(digest=digest, attempts=digest.attempts, claimed_at=now)
 
 
 def _digest_send(claim: _DigestClaim, content: DigestContent, connection=None) -> _DigestOutcome:
     """Email the digest. No database transaction is open here."""
-    import smtplib
-
     from . import emails
 
-    message = emails.build_digest(claim.digest, content, connection=connection)
-    try:
-        message.send()
-    except (smtplib.SMTPException, OSError) as exc:
+    error = _send_email(lambda: emails.build_digest(claim.digest, content, connection=connection))
+    if error is None:
+        return _DigestOutcome(DigestStatus.SENT, content.task_count)
+    text = _error_text(error)
+    if isinstance(error, EmailNotBuilt):
+        # Permanent, and recorded as it is (not as a refusal of the mail server).
         return _DigestOutcome(
-            DigestStatus.PENDING, content.task_count, _error_text(exc), _permanent(exc)
+            DigestStatus.NOT_SENT, content.task_count, NOT_BUILT.format(error=text), True
         )
-    return _DigestOutcome(DigestStatus.SENT, content.task_count)
+    return _DigestOutcome(DigestStatus.PENDING, content.task_count, text, _permanent(error))
 
 
 def _digest_stamp(
@@ -1850,6 +1983,8 @@ def _digest_stamp(
                 ]
             )  # fmt: skip
             return DigestResult(digest.pk, digest.status)
+        if outcome.status == DigestStatus.NOT_SENT:
+            return _digest_finish(digest, outcome.error, now)
         if outcome.permanent:
             return _digest_finish(digest, REFUSED.format(error=outcome.error), now)
         if digest.attempts >= settings.REMINDER_MAX_ATTEMPTS:
@@ -1885,7 +2020,12 @@ def digest_deliver(
         outcome = _DigestOutcome(DigestStatus.EMPTY, 0)
     else:
         outcome = _digest_send(claimed, content, connection)
-    return _digest_stamp(claimed, outcome, schedule_retry)
+    # As for reminders: a digest the server accepted is stamped, never sent again.
+    return retry_db_write(
+        lambda: _digest_stamp(claimed, outcome, schedule_retry),
+        until=_stamp_deadline(digest.next_attempt_at, claimed.claimed_at),
+        what=f"Stamping digest {digest_id}",
+    )
 
 
 def digests_deliver_pending(*, now: dt.datetime | None = None) -> list[DigestResult]:

@@ -1,14 +1,57 @@
 """Celery entry points of the notifications app. They take ids and call the services, where
-claiming, idempotency and retry scheduling live (see notifications/services.py)."""
+claiming, idempotency and retry scheduling live (see notifications/services.py).
 
-from celery import shared_task
+Outages: a database error (PostgreSQL down or restarting) or a broker error inside a task
+makes Celery retry it with exponential backoff (a new message with a countdown) instead of
+acknowledging it away; if even that new message cannot be published, the original message is
+given back to the broker. Whatever is lost on the way, the rows stay due in the database and
+`notifications.requeue_deliveries` (beat, HOUSEKEEPING_QUEUE) enqueues them again."""
+
+from celery import Task, shared_task
+from celery.exceptions import Reject
+from django.db import InterfaceError, OperationalError
+from kombu.exceptions import OperationalError as BrokerError
 
 from . import services
 
+# A database or broker that is down, restarting or unreachable.
+OUTAGE_ERRORS = (OperationalError, InterfaceError, BrokerError)
+# Retries after an outage: 1, 2, 4 ... s (full jitter), at most 60 s apart, 12 times (several
+# minutes); after that the requeue of lost rows takes over.
+OUTAGE_RETRY = {
+    "autoretry_for": OUTAGE_ERRORS,
+    "retry_backoff": 1,
+    "retry_backoff_max": 60,
+    "retry_jitter": True,
+    "max_retries": 12,
+}
 
-# The HTTP call has its own timeout (WEBHOOK_TIMEOUT_SECONDS); the limits only stop a task
-# that hangs, well inside the delivery's lease (services.CLAIM_LEASE).
-@shared_task(name="notifications.deliver_webhook", soft_time_limit=90, time_limit=120)
+
+class OutageRetryingTask(Task):
+    """Celery drops a message whose retry cannot be published (Reject without requeue);
+    here it goes back to the broker instead."""
+
+    abstract = True
+
+    def retry(self, *args, **kwargs):
+        try:
+            return super().retry(*args, **kwargs)
+        except Reject as reject:
+            if reject.requeue:
+                raise
+            raise Reject(reject.reason, requeue=True) from reject
+
+
+# The HTTP call has its own timeout (WEBHOOK_TIMEOUT_SECONDS) and a stamp is retried at most
+# services.STAMP_RETRY_FOR; the limits only stop a task that hangs, inside the delivery's
+# lease (services.CLAIM_LEASE), so no second attempt starts while this one still runs.
+@shared_task(
+    name="notifications.deliver_webhook",
+    base=OutageRetryingTask,
+    soft_time_limit=240,
+    time_limit=270,
+    **OUTAGE_RETRY,
+)
 def deliver_webhook_task(delivery_id: int) -> None:
     """One attempt at one webhook delivery. Returns quietly when the delivery is gone,
     already delivered, not yet due or held by another worker. Transient failures are
@@ -19,8 +62,22 @@ def deliver_webhook_task(delivery_id: int) -> None:
 
 @shared_task(name="notifications.requeue_webhooks", soft_time_limit=60, time_limit=90)
 def requeue_webhooks_task() -> int:
-    """Periodic (beat): re-enqueue deliveries whose message was lost or whose worker died."""
+    """Re-enqueue webhook deliveries whose message was lost or whose worker died (kept for
+    messages already queued; beat now runs notifications.requeue_deliveries)."""
     return services.webhook_deliveries_requeue()
+
+
+@shared_task(name="notifications.requeue_deliveries", soft_time_limit=60, time_limit=90)
+def requeue_deliveries_task() -> dict:
+    """Periodic (beat, DELIVERY_REQUEUE_EVERY_SECONDS): re-enqueue reminder emails, digests
+    and webhook deliveries whose message was lost. During an outage it fails; the next run
+    catches up."""
+    result = services.deliveries_requeue()
+    return {
+        "notifications": result.notifications,
+        "digests": result.digests,
+        "webhooks": result.webhooks,
+    }
 
 
 @shared_task(name="notifications.sweep_reminders", soft_time_limit=240, time_limit=300)
@@ -30,12 +87,19 @@ def sweep_reminders_task() -> int:
     return services.reminders_sweep().created
 
 
-# One SMTP exchange; the limits only stop a task that hangs (far below the visibility timeout).
-@shared_task(name="notifications.deliver_notification", soft_time_limit=60, time_limit=90)
+# One SMTP exchange and its stamp; the limits only stop a task that hangs, inside the
+# default lease (REMINDER_LEASE_SECONDS, 300 s).
+@shared_task(
+    name="notifications.deliver_notification",
+    base=OutageRetryingTask,
+    soft_time_limit=240,
+    time_limit=270,
+    **OUTAGE_RETRY,
+)
 def deliver_notification_task(notification_id: int) -> None:
     """Email one notification. Returns quietly when it is gone, sent, failed or held by
     another worker; transient failures are rescheduled by the service (new message with a
-    countdown), so nothing here raises for them."""
+    countdown), so nothing here raises for them. An outage is retried (OUTAGE_RETRY)."""
     services.notification_deliver(notification_id=notification_id)
 
 
@@ -47,10 +111,17 @@ def sweep_digests_task() -> int:
     return services.digests_sweep().created
 
 
-# One SMTP exchange; the limits only stop a task that hangs (inside the claim's lease).
-@shared_task(name="notifications.deliver_digest", soft_time_limit=60, time_limit=90)
+# One SMTP exchange and its stamp; the limits only stop a task that hangs (inside the lease).
+@shared_task(
+    name="notifications.deliver_digest",
+    base=OutageRetryingTask,
+    soft_time_limit=240,
+    time_limit=270,
+    **OUTAGE_RETRY,
+)
 def deliver_digest_task(digest_id: int) -> None:
     """Email one digest (or record it as empty). Returns quietly when it is gone, finished,
     not yet due or held by another worker; transient failures are rescheduled by the service
-    (a new message with a countdown), so nothing here raises for them."""
+    (a new message with a countdown), so nothing here raises for them. An outage is retried
+    (OUTAGE_RETRY)."""
     services.digest_deliver(digest_id=digest_id)

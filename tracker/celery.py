@@ -1,4 +1,5 @@
-"""The Celery application: JSON only, explicit task names, late acks, one beat.
+"""The Celery application: JSON only, explicit task names, late acks, one beat, and every
+task routed to its queue (CELERY_TASK_ROUTES: email, webhooks, housekeeping).
 
 Settings come from Django settings under the CELERY_ prefix (see tracker/settings.py).
 """
@@ -47,4 +48,5 @@ def _setup_periodic_tasks(sender, **_kwargs):
         settings.HEARTBEAT_INTERVAL_SECONDS,
         sender.signature("tracker.heartbeat"),
         name="tracker.heartbeat every interval",
+        queue=settings.HOUSEKEEPING_QUEUE,
     )

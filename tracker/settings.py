@@ -225,6 +225,47 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 HEARTBEAT_INTERVAL_SECONDS = env.int("HEARTBEAT_INTERVAL_SECONDS", default=60)
 
+# --- Delivery queues and recovery ----------------------------------------------------------
+# Three queues, each consumed by its own worker processes (see the Procfile), so a receiver
+# that hangs never holds back email: reminder and digest emails, webhook POSTs, and
+# housekeeping (sweeps, requeues, the heartbeat). Every task is routed explicitly.
+NOTIFICATION_QUEUE = env.str("NOTIFICATION_QUEUE", default="email")
+WEBHOOK_QUEUE = env.str("WEBHOOK_QUEUE", default="webhooks")
+HOUSEKEEPING_QUEUE = env.str("HOUSEKEEPING_QUEUE", default="housekeeping")
+# A row whose message was lost (broker down at commit, a message dropped, a worker died) is
+# enqueued again once it has been due this long (a lease that ran out counts from its end);
+# beat runs that requeue every DELIVERY_REQUEUE_EVERY_SECONDS, so a lost email or webhook
+# goes out at most AFTER + EVERY seconds (2 minutes by default) after it fell due.
+DELIVERY_REQUEUE_AFTER_SECONDS = env.int("DELIVERY_REQUEUE_AFTER_SECONDS", default=90)
+DELIVERY_REQUEUE_EVERY_SECONDS = env.int("DELIVERY_REQUEUE_EVERY_SECONDS", default=30)
+if (
+    not all((NOTIFICATION_QUEUE, WEBHOOK_QUEUE, HOUSEKEEPING_QUEUE))
+    or min(DELIVERY_REQUEUE_AFTER_SECONDS, DELIVERY_REQUEUE_EVERY_SECONDS) < 1
+):
+    raise ImproperlyConfigured(
+        "NOTIFICATION_QUEUE, WEBHOOK_QUEUE and HOUSEKEEPING_QUEUE must be set, and "
+        "DELIVERY_REQUEUE_AFTER_SECONDS and DELIVERY_REQUEUE_EVERY_SECONDS at least 1."
+    )
+CELERY_TASK_DEFAULT_QUEUE = HOUSEKEEPING_QUEUE
+CELERY_TASK_ROUTES = {
+    "notifications.deliver_notification": {"queue": NOTIFICATION_QUEUE},
+    "notifications.deliver_digest": {"queue": NOTIFICATION_QUEUE},
+    "notifications.deliver_webhook": {"queue": WEBHOOK_QUEUE},
+    "notifications.sweep_reminders": {"queue": HOUSEKEEPING_QUEUE},
+    "notifications.sweep_digests": {"queue": HOUSEKEEPING_QUEUE},
+    "notifications.requeue_webhooks": {"queue": HOUSEKEEPING_QUEUE},
+    "notifications.requeue_deliveries": {"queue": HOUSEKEEPING_QUEUE},
+    "tracker.heartbeat": {"queue": HOUSEKEEPING_QUEUE},
+}
+CELERY_BEAT_SCHEDULE = {
+    **vars().get("CELERY_BEAT_SCHEDULE", {}),
+    "notifications.requeue_deliveries": {
+        "task": "notifications.requeue_deliveries",
+        "schedule": float(DELIVERY_REQUEUE_EVERY_SECONDS),
+        "options": {"queue": HOUSEKEEPING_QUEUE},
+    },
+}
+
 # --- Email ----------------------------------------------------------------------------------
 if env.str("EMAIL_URL", default=""):
     vars().update(env.email_url("EMAIL_URL"))
@@ -367,7 +408,6 @@ WEBHOOK_ENCRYPTION_KEY = env.str("WEBHOOK_ENCRYPTION_KEY", default="")
 WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=10.0)
 WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=6)
 WEBHOOK_DISABLE_AFTER = env.int("WEBHOOK_DISABLE_AFTER", default=5)
-WEBHOOK_QUEUE = env.str("WEBHOOK_QUEUE", default="celery")
 if WEBHOOK_MAX_ATTEMPTS < 1 or WEBHOOK_DISABLE_AFTER < 1 or WEBHOOK_TIMEOUT_SECONDS <= 0:
     raise ImproperlyConfigured(
         "WEBHOOK_MAX_ATTEMPTS and WEBHOOK_DISABLE_AFTER must be at least 1 and "
@@ -380,15 +420,8 @@ if WEBHOOK_MAX_ATTEMPTS < 1 or WEBHOOK_DISABLE_AFTER < 1 or WEBHOOK_TIMEOUT_SECO
 # Cloud metadata addresses are refused whatever the settings.
 WEBHOOK_REQUIRE_HTTPS = env.bool("WEBHOOK_REQUIRE_HTTPS", default=not DEBUG)
 WEBHOOK_ALLOW_PRIVATE_TARGETS = env.bool("WEBHOOK_ALLOW_PRIVATE_TARGETS", default=False)
-# Beat re-enqueues deliveries whose message was lost or whose worker died.
-CELERY_BEAT_SCHEDULE = {
-    **vars().get("CELERY_BEAT_SCHEDULE", {}),
-    "notifications.requeue_webhooks": {
-        "task": "notifications.requeue_webhooks",
-        "schedule": 60.0,
-        "options": {"queue": WEBHOOK_QUEUE},
-    },
-}
+# Beat re-enqueues deliveries whose message was lost or whose worker died: the entry
+# "notifications.requeue_deliveries" above (DELIVERY_REQUEUE_EVERY_SECONDS).
 
 # --- Reminders ------------------------------------------------------------------------------
 # Defaults of each plan's ReminderPolicy (editable per plan in the admin by its coordinators).
@@ -405,11 +438,9 @@ REMINDER_SWEEP_SECONDS = env.int("REMINDER_SWEEP_SECONDS", default=300)
 # visibility timeout) before the failure is recorded.
 REMINDER_MAX_ATTEMPTS = env.int("REMINDER_MAX_ATTEMPTS", default=5)
 # While a worker sends a reminder its row is leased to it: no other worker claims it until
-# the lease runs out. Longer than the delivery task's hard time limit (90 s), so a live
+# the lease runs out. Longer than the delivery task's hard time limit (270 s), so a live
 # attempt keeps it; when a worker dies mid-send, the reminder is due again at the lease's end.
 REMINDER_LEASE_SECONDS = env.int("REMINDER_LEASE_SECONDS", default=300)
-# Celery queue of the email deliveries and of the sweep (workers must consume it).
-NOTIFICATION_QUEUE = env.str("NOTIFICATION_QUEUE", default="celery")
 if (
     REMINDER_MAX_ATTEMPTS < 1
     or REMINDER_SWEEP_SECONDS < 1
@@ -440,7 +471,7 @@ CELERY_BEAT_SCHEDULE = {
     "notifications.sweep_reminders": {
         "task": "notifications.sweep_reminders",
         "schedule": float(REMINDER_SWEEP_SECONDS),
-        "options": {"queue": NOTIFICATION_QUEUE},
+        "options": {"queue": HOUSEKEEPING_QUEUE},
     },
 }
 
@@ -452,9 +483,13 @@ CELERY_BEAT_SCHEDULE = {
     "notifications.sweep_digests": {
         "task": "notifications.sweep_digests",
         "schedule": float(REMINDER_SWEEP_SECONDS),
-        "options": {"queue": NOTIFICATION_QUEUE},
+        "options": {"queue": HOUSEKEEPING_QUEUE},
     },
 }
 # Beat also sends these entries once when it starts, so a fresh `make run` (or a restart after
 # a pause) sweeps at once instead of a full interval later; the sweeps are idempotent.
-BEAT_RUN_AT_START = ["notifications.sweep_reminders", "notifications.sweep_digests"]
+BEAT_RUN_AT_START = [
+    "notifications.sweep_reminders",
+    "notifications.sweep_digests",
+    "notifications.requeue_deliveries",
+]

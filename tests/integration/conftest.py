@@ -35,11 +35,22 @@ def database_url_of_test_db() -> str:
 class Worker:
     """A celery worker subprocess consuming one private queue, in a process group of its own.
     `env`: extra environment variables (settings) of this worker; `name` tells apart the logs
-    of several workers on one queue."""
+    of several workers on one queue; `concurrency` its pool size; `extra_args` more options
+    (e.g. `-B` for an embedded beat)."""
 
-    def __init__(self, queue: str, env: dict[str, str] | None = None, name: str = ""):
+    def __init__(
+        self,
+        queue: str,
+        env: dict[str, str] | None = None,
+        name: str = "",
+        concurrency: int = 1,
+        extra_args: list[str] | None = None,
+    ):
         self.queue = queue
         self.env = env or {}
+        self.name = name
+        self.concurrency = concurrency
+        self.extra_args = extra_args or []
         self.log = ROOT / "var" / f"test-worker-{queue}{'-' + name if name else ''}.log"
         self.process: subprocess.Popen | None = None
 
@@ -64,13 +75,14 @@ class Worker:
                 "worker",
                 "--loglevel=INFO",
                 "--pool=prefork",
-                "--concurrency=1",
+                f"--concurrency={self.concurrency}",
                 "--without-gossip",
                 "--without-mingle",
                 "-Q",
                 self.queue,
                 "-n",
-                f"{self.queue}@%h",
+                f"{self.queue}{'-' + self.name if self.name else ''}@%h",
+                *self.extra_args,
             ],
             cwd=ROOT,
             env=env,

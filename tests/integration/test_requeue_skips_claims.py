@@ -16,7 +16,7 @@ from tests.notifications import reminders_world as w
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 NOW = dt.datetime(2026, 3, 9, 12, tzinfo=dt.UTC)
-STALE = NOW - services.REMINDER_REQUEUE_AFTER - dt.timedelta(minutes=1)
+STALE = NOW - services.requeue_after() - dt.timedelta(minutes=1)
 
 
 def hold_lock(model, pk, locked: threading.Event, release: threading.Event):

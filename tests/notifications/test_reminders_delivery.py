@@ -128,7 +128,7 @@ def test_a_transient_smtp_error_schedules_a_retry(
     with django_capture_on_commit_callbacks(execute=True):
         result = deliver(notification)
     assert result.retry_in == services.REMINDER_RETRY_BASE_SECONDS
-    assert enqueued == [(notification.pk, 60, "celery")]
+    assert enqueued == [(notification.pk, 60, "email")]
     notification.refresh_from_db()
     assert notification.attempts == 1 and notification.email_failed_at is None
     assert "SMTPServerDisconnected" in notification.failure_reason
@@ -255,14 +255,14 @@ def test_a_worker_dying_mid_send_leaves_a_lease_then_the_sweep_sends_it_once(
     with time_machine.travel(lease_end - dt.timedelta(seconds=10), tick=False):
         assert services.notification_deliver(notification_id=notification.pk) is None
     with (
-        time_machine.travel(lease_end + services.REMINDER_REQUEUE_AFTER / 2, tick=False),
+        time_machine.travel(lease_end + services.requeue_after() / 2, tick=False),
         django_capture_on_commit_callbacks(execute=True),
     ):
         assert services.reminders_sweep().requeued == 0
     assert mailoutbox == [] and enqueued == []
 
-    # Once the lease has run out for REMINDER_REQUEUE_AFTER, the sweep enqueues it again.
-    later = lease_end + services.REMINDER_REQUEUE_AFTER
+    # Once the lease has run out for DELIVERY_REQUEUE_AFTER_SECONDS, the sweep enqueues it again.
+    later = lease_end + services.requeue_after()
     with (
         time_machine.travel(later, tick=False),
         django_capture_on_commit_callbacks(execute=True),
@@ -270,7 +270,7 @@ def test_a_worker_dying_mid_send_leaves_a_lease_then_the_sweep_sends_it_once(
         assert services.reminders_sweep().requeued == 1
         assert services.notification_deliver(notification_id=notification.pk).sent
         assert services.notification_deliver(notification_id=notification.pk) is None
-    assert enqueued == [(notification.pk, None, "celery")]
+    assert enqueued == [(notification.pk, None, "email")]
     assert len(mailoutbox) == 1
     notification.refresh_from_db()
     assert notification.attempts == 2 and notification.email_sent_at == later

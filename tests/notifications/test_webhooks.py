@@ -73,7 +73,7 @@ def test_a_transition_is_delivered_signed_to_the_organization_that_sees_the_task
     assert [(d.subscription_id, d.event) for d in deliveries] == [(sub_a.pk, "task.status_changed")]
     assert not WebhookDelivery.objects.filter(subscription=sub_b).exists()
     delivery = deliveries[0]
-    assert enqueued == [(delivery.pk, None, "celery")]
+    assert enqueued == [(delivery.pk, None, "webhooks")]
 
     webhook_deliver(delivery_id=delivery.pk)
 
@@ -184,7 +184,7 @@ def test_rows_exist_without_celery_and_a_broker_failure_does_not_break_the_chang
     )
     assert services.webhook_deliveries_requeue(now=timezone.now()) == 0
     with capture(execute=True):
-        later = timezone.now() + services.REQUEUE_AFTER + dt.timedelta(seconds=1)
+        later = timezone.now() + services.requeue_after() + dt.timedelta(seconds=1)
         assert services.webhook_deliveries_requeue(now=later) == 1
     assert requeued == [delivery.pk]
     # Not twice in a row: the next sweep leaves it to the message just sent.
@@ -375,7 +375,7 @@ def test_a_dead_worker_s_attempt_is_taken_up_after_its_lease(world, receiver, en
         claim = services._claim(delivery.pk)  # the worker claimed it, then died
         assert claim is not None
         assert services.webhook_deliver(delivery_id=delivery.pk) is None  # leased
-        traveller.shift(services.CLAIM_LEASE + services.REQUEUE_AFTER)
+        traveller.shift(services.CLAIM_LEASE + services.requeue_after())
         assert services.webhook_deliveries_requeue() == 1
     assert services.webhook_deliver(delivery_id=delivery.pk).status == Status.SUCCEEDED
     delivery.refresh_from_db()
