@@ -372,3 +372,13 @@ def test_json_nested_beyond_the_bound_is_a_400_and_within_it_parses(api, world):
 def test_form_bodies_are_refused(api, world):
     response = api.post("/api/v1/tasks/", new_task(world), format="multipart")
     assert response.status_code == 415
+
+
+def test_a_ref_stored_before_the_rules_does_not_block_other_edits(world):
+    Task.objects.filter(pk=world.task.pk).update(ref="OLD\nREF")
+    coordinator = world.user("coordinator")
+    task = services.task_update(actor=coordinator, task=world.task, title="Renamed")
+    assert (task.ref, task.title) == ("OLD\nREF", "Renamed")
+    with pytest.raises(ValidationError) as caught:
+        services.task_update(actor=coordinator, task=task, title="Two\nlines")
+    assert caught.value.message_dict == {"title": [CONTROL_CHARACTERS]}
