@@ -20,6 +20,7 @@ from django.utils.translation import gettext_lazy as _
 from simple_history.admin import SimpleHistoryAdmin
 
 from tracker.models import Membership, Organization, User
+from tracker.validators import validate_date_in_range, validate_web_url
 
 from . import permissions as policy
 from . import selectors, services
@@ -460,7 +461,11 @@ class StatusUpdateForm(forms.ModelForm):
     move = forms.ChoiceField(label=_("change status to"), required=False)
     expected_from = forms.CharField(widget=forms.HiddenInput, required=False)
     evidence_url = forms.URLField(
-        label=_("evidence link"), required=False, assume_scheme="https", max_length=500
+        label=_("evidence link"),
+        required=False,
+        assume_scheme="https",
+        max_length=500,
+        validators=[validate_web_url],
     )
     new_progress = forms.IntegerField(
         label=_("progress %"), min_value=0, max_value=100, required=False
@@ -675,7 +680,12 @@ class ChangeStatusForm(forms.Form):
     note = forms.CharField(
         label=_("note"), required=False, widget=forms.Textarea(attrs={"rows": 3})
     )
-    evidence_url = forms.URLField(label=_("evidence link"), required=False, assume_scheme="https")
+    evidence_url = forms.URLField(
+        label=_("evidence link"),
+        required=False,
+        assume_scheme="https",
+        validators=[validate_web_url],
+    )
 
     def __init__(self, *args, user=None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -695,7 +705,11 @@ class AssignForm(forms.Form):
 
 
 class DeadlineForm(forms.Form):
-    due_date = forms.DateField(label=_("new due date"), widget=admin.widgets.AdminDateWidget)
+    due_date = forms.DateField(
+        label=_("new due date"),
+        widget=admin.widgets.AdminDateWidget,
+        validators=[validate_date_in_range],
+    )
     reason = forms.CharField(label=_("reason"), widget=forms.Textarea(attrs={"rows": 3}))
 
     def __init__(self, *args, user=None, **kwargs):

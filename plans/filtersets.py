@@ -8,7 +8,7 @@ Filters narrow a queryset the policy has already scoped, so no filter reveals a 
 import django_filters as filters
 from django.db.models import Q
 
-from tracker.filtersets import FilterSet, IdsFilter, InstantFilter
+from tracker.filtersets import DayFilter, FilterSet, IdsFilter, InstantFilter
 
 from .models import Forum, Outcome, Plan, StatusUpdate, Task, Workstream
 
@@ -30,10 +30,10 @@ class TaskFilterSet(FilterSet):
     manager = IdsFilter(field_name="manager_id")
     source_outcome = IdsFilter(method="filter_source_outcome", help_text="Outcome id(s).")
     forum = IdsFilter(method="filter_forum", help_text="Tasks from outcomes of these forum(s).")
-    due_after = filters.DateFilter(
+    due_after = DayFilter(
         field_name="due_date", lookup_expr="gte", help_text="Due on or after (YYYY-MM-DD)."
     )
-    due_before = filters.DateFilter(
+    due_before = DayFilter(
         field_name="due_date", lookup_expr="lte", help_text="Due on or before (YYYY-MM-DD)."
     )
     overdue = filters.BooleanFilter(
@@ -117,8 +117,8 @@ class WorkstreamFilterSet(FilterSet):
 class ForumFilterSet(FilterSet):
     kind = filters.MultipleChoiceFilter(distinct=False, choices=Forum.Kind.choices)
     series = filters.CharFilter(field_name="series", lookup_expr="iexact")
-    held_after = filters.DateFilter(field_name="held_on", lookup_expr="gte")
-    held_before = filters.DateFilter(field_name="held_on", lookup_expr="lte")
+    held_after = DayFilter(field_name="held_on", lookup_expr="gte")
+    held_before = DayFilter(field_name="held_on", lookup_expr="lte")
     q = filters.CharFilter(method="search")
 
     class Meta:

@@ -15,7 +15,13 @@ from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
 from tracker.models import Organization
-from tracker.validators import validate_time_zone
+from tracker.validators import (
+    validate_date_in_range,
+    validate_single_line,
+    validate_text,
+    validate_time_zone,
+    validate_web_url,
+)
 
 from . import querysets
 
@@ -40,16 +46,18 @@ class ForumKind(models.TextChoices):
 class Forum(models.Model):
     Kind = ForumKind
 
-    name = models.CharField(max_length=255)
-    series = models.CharField(max_length=100, blank=True, help_text='e.g. "SCCD"')
+    name = models.CharField(max_length=255, validators=[validate_single_line])
+    series = models.CharField(
+        max_length=100, blank=True, help_text='e.g. "SCCD"', validators=[validate_single_line]
+    )
     kind = models.CharField(max_length=32, choices=Kind.choices)
-    held_on = models.DateField()
-    location = models.CharField(max_length=255, blank=True)
+    held_on = models.DateField(validators=[validate_date_in_range])
+    location = models.CharField(max_length=255, blank=True, validators=[validate_single_line])
     hosts = models.ManyToManyField(Organization, related_name="hosted_forums", blank=True)
     participants = models.ManyToManyField(Organization, related_name="attended_forums", blank=True)
-    summary = models.TextField(blank=True)
-    source_title = models.CharField(max_length=500, blank=True)
-    source_url = models.URLField(max_length=500, blank=True)
+    summary = models.TextField(blank=True, validators=[validate_text])
+    source_title = models.CharField(max_length=500, blank=True, validators=[validate_single_line])
+    source_url = models.URLField(max_length=500, blank=True, validators=[validate_web_url])
 
     history = HistoricalRecords()
 
@@ -90,11 +98,13 @@ class Outcome(models.Model):
 
     forum = models.ForeignKey(Forum, on_delete=models.PROTECT, related_name="outcomes")
     kind = models.CharField(max_length=32, choices=Kind.choices)
-    title = models.CharField(max_length=300)
-    text = models.TextField("verbatim text", blank=True)
-    clause_ref = models.CharField("clause reference", max_length=100, blank=True)
+    title = models.CharField(max_length=300, validators=[validate_single_line])
+    text = models.TextField("verbatim text", blank=True, validators=[validate_text])
+    clause_ref = models.CharField(
+        "clause reference", max_length=100, blank=True, validators=[validate_single_line]
+    )
     parties = models.ManyToManyField(Organization, related_name="outcomes", blank=True)
-    signed_on = models.DateField(null=True, blank=True)
+    signed_on = models.DateField(null=True, blank=True, validators=[validate_date_in_range])
     amount = models.DecimalField(max_digits=20, decimal_places=2, null=True, blank=True)
     currency = models.CharField(max_length=3, blank=True, help_text="ISO 4217 code, e.g. USD, KRW.")
     binding = models.BooleanField(default=False, help_text="Most forum outcomes are non-binding.")
@@ -139,10 +149,10 @@ class Plan(models.Model):
     Status = PlanStatus
 
     code = models.SlugField(max_length=32, unique=True, allow_unicode=False)
-    title = models.CharField(max_length=300)
-    description = models.TextField(blank=True)
-    period_start = models.DateField()
-    period_end = models.DateField()
+    title = models.CharField(max_length=300, validators=[validate_single_line])
+    description = models.TextField(blank=True, validators=[validate_text])
+    period_start = models.DateField(validators=[validate_date_in_range])
+    period_end = models.DateField(validators=[validate_date_in_range])
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT)
     time_zone = models.CharField(
         max_length=64,
@@ -229,9 +239,9 @@ class PlanParticipant(models.Model):
 
 class Workstream(models.Model):
     plan = models.ForeignKey(Plan, on_delete=models.CASCADE, related_name="workstreams")
-    code = models.CharField(max_length=32)
-    title = models.CharField(max_length=300)
-    description = models.TextField(blank=True)
+    code = models.CharField(max_length=32, validators=[validate_single_line])
+    title = models.CharField(max_length=300, validators=[validate_single_line])
+    description = models.TextField(blank=True, validators=[validate_text])
     lead_organizations = models.ManyToManyField(
         Organization, related_name="led_workstreams", blank=True
     )
@@ -307,9 +317,13 @@ class Task(models.Model):
     workstream = models.ForeignKey(
         Workstream, null=True, blank=True, on_delete=models.PROTECT, related_name="tasks"
     )
-    ref = models.CharField(max_length=32, help_text="Unique in its plan, e.g. SC-03.")
-    title = models.CharField(max_length=300)
-    description = models.TextField(blank=True)
+    ref = models.CharField(
+        max_length=32,
+        help_text="Unique in its plan, e.g. SC-03.",
+        validators=[validate_single_line],
+    )
+    title = models.CharField(max_length=300, validators=[validate_single_line])
+    description = models.TextField(blank=True, validators=[validate_text])
     source_outcomes = models.ManyToManyField(Outcome, related_name="tasks", blank=True)
     lead_organization = models.ForeignKey(
         Organization, on_delete=models.PROTECT, related_name="led_tasks"
@@ -331,8 +345,8 @@ class Task(models.Model):
         on_delete=models.SET_NULL,
         related_name="managed_tasks",
     )
-    start_date = models.DateField(null=True, blank=True)
-    due_date = models.DateField()
+    start_date = models.DateField(null=True, blank=True, validators=[validate_date_in_range])
+    due_date = models.DateField(validators=[validate_date_in_range])
     deadline_at = models.DateTimeField(
         editable=False,
         db_index=True,
@@ -494,8 +508,8 @@ class StatusUpdate(models.Model):
     assignee_to = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    note = models.TextField(blank=True)
-    evidence_url = models.URLField(max_length=500, blank=True)
+    note = models.TextField(blank=True, validators=[validate_text])
+    evidence_url = models.URLField(max_length=500, blank=True, validators=[validate_web_url])
 
     objects = querysets.StatusUpdateQuerySet.as_manager()
 

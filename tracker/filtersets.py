@@ -1,6 +1,7 @@
 """Filters of the identity models, and the id filter every FilterSet shares."""
 
 import datetime
+import re
 
 import django_filters as filters
 from django import forms
@@ -11,17 +12,34 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 
 from .models import Organization
+from .validators import DATE_OUT_OF_RANGE, date_in_range
 
 MAX_ID = 2**63 - 1
 
 
+ID_DIGITS = re.compile(r"[0-9]{1,19}")
+
+
 class IdField(forms.IntegerField):
-    """A database id: a positive integer that fits a bigint."""
+    """A database id: a positive integer that fits a bigint, written in ASCII digits only.
+
+    Django's IntegerField also takes "1.0", "1_000" and other scripts' digits; an id is
+    one plain number or a 400 naming the filter.
+    """
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("min_value", 1)
         kwargs.setdefault("max_value", MAX_ID)
         super().__init__(*args, **kwargs)
+
+    def to_python(self, value):
+        if value in self.empty_values:
+            return None
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if not (isinstance(value, str) and ID_DIGITS.fullmatch(value.strip())):
+            raise forms.ValidationError(self.error_messages["invalid"], code="invalid")
+        return int(value)
 
 
 @extend_schema_field(OpenApiTypes.INT64)
@@ -36,7 +54,8 @@ class InstantField(filters.fields.IsoDateTimeField):
     """An ISO 8601 instant, handed to the database in UTC.
 
     Python accepts offsets such as -20:01 that PostgreSQL refuses, and a far year may not
-    exist in UTC: both are a 400 naming the field, never a database error.
+    exist in UTC: both are a 400 naming the field, never a database error. The year is
+    within tracker.validators' bounds, like every date.
     """
 
     def to_python(self, value):
@@ -44,13 +63,30 @@ class InstantField(filters.fields.IsoDateTimeField):
         if value is None:
             return None
         try:
-            return value.astimezone(datetime.UTC)
+            value = value.astimezone(datetime.UTC)
         except (OverflowError, ValueError):
             raise forms.ValidationError(INSTANT_OUT_OF_RANGE, code="invalid") from None
+        if not date_in_range(value):
+            raise forms.ValidationError(DATE_OUT_OF_RANGE, code="invalid")
+        return value
 
 
 class InstantFilter(filters.IsoDateTimeFilter):
     field_class = InstantField
+
+
+class DayField(forms.DateField):
+    """A calendar date within tracker.validators' bounds (years MIN_YEAR to MAX_YEAR)."""
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        if value is not None and not date_in_range(value):
+            raise forms.ValidationError(DATE_OUT_OF_RANGE, code="invalid")
+        return value
+
+
+class DayFilter(filters.DateFilter):
+    field_class = DayField
 
 
 class IdsFilter(filters.BaseInFilter, IdFilter):

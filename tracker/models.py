@@ -6,10 +6,18 @@ from django.db.models import Q
 from django.db.models.functions import Upper
 from simple_history.models import HistoricalRecords
 
-from .validators import validate_time_zone
+from .validators import validate_single_line, validate_time_zone, validate_web_url
 
 
 class User(AbstractUser):
+    # AbstractUser's name fields, with the rule every name shown to people follows.
+    first_name = models.CharField(
+        "first name", max_length=150, blank=True, validators=[validate_single_line]
+    )
+    last_name = models.CharField(
+        "last name", max_length=150, blank=True, validators=[validate_single_line]
+    )
+
     class Language(models.TextChoices):
         ENGLISH = "en", "English"
         KOREAN = "ko", "한국어 (Korean)"
@@ -61,9 +69,11 @@ class Organization(models.Model):
 
     GOVERNMENT_KINDS = (Kind.MINISTRY, Kind.AGENCY, Kind.PUBLIC_INSTITUTION)
 
-    name = models.CharField(max_length=200, unique=True)
-    acronym = models.CharField(max_length=30, blank=True)
-    name_ko = models.CharField("name in Korean", max_length=200, blank=True)
+    name = models.CharField(max_length=200, unique=True, validators=[validate_single_line])
+    acronym = models.CharField(max_length=30, blank=True, validators=[validate_single_line])
+    name_ko = models.CharField(
+        "name in Korean", max_length=200, blank=True, validators=[validate_single_line]
+    )
     kind = models.CharField(max_length=32, choices=Kind.choices)
     country = models.CharField(max_length=2, help_text="ISO 3166-1 alpha-2 code, e.g. KR, US, JP.")
     parent = models.ForeignKey(
@@ -74,7 +84,7 @@ class Organization(models.Model):
         related_name="children",
         help_text="e.g. KATS under MOTIE, Absolics under SKC.",
     )
-    website = models.URLField(blank=True)
+    website = models.URLField(blank=True, validators=[validate_web_url])
 
     history = HistoricalRecords()
 
@@ -187,7 +197,11 @@ class ApiToken(models.Model):
         READ_WRITE = "read_write", "Read and write"
 
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="api_tokens")
-    name = models.CharField(max_length=100, help_text="What the token is for, e.g. 'ERP sync'.")
+    name = models.CharField(
+        max_length=100,
+        help_text="What the token is for, e.g. 'ERP sync'.",
+        validators=[validate_single_line],
+    )
     prefix = models.CharField(max_length=16, unique=True, editable=False)
     key_hash = models.CharField(max_length=64, editable=False)
     scope = models.CharField(max_length=16, choices=Scope.choices, default=Scope.READ)

@@ -356,6 +356,8 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "tracker.api.pagination.Cursor",
+    # JSON only, with a bound on nesting (tracker/api/parsers.py); no endpoint takes forms.
+    "DEFAULT_PARSER_CLASSES": ["tracker.api.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["tracker.api.renderers.OrjsonRenderer"]
     + (["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG else []),

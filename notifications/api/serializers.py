@@ -12,6 +12,7 @@ from notifications.models import (
     WebhookSubscription,
 )
 from plans.api.serializers import StrictSerializer
+from tracker.api.fields import IdRelatedField
 from tracker.models import Organization, User
 from tracker.validators import validate_time_zone
 
@@ -67,7 +68,7 @@ class WebhookSubscriptionWithSecretSerializer(WebhookSubscriptionSerializer):
     ]
 )
 class WebhookSubscriptionCreateSerializer(StrictSerializer):
-    organization = serializers.PrimaryKeyRelatedField(
+    organization = IdRelatedField(
         queryset=Organization.objects.all(),
         help_text="An organization you coordinate or manage.",
     )

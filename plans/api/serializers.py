@@ -7,7 +7,9 @@ from rest_framework import serializers
 
 from plans import permissions as policy
 from plans.models import Forum, Outcome, Plan, PlanParticipant, StatusUpdate, Task, Workstream
+from tracker.api.fields import IdRelatedField
 from tracker.models import Organization, User
+from tracker.validators import validate_date_in_range
 
 # --- Reads -------------------------------------------------------------------------------------
 
@@ -270,25 +272,19 @@ class StrictSerializer(serializers.Serializer):
 
 
 class TaskWriteSerializer(StrictSerializer):
-    workstream = serializers.PrimaryKeyRelatedField(
-        queryset=Workstream.objects.all(), allow_null=True, required=False
-    )
+    workstream = IdRelatedField(queryset=Workstream.objects.all(), allow_null=True, required=False)
     title = serializers.CharField(max_length=300)
     description = serializers.CharField(allow_blank=True, required=False)
-    lead_organization = serializers.PrimaryKeyRelatedField(queryset=Organization.objects.all())
-    supporting_organizations = serializers.PrimaryKeyRelatedField(
+    lead_organization = IdRelatedField(queryset=Organization.objects.all())
+    supporting_organizations = IdRelatedField(
         queryset=Organization.objects.all(), many=True, required=False
     )
-    source_outcomes = serializers.PrimaryKeyRelatedField(
-        queryset=Outcome.objects.all(), many=True, required=False
+    source_outcomes = IdRelatedField(queryset=Outcome.objects.all(), many=True, required=False)
+    depends_on = IdRelatedField(queryset=Task.objects.none(), many=True, required=False)
+    parent = IdRelatedField(queryset=Task.objects.none(), allow_null=True, required=False)
+    start_date = serializers.DateField(
+        allow_null=True, required=False, validators=[validate_date_in_range]
     )
-    depends_on = serializers.PrimaryKeyRelatedField(
-        queryset=Task.objects.none(), many=True, required=False
-    )
-    parent = serializers.PrimaryKeyRelatedField(
-        queryset=Task.objects.none(), allow_null=True, required=False
-    )
-    start_date = serializers.DateField(allow_null=True, required=False)
     priority = serializers.ChoiceField(choices=Task.Priority.choices, required=False)
     visibility = serializers.ChoiceField(choices=Task.Visibility.choices, required=False)
 
@@ -308,15 +304,11 @@ class TaskUpdateSerializer(TaskWriteSerializer):
 
 class TaskCreateSerializer(TaskWriteSerializer):
     refused_hints = {"status": "A new task starts as 'planned'."}
-    plan = serializers.PrimaryKeyRelatedField(queryset=Plan.objects.none())
+    plan = IdRelatedField(queryset=Plan.objects.none())
     ref = serializers.CharField(max_length=32)
-    due_date = serializers.DateField()
-    assignee = serializers.PrimaryKeyRelatedField(
-        queryset=User.objects.none(), allow_null=True, required=False
-    )
-    manager = serializers.PrimaryKeyRelatedField(
-        queryset=User.objects.none(), allow_null=True, required=False
-    )
+    due_date = serializers.DateField(validators=[validate_date_in_range])
+    assignee = IdRelatedField(queryset=User.objects.none(), allow_null=True, required=False)
+    manager = IdRelatedField(queryset=User.objects.none(), allow_null=True, required=False)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -357,8 +349,8 @@ class TransitionSerializer(StrictSerializer):
 
 
 class AssignSerializer(StrictSerializer):
-    assignee = serializers.PrimaryKeyRelatedField(queryset=User.objects.none(), allow_null=True)
-    manager = serializers.PrimaryKeyRelatedField(
+    assignee = IdRelatedField(queryset=User.objects.none(), allow_null=True)
+    manager = IdRelatedField(
         queryset=User.objects.none(), allow_null=True, required=False,
         help_text="Coordinators only. Leave out to keep the manager.",
     )  # fmt: skip
@@ -371,7 +363,7 @@ class AssignSerializer(StrictSerializer):
 
 
 class DeadlineSerializer(StrictSerializer):
-    due_date = serializers.DateField()
+    due_date = serializers.DateField(validators=[validate_date_in_range])
     reason = serializers.CharField(help_text="Why the deadline moves; kept in the history.")
 
 
