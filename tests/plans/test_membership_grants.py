@@ -54,9 +54,7 @@ def test_coordinator_cannot_take_a_firms_coordinator_role_away(world):
     )  # fmt: skip
     coordinator = world.user("coordinator")
     with pytest.raises(GrantNotAllowed):
-        services.membership_update(
-            actor=coordinator, membership=firm_coordinator, role=Role.VIEWER
-        )
+        services.membership_update(actor=coordinator, membership=firm_coordinator, role=Role.VIEWER)
     with pytest.raises(GrantNotAllowed):
         services.membership_delete(actor=coordinator, membership=firm_coordinator)
     assert Membership.objects.get(pk=firm_coordinator.pk).role == Role.COORDINATOR

@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 from notifications import services as notification_services
 from notifications.tasks import deliver_webhook_task
 from plans import services
-from plans.models import StatusUpdate, Task
+from plans.models import StatusUpdate
 from tests.factories import TaskFactory
 from tests.permission_matrix import build_world
 from tracker.services import system_user
@@ -22,12 +22,14 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def world():
     """T (led by L, supported by S) has parent H and depends on H and V. H is led by O with
-    visibility "participants": L and S cannot open it; V is led by L. T's assignee is S's
+    visibility "participants": L and S cannot open it; V is led by L, visible plan-wide. T's assignee is S's
     contributor, its manager M's coordinator."""
     world = build_world()
     system = system_user()
     world.hidden = TaskFactory(plan=world.plan_a, ref="H-1", lead_organization=world.other)
-    world.visible = TaskFactory(plan=world.plan_a, ref="V-1", lead_organization=world.lead)
+    world.visible = TaskFactory(
+        plan=world.plan_a, ref="V-1", lead_organization=world.lead, visibility="plan"
+    )
     services.task_update(
         actor=system, task=world.task, parent=world.hidden,
         depends_on=[world.hidden, world.visible],

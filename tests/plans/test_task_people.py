@@ -35,7 +35,7 @@ def _unrelated_viewer():
     return user
 
 
-def _refused(world, *, assignee=None, manager=None, **kwargs):
+def _refused(world, *, assignee=None, **kwargs):
     before = Task.objects.filter(pk=world.task.pk).values().get()
     with pytest.raises(ValidationError) as exc:
         services.task_assign(
@@ -49,9 +49,7 @@ def _refused(world, *, assignee=None, manager=None, **kwargs):
 def test_assignee_outside_the_task_organizations_is_refused(world, who):
     person = world.user(who)
     errors = _refused(world, assignee=person)
-    assert errors == {
-        "assignee": [services.ASSIGNEE_NOT_IN_TASK_ORGANIZATIONS.format(user=person)]
-    }
+    assert errors == {"assignee": [services.ASSIGNEE_NOT_IN_TASK_ORGANIZATIONS.format(user=person)]}
 
 
 def test_viewer_of_an_unrelated_organization_is_refused(world):
