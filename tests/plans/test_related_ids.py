@@ -22,8 +22,8 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def world():
     """T (led by L, supported by S) has parent H and depends on H and V. H is led by O with
-    visibility "participants": L and S cannot open it; V is led by L, visible plan-wide. T's assignee is S's
-    contributor, its manager M's coordinator."""
+    visibility "participants": L and S cannot open it; V is led by L, visible plan-wide.
+    T's assignee is S's contributor, its manager M's coordinator."""
     world = build_world()
     system = system_user()
     world.hidden = TaskFactory(plan=world.plan_a, ref="H-1", lead_organization=world.other)
