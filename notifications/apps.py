@@ -9,6 +9,7 @@ class NotificationsConfig(AppConfig):
     def ready(self):
         from plans import permissions as policy
         from plans.signals import task_changed
+        from tracker.signals import access_revoked
 
         from .models import (
             CalendarFeed,
@@ -20,7 +21,7 @@ class NotificationsConfig(AppConfig):
             WebhookDelivery,
             WebhookSubscription,
         )
-        from .receivers import task_changed_webhooks
+        from .receivers import access_revoked_calendar_feed, task_changed_webhooks
 
         # Subscriptions belong to an organization: its members see them, its coordinators
         # and managers write them (plans.permissions.organization_resource_q).
@@ -80,3 +81,6 @@ class NotificationsConfig(AppConfig):
         policy.register(Digest, own("user", VIEW), lambda user: False, nobody=(ADD, CHANGE, DELETE))
 
         task_changed.connect(task_changed_webhooks, dispatch_uid="notifications.webhooks")
+        access_revoked.connect(
+            access_revoked_calendar_feed, dispatch_uid="notifications.calendar_feed_revoked"
+        )

@@ -378,13 +378,17 @@ def organizations_seeing_task(task_id: int, organization_ids) -> set[int]:
     return {org_id for org_id in organization_ids if row[f"org_{org_id}"]}
 
 
-def _event_payload(event: str, task_id: int, now: dt.datetime, extra: dict) -> dict | None:
+def _event_payload(
+    event: str, task_id: int, now: dt.datetime, extra: dict, organization_id: int
+) -> dict | None:
     """The Standard Webhooks body: {"type", "timestamp", "data": {"task": ..., ...}}. The task
-    is shown exactly as the API shows it; times in UTC whatever zone is active."""
+    is shown exactly as the API shows it to the receiving organization (related tasks and
+    people it may not see left out); times in UTC whatever zone is active."""
+    reader = plan_selectors.SeenBy(organization_id=organization_id)
     task = Task.objects.with_overdue(now).select_related("plan").filter(pk=task_id).first()
     if task is None:
         return None
-    plan_selectors.task_attach_relations([task])
+    plan_selectors.task_attach_relations([task], reader=reader)
     with timezone.override(dt.UTC):
         data = {"task": TaskSerializer(task).data}
         if event == WebhookEvent.TASK_STATUS_CHANGED:
@@ -396,6 +400,8 @@ def _event_payload(event: str, task_id: int, now: dt.datetime, extra: dict) -> d
             update = StatusUpdate.objects.filter(
                 pk=extra.get("status_update_id"), task_id=task_id
             ).first()
+            if update is not None:
+                plan_selectors.status_updates_attach_people([update], reader=reader)
             data["status_update"] = StatusUpdateSerializer(update).data if update else None
         payload = {"type": event, "timestamp": _iso(now), "data": data}
         # Plain JSON types, exactly as they will be stored and sent.
@@ -423,12 +429,16 @@ def webhook_events_record(
     targets = [s for s in listening if s.organization_id in seeing]
     if not targets:
         return []
-    payload = _event_payload(event, task_id, now, extra)
-    if payload is None:
+    # One body per receiving organization: each names only what it may see.
+    payloads = {
+        org_id: _event_payload(event, task_id, now, extra, org_id)
+        for org_id in sorted({s.organization_id for s in targets})
+    }
+    if any(payload is None for payload in payloads.values()):
         return []
     with transaction.atomic():
         deliveries = WebhookDelivery.objects.bulk_create(
-            [_new_delivery(s, event, task_id, payload, now) for s in targets]
+            [_new_delivery(s, event, task_id, payloads[s.organization_id], now) for s in targets]
         )
         _enqueue_on_commit([delivery.pk for delivery in deliveries])
     return deliveries
@@ -719,6 +729,9 @@ def _reminder_candidates(now: dt.datetime, horizon_days: int) -> list[dict]:
 
     from plans.models import StatusUpdate
 
+    def sees(field):  # does the person the task names still see it (plans.permissions)?
+        return ExpressionWrapper(policy.person_sees_task_q(field), output_field=BooleanField())
+
     last_move = (
         StatusUpdate.objects.filter(task=OuterRef("pk"), kind=StatusUpdate.Kind.DEADLINE_CHANGE)
         .order_by()
@@ -733,7 +746,11 @@ def _reminder_candidates(now: dt.datetime, horizon_days: int) -> list[dict]:
             | Q(status__in=Task.OPEN_STATUSES, deadline_at__lte=now)
             | Q(status=Task.Status.DONE, completed_at__isnull=False)
         )
-        .annotate(last_move_at=Subquery(last_move))
+        .annotate(
+            last_move_at=Subquery(last_move),
+            assignee_sees=sees("assignee_id"),
+            manager_sees=sees("manager_id"),
+        )
         .order_by()
         .values(
             "pk",
@@ -747,6 +764,8 @@ def _reminder_candidates(now: dt.datetime, horizon_days: int) -> list[dict]:
             "assignee_id",
             "manager_id",
             "lead_organization_id",
+            "assignee_sees",
+            "manager_sees",
         )  # fmt: skip
     )
 
@@ -784,16 +803,19 @@ def _who(kind: str, task: dict, rules, lead: dict, coordinators: dict) -> set[in
     )
 
     plan_coordinators = coordinators.get(task["plan_id"], set())
+    # The assignee and manager are reminded only while they may still see the task.
+    assignee = task["assignee_id"] if task["assignee_sees"] else None
+    manager = task["manager_id"] if task["manager_sees"] else None
     if kind == ESCALATION_MANAGER:
-        return {task["manager_id"]} - {None}
+        return {manager} - {None}
     if kind in (ESCALATION_COORDINATORS, AWAITING_VERIFICATION):
         return set(plan_coordinators)
     prefix = "due" if kind in (DUE_SOON, DUE_TODAY) else "overdue"
     users: set[int] = set()
-    if getattr(rules, f"{prefix}_to_assignee") and task["assignee_id"]:
-        users.add(task["assignee_id"])
-    if getattr(rules, f"{prefix}_to_manager") and task["manager_id"]:
-        users.add(task["manager_id"])
+    if getattr(rules, f"{prefix}_to_assignee") and assignee:
+        users.add(assignee)
+    if getattr(rules, f"{prefix}_to_manager") and manager:
+        users.add(manager)
     if getattr(rules, f"{prefix}_to_lead_organization"):
         users |= lead.get(task["lead_organization_id"], set())
     if getattr(rules, f"{prefix}_to_coordinators"):
@@ -942,19 +964,39 @@ WITH pol AS (
 ),
 cand AS (
     SELECT t.id, t.plan_id, t.due_date, t.deadline_at, t.status, t.completed_at, t.created_at,
-           t.assignee_id, t.manager_id, t.lead_organization_id,
+           t.assignee_id, t.manager_id, t.lead_organization_id, t.visibility,
            t.status <> 'done' AND t.deadline_at > %(now)s AS before_due
     FROM plans_task t
     WHERE (t.status IN ('planned', 'in_progress', 'at_risk', 'blocked')
            AND t.due_date <= %(last_day)s)
        OR (t.status = 'done' AND t.completed_at IS NOT NULL)
 ),
-rcpt AS (
-    SELECT c.id AS task_id, c.assignee_id AS user_id, 'assignee' AS via
+-- The assignee and manager are reminded only while they may still see the task
+-- (plans.permissions.person_sees_task_q): a superuser, or a member of its lead, a supporting
+-- or a coordinating organization, or of any participant when it is visible plan-wide.
+held AS (
+    SELECT c.id AS task_id, c.assignee_id AS user_id, 'assignee' AS via, c.*
     FROM cand c WHERE c.assignee_id IS NOT NULL AND c.status <> 'done'
     UNION ALL
-    SELECT c.id, c.manager_id, 'manager'
+    SELECT c.id, c.manager_id, 'manager', c.*
     FROM cand c WHERE c.manager_id IS NOT NULL AND c.status <> 'done'
+),
+rcpt AS (
+    SELECT h.task_id, h.user_id, h.via
+    FROM held h
+    WHERE EXISTS (SELECT 1 FROM tracker_user su WHERE su.id = h.user_id AND su.is_superuser)
+       OR EXISTS (
+           SELECT 1 FROM tracker_membership m
+           WHERE m.user_id = h.user_id AND (
+               m.organization_id = h.lead_organization_id
+               OR m.organization_id IN (SELECT so.organization_id
+                                        FROM plans_task_supporting_organizations so
+                                        WHERE so.task_id = h.task_id)
+               OR m.organization_id IN (SELECT pp.organization_id
+                                        FROM plans_planparticipant pp
+                                        WHERE pp.plan_id = h.plan_id
+                                          AND (pp.role = 'coordinating'
+                                               OR h.visibility = 'plan'))))
     UNION ALL
     SELECT c.id, m.user_id, 'lead'
     FROM cand c
@@ -1139,8 +1181,9 @@ def reminder_webhooks_record(
 
     One delivery per (subscription, task, kind, due date, step) however many recipients or
     sweeps reach that step: its webhook-id is derived from them and unique. A fixed number of
-    queries: subscriptions, then the tasks with every organization's visibility, their
-    relations, the inserted ids."""
+    queries whatever the number of tasks: subscriptions, then the tasks with every
+    organization's visibility, their relations as each organization may see them (one per
+    organization), the inserted ids."""
     import hashlib
 
     steps = sorted(
@@ -1172,33 +1215,39 @@ def reminder_webhooks_record(
         .filter(pk__in={step[0] for step in steps})
         .annotate(**checks)
     }
-    plan_selectors.task_attach_relations(list(tasks.values()))
     deliveries = []
-    with timezone.override(dt.UTC):
-        represented = {pk: TaskSerializer(task).data for pk, task in tasks.items()}
+    represented = {}  # (organization, task) -> the task as that organization may see it
+    for org_id in organization_ids:
+        plan_selectors.task_attach_relations(
+            list(tasks.values()), reader=plan_selectors.SeenBy(organization_id=org_id)
+        )
+        with timezone.override(dt.UTC):
+            represented.update(
+                {(org_id, pk): TaskSerializer(task).data for pk, task in tasks.items()}
+            )
     for task_id, kind, due_date, step in steps:
         task = tasks.get(task_id)
         if task is None:
             continue
         event = REMINDER_EVENTS[kind]
-        payload = json.loads(
-            json.dumps(
-                {
-                    "type": event,
-                    "timestamp": _iso(now),
-                    "data": {
-                        "task": represented[task_id],
-                        "reminder": {"kind": kind, "due_date": due_date, "step": step},
-                    },
-                },
-                cls=DjangoJSONEncoder,
-            )
-        )
         for subscription in listening:
             if not subscription.listens_to(event):
                 continue
             if not getattr(task, f"sees_{subscription.organization_id}"):
                 continue
+            payload = json.loads(
+                json.dumps(
+                    {
+                        "type": event,
+                        "timestamp": _iso(now),
+                        "data": {
+                            "task": represented[(subscription.organization_id, task_id)],
+                            "reminder": {"kind": kind, "due_date": due_date, "step": step},
+                        },
+                    },
+                    cls=DjangoJSONEncoder,
+                )
+            )
             delivery = _new_delivery(subscription, event, task_id, payload, now)
             key = f"{subscription.pk}:{event}:{task_id}:{kind}:{due_date.isoformat()}:{step}"
             delivery.message_id = "msg_" + hashlib.sha256(key.encode()).hexdigest()[:32]

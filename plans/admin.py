@@ -213,6 +213,17 @@ class UserAdmin(PolicyAdminMixin, DjangoUserAdmin):
     list_filter = ("is_staff", "is_superuser", "is_active", "language", "memberships__role")
     inlines = [MembershipInline]
 
+    def get_search_results(self, request, queryset, search_term):
+        # The task form's assignee and manager autocompletes offer only people who may hold
+        # a task at all (the form then checks the task's own organizations).
+        queryset, distinct = super().get_search_results(request, queryset, search_term)
+        if request.GET.get("model_name") == "task" and request.GET.get("field_name") in (
+            "assignee",
+            "manager",
+        ):
+            queryset = queryset.filter(pk__in=policy.task_holders().values("pk"))
+        return queryset, distinct
+
 
 @admin.register(Organization)
 class OrganizationAdmin(PolicyAdminMixin, SimpleHistoryAdmin):
@@ -236,6 +247,34 @@ class MembershipAdmin(PolicyAdminMixin, PolicyFormMixin, ServiceFormMixin, Simpl
         if db_field.name == "organization":
             kwargs["queryset"] = policy.organizations_managed_by(request.user)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def get_form(self, request, obj=None, **kwargs):
+        form_class = super().get_form(request, obj, **kwargs)
+        actor = request.user
+
+        class GrantForm(form_class):
+            """What the actor may not grant shows on the field, before anything is saved."""
+
+            def clean(self):
+                cleaned = super().clean()
+                user, organization = cleaned.get("user"), cleaned.get("organization")
+                role = cleaned.get("role")
+                if obj is not None:
+                    user = user or obj.user
+                    organization = organization or obj.organization
+                    role = role or obj.role
+                if user and organization and role:
+                    before = Membership.objects.filter(pk=obj.pk).first() if obj else None
+                    refusal = policy.membership_grant_refusal(
+                        actor, user=user, organization=organization, role=role,
+                        membership=before,
+                    )  # fmt: skip
+                    if refusal is not None:
+                        field, message = refusal
+                        self.add_error(field if field in self.fields else None, message)
+                return cleaned
+
+        return GrantForm
 
     def service_create(self, actor, data):
         return services.membership_create(actor=actor, **data)
@@ -619,6 +658,21 @@ class TaskAdminForm(forms.ModelForm):
                 self.add_error("depends_on", services.DEPENDENCY_OTHER_PLAN)
             if self.instance.pk and any(other.pk == self.instance.pk for other in depends_on):
                 self.add_error("depends_on", services.DEPENDENCY_SELF)
+        lead = cleaned.get("lead_organization")
+        people = {name: cleaned.get(name) for name in ("assignee", "manager") if name in cleaned}
+        if plan is not None and lead is not None and any(people.values()):
+            try:
+                services.task_people_check(
+                    plan_id=plan.pk,
+                    lead_organization_id=lead.pk,
+                    supporting_organization_ids=[
+                        org.pk for org in cleaned.get("supporting_organizations") or ()
+                    ],
+                    **people,
+                )
+            except ValidationError as exc:
+                for field, messages_ in exc.message_dict.items():
+                    self.add_error(field, messages_)
         return cleaned
 
 
@@ -701,7 +755,7 @@ class AssignForm(forms.Form):
 
     def __init__(self, *args, user=None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["assignee"].queryset = policy.for_user(user, policy.VIEW, User)
+        self.fields["assignee"].queryset = policy.for_user(user, policy.VIEW, policy.task_holders())
 
 
 class DeadlineForm(forms.Form):
@@ -921,6 +975,11 @@ class TaskAdmin(PolicyAdminMixin, PolicyFormMixin, ServiceFormMixin, SimpleHisto
 
     def get_queryset(self, request):
         return super().get_queryset(request).with_overdue()
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name in ("assignee", "manager"):
+            kwargs["queryset"] = policy.for_user(request.user, policy.VIEW, policy.task_holders())
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     # Contributors open the change page to add status updates: allow it when they may,
     # and make every field read-only for them (a crafted POST changes nothing).

@@ -69,6 +69,18 @@ class NotAllowed(DomainError):
         self.obj = obj
 
 
+class GrantNotAllowed(DomainError):
+    """A membership the actor manages but may not grant this way (a coordinator role in an
+    organization they do not coordinate, a member of another organization): 403."""
+
+    http_status = 403
+    title = "Forbidden"
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+
+
 VERSION_CONFLICT = (
     "The task has changed since you read it (you sent version {expected}, it is now at "
     "{actual}). Fetch it again and retry."

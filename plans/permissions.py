@@ -19,10 +19,22 @@ The rules (DESIGN.md, "Permission policy"):
 - superuser and the system actor: everything.
 - coordinator of an organization that is a coordinating participant of a plan: everything in
   that plan.
-- everyone else sees a task when their organization leads or supports it, when they are its
-  assignee or manager, or when its visibility is `plan` and their organization participates
-  in the plan; they see a plan when they see any of its tasks or their organization
-  participates.
+- everyone else sees a task when their organization leads or supports it, or when its
+  visibility is `plan` and their organization participates in the plan; they see a plan when
+  they see any of its tasks or their organization participates.
+- being a task's assignee or manager adds sight of it only while the person still belongs to
+  one of the plan's coordinating organizations (a ministry official overseeing a firm's task).
+  Rights follow current memberships, never past ones: someone who moved from Samsung to
+  Doosan no longer sees Samsung's task, even if it still names them; a person with no
+  membership at all sees no task (and loses staff status, sessions, tokens and calendar
+  feed: `tracker.services.membership_sync_access`).
+- who may hold a task (`assignee_candidates`, `manager_candidates`): the assignee is a
+  coordinator, manager or contributor of the lead or a supporting organization; the manager
+  likewise, or of a coordinating organization of the plan. Viewers never.
+- memberships: coordinators manage those of the organizations they coordinate and of the
+  organizations taking part in plans they coordinate, but grant the coordinator role only in
+  organizations they coordinate themselves, and never give a member of one organization a
+  membership in another: only superusers do that (`membership_grant_refusal`).
 - contributor and manager (and coordinator) of the lead organization: transitions and progress;
   a manager may also set the assignee, within their organization.
 - contributors, managers and coordinators of a supporting organization: progress notes only.
@@ -36,7 +48,7 @@ The rules (DESIGN.md, "Permission policy"):
 from __future__ import annotations
 
 from django.db import models
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 
 from tracker.models import Membership, Organization, User
 
@@ -115,13 +127,17 @@ def _task_q(user: User, action: str, prefix: str = "") -> Q:
 
     coordinated = q(plan_id__in=_coordinated_plans(user))
     if action == VIEW:
-        orgs = _orgs(user)  # built once for three subqueries (each use resolves a copy)
+        orgs = _orgs(user)  # built once for four subqueries (each use resolves a copy)
+        overseen = PlanParticipant.objects.filter(
+            role=PlanParticipant.Role.COORDINATING, organization_id__in=orgs
+        ).values("plan_id")
         return (
             coordinated
             | q(lead_organization_id__in=orgs)
             | q(pk__in=_supported_tasks(user, orgs=orgs))
-            | q(assignee=user)
-            | q(manager=user)
+            # Assignee or manager: only while a member of a coordinating organization (the
+            # lead and supporting organizations are covered above). No membership, no sight.
+            | ((q(assignee=user) | q(manager=user)) & q(plan_id__in=overseen))
             | q(visibility=Task.Visibility.PLAN, plan_id__in=_participating_plans(user, orgs=orgs))
         )
     if action == TRANSITION:
@@ -302,6 +318,124 @@ def ensure(user, action: str, obj) -> None:
     raise NotVisible(obj=obj)
 
 
+# --- Who may hold a task ------------------------------------------------------------------
+
+
+def _working_members(organization_ids) -> models.QuerySet:
+    return User.objects.filter(
+        is_active=True,
+        is_system=False,
+        pk__in=Membership.objects.filter(
+            organization_id__in=organization_ids, role__in=WORKING_ROLES
+        ).values("user_id"),
+    )
+
+
+def assignee_candidates(*, lead_organization_id, supporting_organization_ids=()):
+    """People who may be a task's assignee: coordinators, managers and contributors of its
+    lead or a supporting organization (never a viewer, never an unrelated organization)."""
+    return _working_members([lead_organization_id, *supporting_organization_ids])
+
+
+def manager_candidates(*, plan_id, lead_organization_id, supporting_organization_ids=()):
+    """People who may manage a task: as for the assignee, or a working member of one of the
+    plan's coordinating organizations (the ministry overseeing the task)."""
+    coordinating = PlanParticipant.objects.filter(
+        plan_id=plan_id, role=PlanParticipant.Role.COORDINATING
+    ).values("organization_id")
+    return _working_members(
+        Organization.objects.filter(
+            Q(pk__in=[lead_organization_id, *supporting_organization_ids]) | Q(pk__in=coordinating)
+        ).values("pk")
+    )
+
+
+def task_holders():
+    """Everyone who could hold some task (a working membership anywhere): the choices a form
+    offers before it knows the task's organizations; the services check the task itself."""
+    return User.objects.filter(
+        is_active=True,
+        is_system=False,
+        pk__in=Membership.objects.filter(role__in=WORKING_ROLES).values("user_id"),
+    )
+
+
+def person_sees_task_q(user_field: str) -> Q:
+    """On Task rows: whether the person the task names in `user_field` (its assignee or
+    manager) still sees it, by the VIEW rules above written per row instead of per user, for
+    set-based work over many tasks and people (the reminder sweep). Activity is not checked:
+    inactive people's reminders stay in-app."""
+    person = OuterRef(user_field)
+    member = Membership.objects.filter(user_id=person)
+    supporting = Task.supporting_organizations.through.objects.filter(
+        task_id=OuterRef(OuterRef("pk"))
+    ).values("organization_id")
+    in_plan = PlanParticipant.objects.filter(plan_id=OuterRef(OuterRef("plan_id")))
+    coordinating = in_plan.filter(role=PlanParticipant.Role.COORDINATING)
+    return (
+        Q(Exists(User.objects.filter(pk=person, is_superuser=True)))
+        | Q(Exists(member.filter(organization_id=OuterRef("lead_organization_id"))))
+        | Q(Exists(member.filter(organization_id__in=supporting)))
+        | Q(Exists(member.filter(organization_id__in=coordinating.values("organization_id"))))
+        | (
+            Q(visibility=Task.Visibility.PLAN)
+            & Q(Exists(member.filter(organization_id__in=in_plan.values("organization_id"))))
+        )
+    )
+
+
+# --- What a coordinator may grant ----------------------------------------------------------
+
+GRANT_COORDINATOR_ELSEWHERE = (
+    "Only coordinators of {organization} (or a superuser) can grant, change or remove its "
+    "coordinator role."
+)
+GRANT_OTHER_ORGANIZATION = (
+    "{user} already belongs to another organization: only a superuser can add a member of one "
+    "organization to another."
+)
+
+
+def membership_grant_refusal(
+    actor,
+    *,
+    user: User,
+    organization: Organization,
+    role: str,
+    membership: Membership | None = None,
+    removal: bool = False,
+) -> tuple[str, str] | None:
+    """Why `actor` may not give `user` the `role` in `organization` (in place of
+    `membership` when it is a change; `removal` when that membership is being deleted), as
+    (field, message); None when they may.
+
+    On top of managing the organization's memberships (`organizations_managed_by`): the
+    coordinator role is given, changed or taken away only by coordinators of that very
+    organization, and a member of one organization is added to another only by superusers.
+    """
+    if is_unrestricted(actor):
+        return None
+    touched = [(organization, role)]
+    if membership is not None:
+        touched.append((membership.organization, membership.role))
+    for org, held in touched:
+        if (
+            held == Role.COORDINATOR
+            and not Membership.objects.filter(
+                user=actor, organization=org, role=Role.COORDINATOR
+            ).exists()
+        ):
+            return "role", GRANT_COORDINATOR_ELSEWHERE.format(organization=org)
+    if removal:
+        return None
+    elsewhere = Membership.objects.filter(user=user).exclude(organization=organization)
+    if membership is not None and membership.pk:
+        elsewhere = elsewhere.exclude(pk=membership.pk)
+    if elsewhere.exists():
+        return "user", GRANT_OTHER_ORGANIZATION.format(user=user.get_username())
+    return None
+
+
 # --- Organizations as subjects (webhooks act for an organization, not a person) -------------
 
 
@@ -323,6 +457,19 @@ def organization_task_q(organization_id: int) -> Q:
         | Q(pk__in=supported)
         | Q(visibility=Task.Visibility.PLAN, plan_id__in=participating)
     )
+
+
+def organization_user_q(organization_id: int) -> Q:
+    """People an organization may see (named in payloads sent to it): its own members, and
+    the members of organizations taking part in plans it coordinates (as its coordinators
+    would)."""
+    coordinated = PlanParticipant.objects.filter(
+        organization_id=organization_id, role=PlanParticipant.Role.COORDINATING
+    ).values("plan_id")
+    managed = Organization.objects.filter(
+        Q(pk=organization_id) | Q(plan_participations__plan_id__in=coordinated)
+    ).values("pk")
+    return Q(pk__in=Membership.objects.filter(organization_id__in=managed).values("user_id"))
 
 
 def organization_resource_q(user: User, action: str, field: str = "organization") -> Q:

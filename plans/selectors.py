@@ -1,5 +1,8 @@
 """Reads of the plan domain that need scoping: the policy first, then the filters."""
 
+from dataclasses import dataclass
+
+from django.core.exceptions import EmptyResultSet
 from django.db import connection
 from django.db.models import Q, QuerySet
 
@@ -67,14 +70,75 @@ def task_list(*, user: User, filters: dict | None = None, queryset: QuerySet | N
     return filterset.qs
 
 
-def task_attach_relations(tasks: list[Task]) -> list[Task]:
-    """Give each task the ids of its supporting organizations, source outcomes and
-    dependencies (`support_ids`, `outcome_ids`, `depends_on_ids`) in ONE query for the page.
+@dataclass(frozen=True)
+class SeenBy:
+    """Who a payload is for: a person (`user`) or an organization (`organization_id`, a
+    webhook's receiver). Related ids a payload names are kept only if this reader may see
+    them: tasks by the policy's VIEW scope, people by its User VIEW scope."""
 
-    Written as plain SQL (valid on PostgreSQL and SQLite): it runs on every task list.
+    user: User | None = None
+    organization_id: int | None = None
+
+    def tasks(self) -> QuerySet:
+        if self.organization_id is not None:
+            return Task.objects.filter(policy.organization_task_q(self.organization_id))
+        return policy.for_user(self.user, policy.VIEW, Task)
+
+    def users(self) -> QuerySet:
+        if self.organization_id is not None:
+            return User.objects.filter(policy.organization_user_q(self.organization_id))
+        return policy.for_user(self.user, policy.VIEW, User)
+
+    @property
+    def unrestricted(self) -> bool:
+        return self.organization_id is None and policy.is_unrestricted(self.user)
+
+
+def seen_by(reader) -> SeenBy:
+    return reader if isinstance(reader, SeenBy) else SeenBy(user=reader)
+
+
+def _scope_sql(queryset: QuerySet) -> tuple[str, list] | None:
+    """The scope as `SELECT id ...` SQL to embed, or None when it is empty."""
+    try:
+        sql, params = queryset.order_by().values("pk").query.sql_with_params()
+    except EmptyResultSet:
+        return None
+    return sql, list(params)
+
+
+def _seen_part(table: str, tag: int, ids: set, scope: QuerySet, unrestricted: bool):
+    """SQL of the ids among `ids` the scope holds, tagged `tag`; None when none can be."""
+    ids = sorted(pk for pk in ids if pk is not None)
+    if not ids:
+        return None
+    marks = ", ".join(["%s"] * len(ids))
+    sql, params = f"SELECT 0, {tag}, id FROM {table} WHERE id IN ({marks})", ids
+    if unrestricted:
+        return sql, params
+    scoped = _scope_sql(scope)
+    if scoped is None:
+        return None
+    return f"{sql} AND id IN ({scoped[0]})", params + scoped[1]
+
+
+def task_attach_relations(tasks: list[Task], *, reader) -> list[Task]:
+    """Give each task the ids of its supporting organizations, source outcomes and
+    dependencies (`support_ids`, `outcome_ids`, `depends_on_ids`) and the related ids the
+    payload names (`shown_parent_id`, `shown_assignee_id`, `shown_manager_id`), in ONE query
+    for the page.
+
+    `reader` (a user, or a `SeenBy`) decides what is named: a dependency or parent task the
+    reader may not open, or a person outside the reader's scope, is left out (absent from
+    `depends_on_ids`, None), never an error. Organizations and outcomes are public records.
+
+    Written as plain SQL (valid on PostgreSQL and SQLite) with the policy's scopes embedded:
+    it runs on every task list.
     """
+    reader = seen_by(reader)
     for task in tasks:
         task.support_ids, task.outcome_ids, task.depends_on_ids = [], [], []
+        task.shown_parent_id = task.shown_assignee_id = task.shown_manager_id = None
     if not tasks:
         return tasks
     by_id = {task.pk: task for task in tasks}
@@ -83,37 +147,82 @@ def task_attach_relations(tasks: list[Task]) -> list[Task]:
     support = Task.supporting_organizations.through._meta.db_table
     outcomes = Task.source_outcomes.through._meta.db_table
     depends = Task.depends_on.through._meta.db_table
-    sql = (
-        f"SELECT task_id, 1, organization_id FROM {support} WHERE task_id IN ({marks}) "
-        f"UNION ALL SELECT task_id, 2, outcome_id FROM {outcomes} WHERE task_id IN ({marks}) "
-        f"UNION ALL SELECT from_task_id, 3, to_task_id FROM {depends} "
-        f"WHERE from_task_id IN ({marks}) ORDER BY 1, 2, 3"
+    parts = [
+        (f"SELECT task_id, 1, organization_id FROM {support} WHERE task_id IN ({marks})", ids),
+        (f"SELECT task_id, 2, outcome_id FROM {outcomes} WHERE task_id IN ({marks})", ids),
+    ]
+    depends_sql = (
+        f"SELECT from_task_id, 3, to_task_id FROM {depends} WHERE from_task_id IN ({marks})"
     )
+    visible_tasks = None if reader.unrestricted else _scope_sql(reader.tasks())
+    if reader.unrestricted:
+        parts.append((depends_sql, ids))
+    elif visible_tasks is not None:
+        parts.append(
+            (f"{depends_sql} AND to_task_id IN ({visible_tasks[0]})", ids + visible_tasks[1])
+        )
+    seen = [
+        _seen_part(Task._meta.db_table, 4, {t.parent_id for t in tasks}, reader.tasks(),
+                   reader.unrestricted),
+        _seen_part(User._meta.db_table, 5, {t.assignee_id for t in tasks}
+                   | {t.manager_id for t in tasks}, reader.users(), reader.unrestricted),
+    ]  # fmt: skip
+    parts += [part for part in seen if part is not None]
+    sql = " UNION ALL ".join(part[0] for part in parts) + " ORDER BY 1, 2, 3"
+    params = [param for part in parts for param in part[1]]
     attribute = {1: "support_ids", 2: "outcome_ids", 3: "depends_on_ids"}
+    seen_tasks, seen_users = set(), set()
     with connection.cursor() as cursor:
-        cursor.execute(sql, ids * 3)
+        cursor.execute(sql, params)
         for task_id, kind, other_id in cursor.fetchall():
-            getattr(by_id[task_id], attribute[kind]).append(other_id)
+            if kind == 4:
+                seen_tasks.add(other_id)
+            elif kind == 5:
+                seen_users.add(other_id)
+            else:
+                getattr(by_id[task_id], attribute[kind]).append(other_id)
+    for task in tasks:
+        task.shown_parent_id = task.parent_id if task.parent_id in seen_tasks else None
+        task.shown_assignee_id = task.assignee_id if task.assignee_id in seen_users else None
+        task.shown_manager_id = task.manager_id if task.manager_id in seen_users else None
     return tasks
 
 
 def task_assignee_choices(*, user: User, task: Task) -> QuerySet:
-    """People `user` may make the assignee of `task`: active members with a working role
-    (coordinator, manager, contributor; never viewers) of its lead organization and, for
-    coordinators of the plan, also of its supporting and coordinating organizations. Empty
-    when `user` may not assign the task at all."""
+    """People `user` may make the assignee of `task`: the policy's assignee candidates (working
+    members of its lead or a supporting organization, never viewers), narrowed to the lead
+    organization for those who may assign but not change the task (its managers). Empty when
+    `user` may not assign the task at all."""
     if not policy.can(user, policy.ASSIGN, task):
         return User.objects.none()
-    orgs = Q(organization_id=task.lead_organization_id)
     if policy.can(user, policy.CHANGE, task):
-        supporting = Task.supporting_organizations.through.objects.filter(task_id=task.pk)
-        coordinating = PlanParticipant.objects.filter(
-            plan_id=task.plan_id, role=PlanParticipant.Role.COORDINATING
-        )
-        orgs |= Q(organization_id__in=supporting.values("organization_id")) | Q(
-            organization_id__in=coordinating.values("organization_id")
-        )
-    members = Membership.objects.filter(orgs, role__in=policy.WORKING_ROLES).values("user_id")
-    return User.objects.filter(pk__in=members, is_active=True, is_system=False).order_by(
+        supporting = list(task.supporting_organizations.values_list("pk", flat=True))
+    else:
+        supporting = []
+    candidates = policy.assignee_candidates(
+        lead_organization_id=task.lead_organization_id, supporting_organization_ids=supporting
+    )
+    return candidates.filter(is_active=True, is_system=False).order_by(
         "first_name", "last_name", "username"
     )
+
+
+def status_updates_attach_people(updates, *, reader) -> list:
+    """Give each status update the person ids its payload names (`shown_author_id`,
+    `shown_assignee_from_id`, `shown_assignee_to_id`): only people inside the reader's scope,
+    None otherwise. ONE query for the page."""
+    reader = seen_by(reader)
+    updates = list(updates)
+    fields = ("author_id", "assignee_from_id", "assignee_to_id")
+    wanted = {getattr(update, name) for update in updates for name in fields} - {None}
+    if not wanted:
+        seen = set()
+    elif reader.unrestricted:
+        seen = wanted
+    else:
+        seen = set(reader.users().filter(pk__in=wanted).values_list("pk", flat=True))
+    for update in updates:
+        for name in fields:
+            value = getattr(update, name)
+            setattr(update, f"shown_{name}", value if value in seen else None)
+    return updates

@@ -23,6 +23,7 @@ from tracker.validators import validate_date_in_range, validate_web_url
 from . import permissions as policy
 from . import signals
 from .exceptions import (
+    GrantNotAllowed,
     NotAllowed,
     NotVisible,
     TaskClosed,
@@ -51,6 +52,14 @@ ASSIGNEE_OUTSIDE_ORGANIZATION = (
 PLAN_WITHOUT_ACTOR = (
     "List among the coordinating organizations one where you are a coordinator, "
     "or you could not manage the plan you create."
+)
+ASSIGNEE_NOT_IN_TASK_ORGANIZATIONS = (
+    "{user} cannot be this task's assignee: choose a coordinator, manager or contributor of "
+    "its lead or a supporting organization."
+)
+MANAGER_NOT_IN_TASK_ORGANIZATIONS = (
+    "{user} cannot manage this task: choose a coordinator, manager or contributor of its lead "
+    "or a supporting organization, or of a coordinating organization of the plan."
 )
 MEMBERSHIP_ORGANIZATION = "You cannot manage memberships of this organization."
 NEW_TASK_PLANNED = "A new task starts as 'planned'."
@@ -322,6 +331,40 @@ def _check_dependencies(task: Task, depends_on: Iterable[Task]) -> list[Task]:
     return depends_on
 
 
+def task_people_check(
+    *,
+    plan_id: int,
+    lead_organization_id: int,
+    supporting_organization_ids: Iterable[int] = (),
+    assignee: User | None = None,
+    manager: User | None = None,
+) -> None:
+    """Refuse (a ValidationError naming `assignee` / `manager`) people who may not hold the
+    task: `plans.permissions.assignee_candidates` and `manager_candidates`. None passes."""
+    supporting = list(supporting_organization_ids)
+    errors = {}
+    if assignee is not None and not (
+        policy.assignee_candidates(
+            lead_organization_id=lead_organization_id, supporting_organization_ids=supporting
+        )
+        .filter(pk=assignee.pk)
+        .exists()
+    ):
+        errors["assignee"] = ASSIGNEE_NOT_IN_TASK_ORGANIZATIONS.format(user=assignee)
+    if manager is not None and not (
+        policy.manager_candidates(
+            plan_id=plan_id,
+            lead_organization_id=lead_organization_id,
+            supporting_organization_ids=supporting,
+        )
+        .filter(pk=manager.pk)
+        .exists()
+    ):
+        errors["manager"] = MANAGER_NOT_IN_TASK_ORGANIZATIONS.format(user=manager)
+    if errors:
+        raise ValidationError(errors)
+
+
 @transaction.atomic
 def task_create(
     *,
@@ -355,6 +398,15 @@ def task_create(
     )
     if task.status != S.PLANNED:
         raise ValidationError({"status": NEW_TASK_PLANNED})
+    supporting_organizations = list(supporting_organizations)
+    if isinstance(lead_organization, Organization):
+        task_people_check(
+            plan_id=plan.pk,
+            lead_organization_id=lead_organization.pk,
+            supporting_organization_ids=[org.pk for org in supporting_organizations],
+            assignee=fields.get("assignee"),
+            manager=fields.get("manager"),
+        )
     _check_dates(task)
     if isinstance(due_date, dt.date):
         task.deadline_at = Task.deadline_for(due_date, plan.time_zone)
@@ -537,6 +589,17 @@ def task_assign(
                     )
                 }
             )
+    new_assignee = assignee if (assignee.pk if assignee else None) != task.assignee_id else None
+    new_manager = None
+    if manager is not _UNSET and (manager.pk if manager else None) != task.manager_id:
+        new_manager = manager
+    task_people_check(
+        plan_id=task.plan_id,
+        lead_organization_id=task.lead_organization_id,
+        supporting_organization_ids=task.supporting_organizations.values_list("pk", flat=True),
+        assignee=new_assignee,
+        manager=new_manager,
+    )
     old_assignee_id, old_manager = task.assignee_id, task.manager
     fields = []
     if (assignee.pk if assignee else None) != old_assignee_id:
@@ -663,12 +726,19 @@ def _ensure_manages(actor: User, organization: Organization) -> None:
         raise NotAllowed(action="manage memberships of", obj=organization)
 
 
+def _ensure_may_grant(actor: User, **grant) -> None:
+    refusal = policy.membership_grant_refusal(actor, **grant)
+    if refusal is not None:
+        raise GrantNotAllowed(*refusal)
+
+
 @transaction.atomic
 def membership_create(
     *, actor: User, user: User, organization: Organization, role: str
 ) -> Membership:
     """Give `user` a role in `organization`; the role alone grants the matching access."""
     _ensure_manages(actor, organization)
+    _ensure_may_grant(actor, user=user, organization=organization, role=role)
     membership = Membership(user=user, organization=organization, role=role)
     _save_new(membership, actor)
     membership_sync_access(user=user)
@@ -680,10 +750,18 @@ def membership_update(*, actor: User, membership: Membership, **fields) -> Membe
     policy.ensure(actor, policy.CHANGE, membership)
     membership = Membership.objects.select_for_update().get(pk=membership.pk)
     old_user = membership.user
+    before = Membership(
+        pk=membership.pk, user=old_user, organization=membership.organization,
+        role=membership.role,
+    )  # fmt: skip
     for name, value in fields.items():
         setattr(membership, name, value)
     if "organization" in fields:
         _ensure_manages(actor, membership.organization)
+    _ensure_may_grant(
+        actor, user=membership.user, organization=membership.organization,
+        role=membership.role, membership=before,
+    )  # fmt: skip
     membership.full_clean()
     membership._history_user = actor
     membership.save(update_fields=list(fields) or None)
@@ -696,6 +774,10 @@ def membership_update(*, actor: User, membership: Membership, **fields) -> Membe
 @transaction.atomic
 def membership_delete(*, actor: User, membership: Membership) -> None:
     policy.ensure(actor, policy.DELETE, membership)
+    _ensure_may_grant(
+        actor, user=membership.user, organization=membership.organization,
+        role=membership.role, membership=membership, removal=True,
+    )  # fmt: skip
     user = membership.user
     membership._history_user = actor
     membership.delete()

@@ -1,9 +1,11 @@
 """Identity and access: users, organizations and their memberships (roles)."""
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Upper
+from django.utils.crypto import salted_hmac
 from simple_history.models import HistoricalRecords
 
 from .validators import validate_single_line, validate_time_zone, validate_web_url
@@ -34,6 +36,12 @@ class User(AbstractUser):
         editable=False,
         help_text="The account automated work (Celery, commands) acts and is recorded as.",
     )
+    session_epoch = models.PositiveIntegerField(
+        default=0,
+        editable=False,
+        help_text="Raised to sign the user out everywhere (e.g. when they lose their last "
+        "membership): every session carries a hash of it.",
+    )
 
     class Meta:
         constraints = [
@@ -53,6 +61,26 @@ class User(AbstractUser):
     def __str__(self):
         full = self.get_full_name()
         return f"{full} ({self.username})" if full else self.username
+
+    # Django keeps an HMAC of the password hash in each session and drops the session when
+    # it no longer matches (django.contrib.auth.get_user). Mixing in `session_epoch` lets us
+    # end every session of a user, on any session backend, by raising one number; at epoch
+    # 0 the hash is Django's own, so existing sessions survive this code's deployment.
+    def _with_epoch(self, base: str, secret=None) -> str:
+        if not self.session_epoch:
+            return base
+        return salted_hmac(
+            "tracker.User.session_epoch", f"{base}:{self.session_epoch}", secret=secret,
+            algorithm="sha256",
+        ).hexdigest()  # fmt: skip
+
+    def get_session_auth_hash(self):
+        return self._with_epoch(super().get_session_auth_hash())
+
+    def get_session_auth_fallback_hash(self):
+        bases = super().get_session_auth_fallback_hash()
+        for secret, base in zip(settings.SECRET_KEY_FALLBACKS, bases, strict=True):
+            yield self._with_epoch(base, secret)
 
 
 class Organization(models.Model):

@@ -8,7 +8,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from . import tokens
+from . import signals, tokens
 from .models import ApiToken, Membership, User, WorkerHeartbeat
 
 
@@ -59,7 +59,8 @@ ROLE_GROUPS = {
 
 
 def membership_sync_access(*, user: User) -> None:
-    """Give a user the role groups of their memberships and admin access when they have any.
+    """Give a user the role groups of their memberships and admin access when they have any;
+    take away everything they reach the system with when they have none left.
 
     The permission policy decides what they see and do; the groups name their roles (for
     Django's tools and reports), so no per-user checkbox is ever needed.
@@ -72,6 +73,23 @@ def membership_sync_access(*, user: User) -> None:
     if roles and not user.is_staff:
         user.is_staff = True
         user.save(update_fields=["is_staff"])
+    elif not roles and not user.is_superuser and not user.is_system:
+        user_revoke_access(user=user)
+
+
+def user_revoke_access(*, user: User) -> None:
+    """A person who belongs to no organization any more: no admin access (staff flag), every
+    session ended (a new session epoch: Django drops sessions whose hash no longer matches on
+    their next request, whatever the session backend), every API token revoked, and whatever
+    other apps hold for them revoked too (`signals.access_revoked`: the calendar feed).
+
+    Rejoining an organization gives back admin access; tokens and feeds are made anew."""
+    now = timezone.now()
+    with transaction.atomic():
+        User.objects.filter(pk=user.pk).update(is_staff=False, session_epoch=F("session_epoch") + 1)
+        user.refresh_from_db(fields=["is_staff", "session_epoch"])
+        ApiToken.objects.filter(user=user, revoked_at__isnull=True).update(revoked_at=now)
+        signals.access_revoked.send(sender=User, user=user)
 
 
 TOKEN_OWNER_ONLY = "Only the user or a superuser can create or revoke that user's tokens."

@@ -135,7 +135,8 @@ def _day(value):
 
 @extend_schema_serializer(examples=[OpenApiExample("A task", value=TASK_EXAMPLE)])
 class TaskSerializer(serializers.Serializer):
-    """A task as the API shows it. Many-to-many ids come from `task_attach_relations`.
+    """A task as the API shows it. Many-to-many ids, and the parent and people the reader
+    may see (others are null or left out), come from `task_attach_relations`.
 
     The fields below document the shape (OpenAPI); `to_representation` writes the same keys
     directly, because this is the hottest path of the API (lists of up to 200 tasks).
@@ -153,9 +154,9 @@ class TaskSerializer(serializers.Serializer):
             "lead_organization": task.lead_organization_id,
             "supporting_organizations": task.support_ids,
             "source_outcomes": task.outcome_ids,
-            "assignee": task.assignee_id,
-            "manager": task.manager_id,
-            "parent": task.parent_id,
+            "assignee": task.shown_assignee_id,
+            "manager": task.shown_manager_id,
+            "parent": task.shown_parent_id,
             "depends_on": task.depends_on_ids,
             "start_date": _day(task.start_date),
             "due_date": _day(task.due_date),
@@ -187,12 +188,22 @@ class TaskSerializer(serializers.Serializer):
     source_outcomes = serializers.ListField(
         child=serializers.IntegerField(), source="outcome_ids", read_only=True
     )
-    assignee = serializers.IntegerField(source="assignee_id", read_only=True, allow_null=True)
-    manager = serializers.IntegerField(source="manager_id", read_only=True, allow_null=True)
-    parent = serializers.IntegerField(source="parent_id", read_only=True, allow_null=True)
+    assignee = serializers.IntegerField(
+        source="shown_assignee_id", read_only=True, allow_null=True,
+        help_text="Null when unassigned or when the person is outside your scope.",
+    )  # fmt: skip
+    manager = serializers.IntegerField(
+        source="shown_manager_id", read_only=True, allow_null=True,
+        help_text="Null when none or when the person is outside your scope.",
+    )  # fmt: skip
+    parent = serializers.IntegerField(
+        source="shown_parent_id", read_only=True, allow_null=True,
+        help_text="Null when none or when you cannot open the parent task.",
+    )  # fmt: skip
     depends_on = serializers.ListField(
-        child=serializers.IntegerField(), source="depends_on_ids", read_only=True
-    )
+        child=serializers.IntegerField(), source="depends_on_ids", read_only=True,
+        help_text="The tasks it depends on that you can open.",
+    )  # fmt: skip
     start_date = serializers.DateField(read_only=True, allow_null=True)
     due_date = serializers.DateField(read_only=True)
     time_zone = serializers.CharField(
@@ -214,6 +225,15 @@ class TaskSerializer(serializers.Serializer):
 
 
 class StatusUpdateSerializer(serializers.ModelSerializer):
+    """People ids come from `status_updates_attach_people`: null outside the reader's scope."""
+
+    author = serializers.IntegerField(source="shown_author_id", read_only=True, allow_null=True)
+    assignee_from = serializers.IntegerField(
+        source="shown_assignee_from_id", read_only=True, allow_null=True
+    )
+    assignee_to = serializers.IntegerField(
+        source="shown_assignee_to_id", read_only=True, allow_null=True
+    )
     evidence_url = _link()
     status_from = serializers.ChoiceField(
         choices=Task.Status.choices, allow_blank=True, read_only=True,

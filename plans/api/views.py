@@ -115,6 +115,20 @@ class StatusUpdateViewSet(PolicyViewSetMixin, viewsets.ReadOnlyModelViewSet):
     def get_queryset(self):
         return super().get_queryset().order_by(*self.ordering)
 
+    def list(self, request, *args, **kwargs):
+        queryset = self.filter_queryset(self.get_queryset())
+        page = self.paginate_queryset(queryset)
+        rows = selectors.status_updates_attach_people(
+            queryset if page is None else page, reader=request.user
+        )
+        data = s.StatusUpdateSerializer(rows, many=True).data
+        return Response(data) if page is None else self.get_paginated_response(data)
+
+    def retrieve(self, request, *args, **kwargs):
+        update = self.get_object()
+        selectors.status_updates_attach_people([update], reader=request.user)
+        return Response(s.StatusUpdateSerializer(update).data)
+
     @property
     def paginator(self):
         paginator = super().paginator
@@ -226,7 +240,7 @@ class TaskViewSet(
 
     def _show(self, task: Task, status_code=status.HTTP_200_OK) -> Response:
         task = self.base_queryset().get(pk=task.pk)
-        selectors.task_attach_relations([task])
+        selectors.task_attach_relations([task], reader=self.request.user)
         return Response(
             s.TaskSerializer(task, context=self.get_serializer_context()).data,
             status=status_code,
@@ -236,12 +250,12 @@ class TaskViewSet(
     def list(self, request, *args, **kwargs):
         queryset = self.filter_queryset(self.get_queryset())
         page = self.paginate_queryset(queryset)
-        selectors.task_attach_relations(page)
+        selectors.task_attach_relations(page, reader=request.user)
         return self.get_paginated_response(s.TaskSerializer(page, many=True).data)
 
     def retrieve(self, request, *args, **kwargs):
         task = self.get_object()
-        selectors.task_attach_relations([task])
+        selectors.task_attach_relations([task], reader=request.user)
         return Response(s.TaskSerializer(task).data, headers={"ETag": etag(task)})
 
     def create(self, request, *args, **kwargs):
@@ -359,6 +373,7 @@ class TaskViewSet(
         task = self.get_object()
         if request.method == "GET":
             updates = task.updates.order_by("created_at", "id")
+            updates = selectors.status_updates_attach_people(updates, reader=request.user)
             return Response(s.StatusUpdateSerializer(updates, many=True).data)
         serializer = s.StatusUpdateCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -366,6 +381,7 @@ class TaskViewSet(
             actor=request.user, task=task, expected_version=self.if_match_version(task),
             **serializer.validated_data,
         )  # fmt: skip
+        selectors.status_updates_attach_people([update], reader=request.user)
         # update.task is the row the service locked and wrote: its version is the new ETag.
         return Response(
             s.StatusUpdateSerializer(update).data,

@@ -14,7 +14,13 @@ from django.db import transaction
 from notifications import services
 from notifications.models import Notification, ReminderPolicy
 from plans.models import StatusUpdate, Task
-from tests.factories import MembershipFactory, OrganizationFactory, PlanFactory, TaskFactory
+from tests.factories import (
+    MembershipFactory,
+    OrganizationFactory,
+    PlanFactory,
+    TaskFactory,
+    UserFactory,
+)
 from tracker.models import Membership
 from tracker.services import system_user
 
@@ -56,6 +62,15 @@ def build_world(rng: random.Random, reference: dt.date) -> None:
         MembershipFactory(
             organization=coordinating, role=Membership.Role.COORDINATOR, user__time_zone=zone
         )
+    # People who see tasks through no membership of theirs: a superuser; someone with none.
+    users.append(UserFactory(is_superuser=True, time_zone="Asia/Kolkata"))
+    users.append(UserFactory(time_zone="Europe/London"))
+    # Someone who oversees from the coordinating organization without coordinating.
+    users.append(
+        MembershipFactory(
+            organization=coordinating, role=Membership.Role.MANAGER, user__time_zone="UTC"
+        ).user
+    )
     plans = [
         PlanFactory(coordinating=[coordinating], members=organizations, time_zone=zone)
         for zone in PLAN_ZONES
@@ -79,8 +94,8 @@ def build_world(rng: random.Random, reference: dt.date) -> None:
         task = TaskFactory(
             plan=plan,
             lead_organization=rng.choice(organizations),
-            assignee=rng.choice([None, *users]),
-            manager=rng.choice([None, *users]),
+            supporting_organizations=rng.sample(organizations, rng.choice([0, 0, 1, 2])),
+            visibility=rng.choice(["participants", "plan"]),
             due_date=due,
         )
         created = dt.datetime.combine(
@@ -89,7 +104,11 @@ def build_world(rng: random.Random, reference: dt.date) -> None:
         status = rng.choice(STATUSES)
         completed = created + dt.timedelta(hours=rng.randint(1, 60 * 24))
         closed = status in ("done", "verified")
+        # People set on the row, not through task_assign: many no longer belong to the
+        # task's organizations (moved, or never did: legacy rows), and get no reminder.
         Task.objects.filter(pk=task.pk).update(
+            assignee=rng.choice([None, *users]),
+            manager=rng.choice([None, *users]),
             status=status,
             progress=100 if closed else 0,
             created_at=created,
@@ -237,8 +256,6 @@ def test_postgresql_sweep_matches_the_rules_at_the_edges():
         task = TaskFactory(
             plan=rng.choice([lord_howe, st_johns]),
             lead_organization=rng.choice([lead, lead2]),
-            assignee=rng.choice(people),
-            manager=rng.choice(people),
             due_date=due,
         )
         created = dt.datetime.combine(
@@ -246,6 +263,8 @@ def test_postgresql_sweep_matches_the_rules_at_the_edges():
         )
         status = rng.choice(["planned", "at_risk", "done", "cancelled"])
         Task.objects.filter(pk=task.pk).update(
+            assignee=rng.choice(people),
+            manager=rng.choice(people),
             status=status,
             created_at=created,
             progress=100 if status == "done" else 0,

@@ -293,3 +293,33 @@ def test_a_user_in_a_zone_nobody_knows_is_skipped_not_everyone(world, caplog):
     assert not kinds_of(world.seoul)
     assert kinds_of(world.new_york) == {("due_soon", 1)}
     assert "Mars/Olympus" in caplog.text
+
+
+def test_a_manager_who_left_the_task_organizations_is_reminded_no_more(world):
+    """New York manages the task as a manager of its lead organization; moved to another
+    organization, they no longer see the task and get none of its reminders (escalations
+    included), while the task still names them."""
+    from plans import services as plan_services
+    from tests.factories import OrganizationFactory
+    from tracker.models import Membership
+
+    moment = local(DUE + dt.timedelta(days=20), NEW_YORK)
+
+    def reminded(user):
+        return {
+            row.kind for row in services.reminders_due(now=moment) if row.recipient_id == user.pk
+        }
+
+    assert "escalation_manager" in reminded(world.new_york)  # the control
+    plan_services.membership_create(
+        actor=system_user(), user=world.new_york, organization=OrganizationFactory(),
+        role=Membership.Role.MANAGER,
+    )  # fmt: skip
+    plan_services.membership_delete(
+        actor=system_user(), membership=world.new_york.memberships.get(organization=world.lead)
+    )
+    assert Task.objects.get(pk=world.task.pk).manager == world.new_york
+    assert reminded(world.new_york) == set()
+    assert reminded(world.seoul)  # the assignee, still at the lead organization
+    sweep_at(moment)
+    assert not Notification.objects.filter(recipient=world.new_york).exists()

@@ -22,12 +22,13 @@ def test_a_manager_chooses_among_the_lead_organizations_working_members(world):
     assert _names(world, "manager") == {"contributor_lead", "manager"}
 
 
-def test_a_coordinator_also_chooses_supporting_and_coordinating_people(world):
+def test_a_coordinator_also_chooses_supporting_people_but_not_the_coordinating_ones(world):
+    # The same rule as the services' (plans.permissions.assignee_candidates): an assignee
+    # works in the task's lead or a supporting organization.
     assert _names(world, "coordinator") == {
         "contributor_lead",
         "manager",
         "contributor_supporting",
-        "coordinator",
     }
 
 

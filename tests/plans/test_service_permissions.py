@@ -187,11 +187,13 @@ def test_manager_assigns_only_members_of_the_lead_organization(world):
     ]
     assert snapshot(world.task) == before
 
-    # The coordinator assigns anyone.
+    # The coordinator assigns beyond the lead organization: a supporting one's member.
     services.task_assign(
-        actor=world.user("coordinator"), task=world.task, assignee=world.user("contributor_other")
+        actor=world.user("coordinator"),
+        task=world.task,
+        assignee=world.user("contributor_supporting"),
     )
-    assert Task.objects.get(pk=world.task.pk).assignee == world.user("contributor_other")
+    assert Task.objects.get(pk=world.task.pk).assignee == world.user("contributor_supporting")
 
 
 def test_manager_may_not_change_the_tasks_manager(world):

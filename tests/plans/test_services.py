@@ -32,13 +32,14 @@ from plans.services import (
 )
 from tests.factories import (
     ForumFactory,
+    MembershipFactory,
     OrganizationFactory,
     OutcomeFactory,
     PlanFactory,
     TaskFactory,
-    UserFactory,
     WorkstreamFactory,
 )
+from tracker.models import Membership
 from tracker.services import system_user
 
 S = Task.Status
@@ -539,9 +540,17 @@ def test_task_update_refuses_a_start_after_the_due_date(actor):
 
 
 @pytest.mark.django_db
+def holders(organization, n=1):
+    """Contributors of `organization`: people who may hold its tasks."""
+    return [
+        MembershipFactory(organization=organization, role=Membership.Role.CONTRIBUTOR).user
+        for _ in range(n)
+    ]
+
+
 def test_task_assign_records_the_assignment(actor):
     task = TaskFactory()
-    assignee = UserFactory()
+    (assignee,) = holders(task.lead_organization)
     services.task_assign(actor=actor, task=task, assignee=assignee, note=" Owner from KEIT. ")
     task.refresh_from_db()
     assert task.assignee == assignee
@@ -554,8 +563,9 @@ def test_task_assign_records_the_assignment(actor):
 
 @pytest.mark.django_db
 def test_task_assign_records_a_reassignment_and_an_unassignment(actor):
-    first, second = UserFactory(), UserFactory()
-    task = TaskFactory(assignee=first)
+    lead = OrganizationFactory()
+    first, second = holders(lead, 2)
+    task = TaskFactory(lead_organization=lead, assignee=first)
     services.task_assign(actor=actor, task=task.pk, assignee=second)
     services.task_assign(actor=actor, task=task.pk, assignee=None)
     assert Task.objects.get(pk=task.pk).assignee is None
@@ -568,9 +578,9 @@ def test_task_assign_records_a_reassignment_and_an_unassignment(actor):
 
 @pytest.mark.django_db
 def test_task_assign_records_a_manager_change_in_the_note(actor):
-    assignee = UserFactory()
-    old_manager, new_manager = UserFactory(), UserFactory()
-    task = TaskFactory(manager=old_manager)
+    lead = OrganizationFactory()
+    assignee, old_manager, new_manager = holders(lead, 3)
+    task = TaskFactory(lead_organization=lead, manager=old_manager)
     services.task_assign(
         actor=actor, task=task, assignee=assignee, manager=new_manager, note="Handover."
     )
@@ -582,8 +592,9 @@ def test_task_assign_records_a_manager_change_in_the_note(actor):
 
 @pytest.mark.django_db
 def test_task_assign_may_change_only_the_manager(actor):
-    assignee, manager = UserFactory(), UserFactory()
-    task = TaskFactory(assignee=assignee)
+    lead = OrganizationFactory()
+    assignee, manager = holders(lead, 2)
+    task = TaskFactory(lead_organization=lead, assignee=assignee)
     services.task_assign(actor=actor, task=task, assignee=assignee, manager=manager)
     task.refresh_from_db()
     assert task.manager == manager
@@ -594,9 +605,10 @@ def test_task_assign_may_change_only_the_manager(actor):
 
 @pytest.mark.django_db
 def test_task_assign_leaves_the_manager_alone_when_not_given(actor):
-    manager = UserFactory()
-    task = TaskFactory(manager=manager)
-    services.task_assign(actor=actor, task=task, assignee=UserFactory())
+    lead = OrganizationFactory()
+    manager, assignee = holders(lead, 2)
+    task = TaskFactory(lead_organization=lead, manager=manager)
+    services.task_assign(actor=actor, task=task, assignee=assignee)
     task.refresh_from_db()
     assert task.manager == manager
     assert "Manager" not in task.updates.get(kind=StatusUpdate.Kind.ASSIGNMENT).note
@@ -605,8 +617,9 @@ def test_task_assign_leaves_the_manager_alone_when_not_given(actor):
 @pytest.mark.django_db
 @pytest.mark.parametrize("with_manager", [False, True])
 def test_task_assign_refuses_an_unchanged_assignment(actor, with_manager):
-    assignee, manager = UserFactory(), UserFactory()
-    task = TaskFactory(assignee=assignee, manager=manager)
+    lead = OrganizationFactory()
+    assignee, manager = holders(lead, 2)
+    task = TaskFactory(lead_organization=lead, assignee=assignee, manager=manager)
     before = snapshot(task)
     kwargs = {"manager": manager} if with_manager else {}
     with pytest.raises(ValidationError) as exc:
@@ -925,8 +938,9 @@ def test_task_transition_announces_the_status_change(
 @pytest.mark.django_db
 def test_task_assign_announces_an_update(actor, events, django_capture_on_commit_callbacks):
     task = TaskFactory()
+    assignee, manager = holders(task.lead_organization, 2)
     with django_capture_on_commit_callbacks(execute=True):
-        services.task_assign(actor=actor, task=task, assignee=UserFactory(), manager=UserFactory())
+        services.task_assign(actor=actor, task=task, assignee=assignee, manager=manager)
         assert events == []
     assert events == [(Task, "task.updated", task.pk, {"fields": ["assignee", "manager"]})]
 
