@@ -37,6 +37,7 @@ from tests.factories import (
     OutcomeFactory,
     PlanFactory,
     TaskFactory,
+    UserFactory,
     WorkstreamFactory,
 )
 from tracker.models import Membership
