@@ -282,12 +282,36 @@ class MembershipAdmin(PolicyAdminMixin, PolicyFormMixin, ServiceFormMixin, Simpl
     def service_update(self, actor, obj, changed):
         return services.membership_update(actor=actor, membership=obj, **changed)
 
+    def has_delete_permission(self, request, obj=None):
+        # Not offered at all where the service would refuse (a coordinator role in an
+        # organization the actor does not coordinate).
+        return super().has_delete_permission(request, obj) and (
+            obj is None
+            or policy.membership_grant_refusal(
+                request.user,
+                user=obj.user,
+                organization=obj.organization,
+                role=obj.role,
+                membership=obj,
+                removal=True,
+            )  # fmt: skip
+            is None
+        )
+
     def delete_model(self, request, obj):
-        services.membership_delete(actor=request.user, membership=obj)
+        try:
+            services.membership_delete(actor=request.user, membership=obj)
+        except DomainError as exc:
+            self.message_user(request, str(exc), messages.ERROR)
 
     def delete_queryset(self, request, queryset):
-        for membership in queryset:
-            services.membership_delete(actor=request.user, membership=membership)
+        # All or nothing: one refused membership leaves every selected one in place.
+        try:
+            with transaction.atomic():
+                for membership in queryset:
+                    services.membership_delete(actor=request.user, membership=membership)
+        except DomainError as exc:
+            self.message_user(request, str(exc), messages.ERROR)
 
 
 # --- Forums and outcomes ---------------------------------------------------------------------

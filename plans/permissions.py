@@ -429,7 +429,9 @@ def membership_grant_refusal(
     if removal:
         return None
     elsewhere = Membership.objects.filter(user=user).exclude(organization=organization)
-    if membership is not None and membership.pk:
+    # A role change keeps the user where they are; moving a membership to another
+    # organization is adding that organization's member elsewhere.
+    if membership is not None and membership.pk and membership.organization_id == organization.pk:
         elsewhere = elsewhere.exclude(pk=membership.pk)
     if elsewhere.exists():
         return "user", GRANT_OTHER_ORGANIZATION.format(user=user.get_username())

@@ -472,6 +472,19 @@ def task_update(
     _check_dates(task, changed)
     # A ref, text or date stored before the input rules must not block other edits.
     task.full_clean(exclude=[name for name in LEGACY_TOLERATED if name not in changed])
+    if supporting_organizations is not None:
+        supporting_organizations = list(supporting_organizations)
+    if "lead_organization" in changed or supporting_organizations is not None:
+        # The people holding the task must still work in its organizations (reassign first).
+        task_people_check(
+            plan_id=task.plan_id,
+            lead_organization_id=task.lead_organization_id,
+            supporting_organization_ids=[org.pk for org in supporting_organizations]
+            if supporting_organizations is not None
+            else task.supporting_organizations.values_list("pk", flat=True),
+            assignee=task.assignee,
+            manager=task.manager,
+        )
     _touch(task, actor, changed)
     if supporting_organizations is not None:
         task.supporting_organizations.set(supporting_organizations)
@@ -738,6 +751,8 @@ def membership_create(
 ) -> Membership:
     """Give `user` a role in `organization`; the role alone grants the matching access."""
     _ensure_manages(actor, organization)
+    # The user's row is locked: two grants at once cannot both find "no other membership".
+    User.objects.select_for_update().filter(pk=user.pk).first()
     _ensure_may_grant(actor, user=user, organization=organization, role=role)
     membership = Membership(user=user, organization=organization, role=role)
     _save_new(membership, actor)
@@ -748,6 +763,8 @@ def membership_create(
 @transaction.atomic
 def membership_update(*, actor: User, membership: Membership, **fields) -> Membership:
     policy.ensure(actor, policy.CHANGE, membership)
+    users = {membership.user_id} | ({fields["user"].pk} if fields.get("user") else set())
+    list(User.objects.select_for_update().filter(pk__in=sorted(users)).order_by("pk"))
     membership = Membership.objects.select_for_update().get(pk=membership.pk)
     old_user = membership.user
     before = Membership(

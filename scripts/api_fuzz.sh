@@ -35,6 +35,7 @@ PY
 esac
 
 $BIN/python manage.py migrate --noinput -v0
+$BIN/python manage.py collectstatic --noinput -v0  # DEBUG off: pages need the manifest
 $BIN/python manage.py seed_demo --force >/dev/null
 TOKEN=$($BIN/python manage.py shell -c "
 from tracker.models import User

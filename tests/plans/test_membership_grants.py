@@ -164,3 +164,52 @@ def test_admin_superuser_adds_a_member_of_another_firm(world, client):
     )  # fmt: skip
     assert response.status_code == 302, response.context["adminform"].form.errors
     assert Membership.objects.get(user=outsider, organization=world.lead).role == Role.COORDINATOR
+
+
+# --- Found in review: moving a member, deleting what may not be deleted ------------------------
+
+
+def test_coordinator_cannot_move_a_firms_member_to_another_firm(world):
+    """A role change keeps the user where they are; a change of organization adds a firm's
+    member to another firm, which only superusers may."""
+    with pytest.raises(GrantNotAllowed) as exc:
+        services.membership_update(
+            actor=world.user("coordinator"), membership=world.membership,
+            organization=world.other,
+        )  # fmt: skip
+    assert exc.value.field == "user"
+    world.membership.refresh_from_db()
+    assert world.membership.organization == world.lead
+
+
+def _firm_coordinator(world):
+    return services.membership_create(
+        actor=world.user("superuser"), user=UserFactory(), organization=world.lead,
+        role=Role.COORDINATOR,
+    )  # fmt: skip
+
+
+def test_admin_does_not_offer_deleting_a_firms_coordinator(world, client):
+    firm_coordinator = _firm_coordinator(world)
+    client.force_login(world.user("coordinator"))
+    url = reverse("admin:tracker_membership_delete", args=[firm_coordinator.pk])
+    assert client.get(url).status_code == 403
+    assert client.post(url, {"post": "yes"}).status_code == 403
+    assert Membership.objects.filter(pk=firm_coordinator.pk).exists()
+
+
+def test_admin_bulk_delete_with_a_refused_membership_deletes_nothing(world, client):
+    firm_coordinator = _firm_coordinator(world)
+    client.force_login(world.user("coordinator"))
+    response = client.post(
+        reverse("admin:tracker_membership_changelist"),
+        {
+            "action": "delete_selected",
+            "_selected_action": [world.membership.pk, firm_coordinator.pk],
+            "post": "yes",
+        },
+    )
+    assert response.status_code in (200, 302, 403)
+    assert Membership.objects.filter(pk__in=[world.membership.pk, firm_coordinator.pk]).count() == 2
+    world.membership.user.refresh_from_db()
+    assert world.membership.user.is_staff

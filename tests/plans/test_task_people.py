@@ -192,3 +192,29 @@ def test_admin_assignee_autocomplete_leaves_out_viewers(world, client):
     offered = {int(row["id"]) for row in response.json()["results"]}
     assert world.user("contributor_lead").pk in offered
     assert world.user("viewer").pk not in offered
+
+
+def test_changing_the_organizations_keeps_the_people_holding_the_task_allowed(world):
+    """Found in review: a PATCH of the lead (or supporting) organizations left an assignee who
+    may no longer hold the task, and who lost sight of it and its reminders."""
+    services.task_assign(
+        actor=world.user("coordinator"), task=world.task, assignee=world.user("contributor_lead")
+    )
+    task = Task.objects.get(pk=world.task.pk)
+    response = _api(world).patch(
+        f"/api/v1/tasks/{task.pk}/",
+        {"lead_organization": world.other.pk, "supporting_organizations": []},
+        format="json",
+    )
+    assert response.status_code == 400, response.content
+    assert _fields_of(response) == {"assignee"}
+    after = Task.objects.get(pk=task.pk)
+    assert (after.lead_organization_id, after.version) == (world.lead.pk, task.version)
+    assert list(after.supporting_organizations.all()) == [world.supporting]
+    # the control: a move that keeps the assignee's organization among the task's is taken
+    response = _api(world).patch(
+        f"/api/v1/tasks/{task.pk}/",
+        {"lead_organization": world.other.pk, "supporting_organizations": [world.lead.pk]},
+        format="json",
+    )
+    assert response.status_code == 200, response.content

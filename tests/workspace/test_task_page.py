@@ -340,10 +340,11 @@ def test_assign_offers_only_people_allowed_to_hold_the_task(client, world):
     body = sign_in(client, world.user("manager")).get(task_url(world.task)).content.decode()
     people = {str(world.user(role).pk) for role in ("contributor_lead", "manager")}
     assert _assignee_options(body) == people
-    # a coordinator may also pick the supporting organization's and the coordinators' people
+    # a coordinator may also pick the supporting organization's people (the services' rule:
+    # an assignee works in the task's lead or a supporting organization)
     client.force_login(world.user("coordinator"))
     body = client.get(task_url(world.task)).content.decode()
-    more = {"contributor_supporting", "coordinator"}
+    more = {"contributor_supporting"}
     assert _assignee_options(body) == people | {str(world.user(role).pk) for role in more}
 
 
