@@ -39,6 +39,9 @@ The rules (DESIGN.md, "Permission policy"):
   a manager may also set the assignee, within their organization.
 - contributors, managers and coordinators of a supporting organization: progress notes only.
 - viewer: read only.
+- people: a user sees their own account, the members of their organizations (and of those they
+  manage), and the people named on the tasks they may view (assignee, manager, and those the
+  task's history names), so every surface names the same people.
 - forums, outcomes and organizations: readable by every signed-in user; written by
   coordinators (of any organization). Deleting an organization: superusers only.
 - nobody, superusers included, changes or deletes a status update or deletes a task (tasks
@@ -226,8 +229,25 @@ def _user_q(user: User, action: str) -> Q:
         colleagues = Membership.objects.filter(
             Q(organization_id__in=_orgs(user)) | Q(organization_id__in=_managed_orgs(user))
         ).values("user_id")
-        return Q(pk=user.pk) | Q(pk__in=colleagues)
+        return Q(pk=user.pk) | Q(pk__in=colleagues) | _named_on(Q(_task_q(user, VIEW)))
     return Q(pk__in=[])  # accounts are managed by superusers
+
+
+def _named_on(task_q: Q) -> Q:
+    """People named on the tasks `task_q` selects: assignee and manager, and whoever the tasks'
+    history names (authors, earlier and later assignees); the system account never. A firm
+    sees the ministry official who manages its task, and every surface (API, webhooks,
+    workspace, admin) names the same people."""
+    tasks = Task.objects.filter(task_q)
+    history = StatusUpdate.objects.filter(task_id__in=tasks.values("pk"))
+    named = (
+        Q(pk__in=tasks.values("assignee_id"))
+        | Q(pk__in=tasks.values("manager_id"))
+        | Q(pk__in=history.values("author_id"))
+        | Q(pk__in=history.values("assignee_from_id"))
+        | Q(pk__in=history.values("assignee_to_id"))
+    )
+    return named & Q(is_system=False)
 
 
 # What nobody does, superusers included: history is append-only, tasks keep theirs.
@@ -464,14 +484,15 @@ def organization_task_q(organization_id: int) -> Q:
 def organization_user_q(organization_id: int) -> Q:
     """People an organization may see (named in payloads sent to it): its own members, and
     the members of organizations taking part in plans it coordinates (as its coordinators
-    would)."""
+    would), and the people named on the tasks it may see."""
     coordinated = PlanParticipant.objects.filter(
         organization_id=organization_id, role=PlanParticipant.Role.COORDINATING
     ).values("plan_id")
     managed = Organization.objects.filter(
         Q(pk=organization_id) | Q(plan_participations__plan_id__in=coordinated)
     ).values("pk")
-    return Q(pk__in=Membership.objects.filter(organization_id__in=managed).values("user_id"))
+    members = Membership.objects.filter(organization_id__in=managed).values("user_id")
+    return Q(pk__in=members) | _named_on(organization_task_q(organization_id))
 
 
 def organization_resource_q(user: User, action: str, field: str = "organization") -> Q:

@@ -1,6 +1,8 @@
 """Related ids in payloads name only what the reader may see: a parent or dependency the
 reader cannot open is absent (null parent, left out of depends_on), a person outside the
-reader's scope is null; the same for a webhook's receiving organization. A fixed number of
+reader's scope is null; the same for a webhook's receiving organization. The people named on a
+task the reader may view (assignee, manager, history) are in the reader's scope; the system
+account never is. A fixed number of
 queries per list page, however many rows."""
 
 import pytest
@@ -10,6 +12,7 @@ from rest_framework.test import APIClient
 
 from notifications import services as notification_services
 from notifications.tasks import deliver_webhook_task
+from plans import permissions as policy
 from plans import services
 from plans.models import StatusUpdate
 from tests.factories import TaskFactory
@@ -72,28 +75,48 @@ def test_the_plan_coordinator_sees_every_related_id(world):
     assert _task(world, "superuser")["parent"] == world.hidden.pk
 
 
-def test_people_outside_the_readers_scope_are_null(world):
+def test_people_named_on_a_visible_task_are_named(world):
+    """L's contributor sees who holds T (S's contributor, M's coordinator): they are named on
+    a task L may view, though they are not L's colleagues."""
     lead = _task(world, "contributor_lead")
-    assert (lead["assignee"], lead["manager"]) == (None, None)
-    supporting = _task(world, "contributor_supporting")
-    assert supporting["assignee"] == world.user("contributor_supporting").pk  # themself
-    assert supporting["manager"] is None
+    assert lead["assignee"] == world.user("contributor_supporting").pk
+    assert lead["manager"] == world.user("coordinator").pk
+    reader = world.user("contributor_lead")
+    for person in ("contributor_supporting", "coordinator"):
+        assert policy.can(reader, policy.VIEW, world.user(person))
 
 
-def test_status_updates_hide_people_outside_the_readers_scope(world):
+def test_people_named_only_on_hidden_tasks_stay_hidden(world):
+    """O's contributor holds H, which L cannot open: L's contributor gets no name for them,
+    by the policy's people scope; once a task L sees names them, they are seen."""
+    system = system_user()
+    other = world.user("contributor_other")
+    services.task_assign(actor=system, task=world.hidden, assignee=other, manager=None)
+    client = _client(world, "contributor_lead")
+    reader = world.user("contributor_lead")
+    assert not policy.can(reader, policy.VIEW, other)
+    services.task_update(actor=system, task=world.visible, supporting_organizations=[world.other])
+    world.visible.refresh_from_db()
+    services.task_assign(
+        actor=system, task=world.visible, assignee=other, manager=None,
+        expected_version=world.visible.version,
+    )  # fmt: skip
+    assert policy.can(reader, policy.VIEW, other)
+    body = client.get(f"/api/v1/tasks/{world.visible.pk}/").json()
+    assert body["assignee"] == other.pk
+
+
+def test_status_updates_never_name_the_system_account(world):
     assignment = world.task.updates.get(kind=StatusUpdate.Kind.ASSIGNMENT)
     client = _client(world, "contributor_lead")
     history = client.get(f"/api/v1/tasks/{world.task.pk}/updates/").json()
     (row,) = [row for row in history if row["id"] == assignment.pk]
-    assert (row["author"], row["assignee_to"]) == (None, None)  # system account, S's person
+    assert row["author"] is None  # the system account
+    assert row["assignee_to"] == world.user("contributor_supporting").pk  # named on T
     listed = client.get("/api/v1/status-updates/").json()["results"]
     (row,) = [row for row in listed if row["id"] == assignment.pk]
-    assert (row["author"], row["assignee_to"]) == (None, None)
-    one = client.get(f"/api/v1/status-updates/{assignment.pk}/").json()
-    assert one["assignee_to"] is None
-    # the control: the coordinator sees the assignee
-    row = _client(world, "coordinator").get(f"/api/v1/status-updates/{assignment.pk}/").json()
-    assert row["assignee_to"] == world.user("contributor_supporting").pk
+    assert (row["author"], row["assignee_to"]) == (None, world.user("contributor_supporting").pk)
+    assert not policy.can(world.user("contributor_lead"), policy.VIEW, system_user())
 
 
 def test_webhook_payload_names_only_what_the_receiving_organization_sees(world, monkeypatch):
@@ -110,7 +133,7 @@ def test_webhook_payload_names_only_what_the_receiving_organization_sees(world, 
     supporting = payloads[world.supporting.pk]
     assert supporting["parent"] is None
     assert supporting["depends_on"] == [world.visible.pk]
-    assert supporting["manager"] is None  # M's coordinator: not S's to know
+    assert supporting["manager"] == world.user("coordinator").pk  # named on a task S sees
     assert supporting["assignee"] == world.user("contributor_supporting").pk
     ministry = payloads[world.m.pk]  # the coordinating ministry sees it all
     assert ministry["parent"] == world.hidden.pk
