@@ -47,7 +47,9 @@ URL = "/api/v1/tasks/?status=in_progress&ordering=due_date&page_size=50"
 STATUSES = ["planned", "in_progress", "at_risk", "blocked", "done", "verified", "cancelled"]
 
 
-def ensure_data(total: int) -> tuple[Plan, User]:
+def ensure_data(
+    total: int, plan_code: str = PLAN_CODE, username: str = "bench.coordinator"
+) -> tuple[Plan, User]:
     system = system_user()
     ministry, _ = Organization.objects.get_or_create(
         name="Benchmark Ministry", defaults={"kind": "ministry", "country": "KR"}
@@ -58,13 +60,13 @@ def ensure_data(total: int) -> tuple[Plan, User]:
         )[0]
         for i in range(20)
     ]
-    plan = Plan.objects.filter(code=PLAN_CODE).first()
+    plan = Plan.objects.filter(code=plan_code).first()
     if plan is None:
         plan = services.plan_create(
-            actor=system, code=PLAN_CODE, title="Benchmark plan", coordinating=[ministry],
+            actor=system, code=plan_code, title="Benchmark plan", coordinating=[ministry],
             members=companies, period_start=dt.date(2025, 1, 1), period_end=dt.date(2027, 12, 31),
         )  # fmt: skip
-    user, created = User.objects.get_or_create(username="bench.coordinator")
+    user, created = User.objects.get_or_create(username=username)
     if created:
         services.membership_create(
             actor=system, user=user, organization=ministry, role="coordinator"
