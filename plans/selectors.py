@@ -5,7 +5,6 @@ from dataclasses import dataclass
 from django.core.exceptions import EmptyResultSet
 from django.db import connection, models
 from django.db.models import Case, Count, Exists, OuterRef, Q, QuerySet, Subquery, Value, When
-from django.db.models.functions import Coalesce
 
 from tracker.models import Membership, User
 
@@ -234,6 +233,26 @@ def status_updates_attach_people(updates, *, reader) -> list:
 SCORECARD_CATEGORIES = ("fulfilled", "in_implementation", "not_started", "no_task")
 
 
+def implementing_tasks(*, user: User) -> QuerySet:
+    """The tasks that count for an outcome read by `user`: those the user may see, not
+    cancelled."""
+    return policy.for_user(user, policy.VIEW, Task).exclude(status=Task.Status.CANCELLED)
+
+
+def outcome_category(implementing: QuerySet) -> Case:
+    """An annotation on Outcome rows: its scorecard category ("fulfilled",
+    "in_implementation", "not_started", "no_task") from its tasks among `implementing`
+    (see `outcome_scorecard`)."""
+    mine = implementing.filter(source_outcomes=OuterRef("pk"))
+    return Case(
+        When(~Exists(mine), then=Value("no_task")),
+        When(~Exists(mine.exclude(status__in=Task.COMPLETE_STATUSES)), then=Value("fulfilled")),
+        When(~Exists(mine.exclude(status=Task.Status.PLANNED)), then=Value("not_started")),
+        default=Value("in_implementation"),
+        output_field=models.CharField(),
+    )
+
+
 def outcome_scorecard(*, user: User, plan: Plan | None = None, forum: Forum | None = None):
     """Per forum, how many of its outcomes are fulfilled, in implementation, not started, or
     have no task yet: a list of dicts {"forum", "fulfilled", "in_implementation",
@@ -259,28 +278,8 @@ def outcome_scorecard(*, user: User, plan: Plan | None = None, forum: Forum | No
     outcomes = policy.for_user(user, policy.VIEW, Outcome)
     if forum is not None:
         outcomes = outcomes.filter(forum_id=forum.pk)
-    tasks = policy.for_user(user, policy.VIEW, Task).exclude(status=Task.Status.CANCELLED)
-    implementing = tasks
-    if plan is not None:
-        implementing = tasks.filter(plan_id=plan.pk)
-
-    def count(statuses=None):
-        qs = implementing.filter(source_outcomes=OuterRef("pk"))
-        if statuses is not None:
-            qs = qs.filter(status__in=statuses)
-        counted = qs.order_by().values("source_outcomes").annotate(n=Count("pk")).values("n")
-        return Coalesce(Subquery(counted[:1]), 0, output_field=models.IntegerField())
-
-    complete = count(Task.COMPLETE_STATUSES)
-    planned = count([Task.Status.PLANNED])
-    total = count()
-    category = Case(
-        When(Q(total__lte=0), then=Value("no_task")),
-        When(Q(complete__gte=models.F("total")), then=Value("fulfilled")),
-        When(Q(planned__gte=models.F("total")), then=Value("not_started")),
-        default=Value("in_implementation"),
-        output_field=models.CharField(),
-    )
+    tasks = implementing_tasks(user=user)
+    implementing = tasks if plan is None else tasks.filter(plan_id=plan.pk)
     if plan is not None:
         plan_tasks = policy.for_user(user, policy.VIEW, Task).filter(plan_id=plan.pk)
         tied_forums = Outcome.objects.filter(tasks__in=plan_tasks.values("pk")).values("forum_id")
@@ -289,8 +288,7 @@ def outcome_scorecard(*, user: User, plan: Plan | None = None, forum: Forum | No
             | (~Exists(tasks.filter(source_outcomes=OuterRef("pk"))) & Q(forum_id__in=tied_forums))
         )
     rows = (
-        outcomes.alias(total=total, complete=complete, planned=planned)
-        .annotate(scorecard_category=category)
+        outcomes.annotate(scorecard_category=outcome_category(implementing))
         .order_by()
         .values("forum_id", "scorecard_category")
         .annotate(n=Count("pk"))
@@ -306,3 +304,65 @@ def outcome_scorecard(*, user: User, plan: Plan | None = None, forum: Forum | No
         entry = counts[each.pk]
         result.append({"forum": each, **entry, "total": sum(entry.values())})
     return result
+
+
+# --- Forums and outcomes as their pages show them ---------------------------------------------
+
+
+def forum_list(*, user: User) -> QuerySet:
+    """Forums `user` may see, latest first (one query)."""
+    return policy.for_user(user, policy.VIEW, Forum).order_by("-held_on", "name", "pk")
+
+
+def forum_get(*, user: User, pk: int) -> Forum | None:
+    """One forum `user` may see, with its hosts; None when the policy hides it or there is
+    none (two queries)."""
+    return forum_list(user=user).filter(pk=pk).prefetch_related("hosts").first()
+
+
+def outcome_list(*, user: User, now=None) -> QuerySet:
+    """Outcomes `user` may see, each with its forum and parties and what its implementing
+    tasks add up to, counting only tasks the user may see (cancelled ones never count):
+    `task_count`, `done_count`, `overdue_count`, `progress_rollup` (Outcome.with_progress),
+    `scorecard_category` (see `outcome_scorecard`) and `last_due_date` with
+    `last_due_zone`: the latest due date of those tasks and the time zone it ends in (its
+    plan's), the outcome's deadline. Two queries (rows, then parties), whatever the rows."""
+    visible = policy.for_user(user, policy.VIEW, Task)
+    implementing = implementing_tasks(user=user)
+    last = implementing.filter(source_outcomes=OuterRef("pk")).order_by("-deadline_at", "-pk")
+    return (
+        policy.for_user(user, policy.VIEW, Outcome)
+        .with_progress(now=now, tasks=visible)
+        .annotate(
+            scorecard_category=outcome_category(implementing),
+            last_due_date=Subquery(last.values("due_date")[:1]),
+            last_due_zone=Subquery(last.values("plan__time_zone")[:1]),
+        )
+        .select_related("forum")
+        .prefetch_related("parties")
+        .order_by("forum__held_on", "title", "pk")
+    )
+
+
+def outcome_get(*, user: User, pk: int, now=None) -> Outcome | None:
+    """One outcome `user` may see, annotated as in `outcome_list`; None when hidden."""
+    return outcome_list(user=user, now=now).filter(pk=pk).first()
+
+
+def outcome_task_list(*, user: User, outcome: Outcome, now=None) -> QuerySet:
+    """The tasks implementing `outcome` that `user` may see: open and done ones by deadline,
+    cancelled ones last (shown, never counted), with what a row shows (one query)."""
+    return (
+        policy.for_user(user, policy.VIEW, Task)
+        .filter(source_outcomes=outcome.pk)
+        .with_overdue(now)
+        .select_related("plan", "workstream", "lead_organization", "assignee")
+        .annotate(
+            cancelled_last=Case(
+                When(status=Task.Status.CANCELLED, then=Value(1)),
+                default=Value(0),
+                output_field=models.IntegerField(),
+            )
+        )
+        .order_by("cancelled_last", "deadline_at", "plan__code", "ref", "pk")
+    )
