@@ -208,7 +208,7 @@ def test_forum_page_shows_each_outcome_with_parties_kind_amount_deadline_and_sta
     # plan's zone), rolled-up status and progress
     assert (
         "Pledge: a packaging plant in Texas Item 3 Investment pledge Boeing, Samsung Electronics "
-        "USD 7,000,000,000 2027-06-30, ends 24:00 EDT In implementation"
+        "USD 7,000,000,000 2027-06-30 ends 24:00 EDT In implementation"
     ) in page
     assert "1 of 2 tasks done" in page
     assert "MOU on aviation research MOU" in page and "Fulfilled 100% 1 of 1 task done" in page

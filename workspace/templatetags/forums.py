@@ -60,6 +60,16 @@ def outcome_deadline(outcome) -> str:
 
 
 @register.filter
+def outcome_deadline_end(outcome) -> str:
+    """The second half of `outcome_deadline`, under the date in a narrow column:
+    'ends 24:00 KST'."""
+    day: dt.date | None = getattr(outcome, "last_due_date", None)
+    if day is None:
+        return ""
+    return _("ends 24:00 %(zone)s") % {"zone": zone_abbreviation(outcome.last_due_zone, day)}
+
+
+@register.filter
 def percent(value) -> str:
     """A rolled-up progress rounded for people: '43%'."""
     return f"{round(value or 0)}%"
