@@ -68,7 +68,8 @@ def test_from_a_forum_to_a_task_and_the_inbox(live_server, browser):
 
     page.get_by_role("link", name=re.compile(r"^EN-01 ")).click()
     clicks += 1
-    expect(page.get_by_role("heading", name=re.compile(r"EN-01 SMR main components"))).to_be_visible()
+    heading = page.get_by_role("heading", name=re.compile(r"EN-01 SMR main components"))
+    expect(heading).to_be_visible()
     assert clicks == 2  # "what happened to what we agreed?" is two clicks from the forum
     # ... and back: the task page links its source outcome and its forum
     page.get_by_role("link", name=OUTCOME).click()
