@@ -261,3 +261,20 @@ def test_inbox_query_count_is_fixed_for_5_and_50(client, people, django_assert_n
     html = response.content.decode()
     assert html.count('id="notification-') == 50
     assert text(response).count("A task you can no longer see") == 2 + 15
+
+
+def test_the_inbox_pages_by_fifty_and_marking_read_keeps_the_page(client, people):
+    me = people["me"]
+    notes = [notify(me, people["task"], minutes_ago=i) for i in range(55)]  # newest first
+    sign_in(client, me)
+    second = client.get(INBOX + "?page=2")
+    assert second.content.decode().count('id="notification-') == 5
+    assert "Page 2 of 2" in text(second)
+    oldest = notes[-1]
+    assert f"notification-{oldest.pk}" in second.content.decode()
+    response = client.post(read_url(oldest), {"page": "2"})
+    assert response["Location"] == INBOX + "?page=2"
+    swapped = client.post(read_url(notes[-2]), {"page": "2"}, **HTMX)
+    assert swapped.content.decode().count('id="notification-') == 5
+    assert header_count(swapped) == "53"
+    assert client.get(INBOX + "?page=x").status_code == 200  # a bad page is the first one
