@@ -1,13 +1,14 @@
-"""Reads of the webhooks that need scoping: the policy first, then the filters."""
+"""Reads of the webhooks and the inbox that need scoping: the policy first, then the filters."""
 
 from django.core.exceptions import ValidationError
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, QuerySet
 
 from plans import permissions as policy
+from plans.models import Task
 from tracker.models import Membership, Organization, User
 
 from .filtersets import WebhookDeliveryFilterSet
-from .models import WebhookDelivery, WebhookSubscription
+from .models import Notification, WebhookDelivery, WebhookSubscription
 
 
 def webhook_organizations_managed(user: User) -> QuerySet:
@@ -40,3 +41,37 @@ def webhook_delivery_list(
     if not filterset.is_valid():
         raise _errors(filterset)
     return filterset.qs.order_by("-created_at", "-pk")
+
+
+# --- The in-app inbox --------------------------------------------------------------------------
+
+
+def notification_list(*, user: User) -> QuerySet:
+    """`user`'s own notifications, newest first (also for superusers: an inbox is one's own),
+    with their task and its plan, and `task_visible`: whether the user may still open the task
+    (someone who left the task's organization keeps the reminder but not the task). One query
+    for any slice."""
+    own = policy.for_user(user, policy.VIEW, Notification).filter(recipient_id=user.pk)
+    visible = policy.for_user(user, policy.VIEW, Task).filter(pk=OuterRef("task_id"))
+    return (
+        own.select_related("task", "task__plan")
+        .annotate(task_visible=Exists(visible))
+        .order_by("-created_at", "-pk")
+    )
+
+
+def notification_get(*, user: User, pk: int) -> Notification | None:
+    """One of `user`'s own notifications; None for anyone else's (one query)."""
+    return notification_list(user=user).filter(pk=pk).first()
+
+
+def notification_unread_count(*, user: User) -> int:
+    """How many of `user`'s notifications are unread: ONE COUNT query (0 and no query when
+    signed out)."""
+    if not policy.is_signed_in(user):
+        return 0
+    return (
+        policy.for_user(user, policy.VIEW, Notification)
+        .filter(recipient_id=user.pk, read_at__isnull=True)
+        .count()
+    )

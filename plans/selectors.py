@@ -3,13 +3,13 @@
 from dataclasses import dataclass
 
 from django.core.exceptions import EmptyResultSet
-from django.db import connection
-from django.db.models import Q, QuerySet
+from django.db import connection, models
+from django.db.models import Case, Count, Exists, OuterRef, Q, QuerySet, Subquery, Value, When
 
 from tracker.models import Membership, User
 
 from . import permissions as policy
-from .models import PlanParticipant, Task
+from .models import Forum, Outcome, Plan, PlanParticipant, Task
 from .services import WORKFLOW, Move
 
 
@@ -226,3 +226,143 @@ def status_updates_attach_people(updates, *, reader) -> list:
             value = getattr(update, name)
             setattr(update, f"shown_{name}", value if value in seen else None)
     return updates
+
+
+# --- Outcome scorecard -----------------------------------------------------------------------
+
+SCORECARD_CATEGORIES = ("fulfilled", "in_implementation", "not_started", "no_task")
+
+
+def implementing_tasks(*, user: User) -> QuerySet:
+    """The tasks that count for an outcome read by `user`: those the user may see, not
+    cancelled."""
+    return policy.for_user(user, policy.VIEW, Task).exclude(status=Task.Status.CANCELLED)
+
+
+def outcome_category(implementing: QuerySet) -> Case:
+    """An annotation on Outcome rows: its scorecard category ("fulfilled",
+    "in_implementation", "not_started", "no_task") from its tasks among `implementing`
+    (see `outcome_scorecard`)."""
+    mine = implementing.filter(source_outcomes=OuterRef("pk"))
+    return Case(
+        When(~Exists(mine), then=Value("no_task")),
+        When(~Exists(mine.exclude(status__in=Task.COMPLETE_STATUSES)), then=Value("fulfilled")),
+        When(~Exists(mine.exclude(status=Task.Status.PLANNED)), then=Value("not_started")),
+        default=Value("in_implementation"),
+        output_field=models.CharField(),
+    )
+
+
+def outcome_scorecard(*, user: User, plan: Plan | None = None, forum: Forum | None = None):
+    """Per forum, how many of its outcomes are fulfilled, in implementation, not started, or
+    have no task yet: a list of dicts {"forum", "fulfilled", "in_implementation",
+    "not_started", "no_task", "total"}, forums in their usual order (latest first), only
+    forums with at least one outcome counted. TWO queries whatever the number of rows.
+
+    Outcomes counted are those the policy lets `user` see (public records: every signed-in
+    user). An outcome's category comes from its implementing tasks that `user` may see and
+    that are not cancelled (so a figure never reveals a task the reader may not open):
+    - fulfilled: every such task is done or verified (done counts: the work is finished,
+      verification is the coordinator's check of it, shown on the task itself);
+    - in implementation: at least one has started (any status but planned), not all done;
+    - not started: every such task is still planned;
+    - no task yet: there is none.
+
+    `forum=` keeps that forum's outcomes. `plan=` keeps what that plan took up:
+    - outcomes that are sources of the plan's (visible, non-cancelled) tasks, categorized
+      from the plan's tasks alone (another plan's work on the same outcome does not count);
+    - plus "no task yet": outcomes with no visible non-cancelled task in ANY plan whose forum
+      is tied to the plan, i.e. the forum has an outcome that is a source of a visible task of
+      the plan (any status). An outcome only other plans implement is left out.
+    """
+    outcomes = policy.for_user(user, policy.VIEW, Outcome)
+    if forum is not None:
+        outcomes = outcomes.filter(forum_id=forum.pk)
+    tasks = implementing_tasks(user=user)
+    implementing = tasks if plan is None else tasks.filter(plan_id=plan.pk)
+    if plan is not None:
+        plan_tasks = policy.for_user(user, policy.VIEW, Task).filter(plan_id=plan.pk)
+        tied_forums = Outcome.objects.filter(tasks__in=plan_tasks.values("pk")).values("forum_id")
+        outcomes = outcomes.filter(
+            Exists(implementing.filter(source_outcomes=OuterRef("pk")))
+            | (~Exists(tasks.filter(source_outcomes=OuterRef("pk"))) & Q(forum_id__in=tied_forums))
+        )
+    rows = (
+        outcomes.annotate(scorecard_category=outcome_category(implementing))
+        .order_by()
+        .values("forum_id", "scorecard_category")
+        .annotate(n=Count("pk"))
+    )
+    counts: dict[int, dict] = {}
+    for row in rows:
+        entry = counts.setdefault(row["forum_id"], dict.fromkeys(SCORECARD_CATEGORIES, 0))
+        entry[row["scorecard_category"]] += row["n"]
+    if not counts:
+        return []
+    result = []
+    for each in Forum.objects.filter(pk__in=counts):
+        entry = counts[each.pk]
+        result.append({"forum": each, **entry, "total": sum(entry.values())})
+    return result
+
+
+# --- Forums and outcomes as their pages show them ---------------------------------------------
+
+
+def forum_list(*, user: User) -> QuerySet:
+    """Forums `user` may see, latest first (one query)."""
+    return policy.for_user(user, policy.VIEW, Forum).order_by("-held_on", "name", "pk")
+
+
+def forum_get(*, user: User, pk: int) -> Forum | None:
+    """One forum `user` may see, with its hosts; None when the policy hides it or there is
+    none (two queries)."""
+    return forum_list(user=user).filter(pk=pk).prefetch_related("hosts").first()
+
+
+def outcome_list(*, user: User, now=None) -> QuerySet:
+    """Outcomes `user` may see, each with its forum and parties and what its implementing
+    tasks add up to, counting only tasks the user may see (cancelled ones never count):
+    `task_count`, `done_count`, `overdue_count`, `progress_rollup` (Outcome.with_progress),
+    `scorecard_category` (see `outcome_scorecard`) and `last_due_date` with
+    `last_due_zone`: the latest due date of those tasks and the time zone it ends in (its
+    plan's), the outcome's deadline. Two queries (rows, then parties), whatever the rows."""
+    visible = policy.for_user(user, policy.VIEW, Task)
+    implementing = implementing_tasks(user=user)
+    last = implementing.filter(source_outcomes=OuterRef("pk")).order_by("-deadline_at", "-pk")
+    return (
+        policy.for_user(user, policy.VIEW, Outcome)
+        .with_progress(now=now, tasks=visible)
+        .annotate(
+            scorecard_category=outcome_category(implementing),
+            last_due_date=Subquery(last.values("due_date")[:1]),
+            last_due_zone=Subquery(last.values("plan__time_zone")[:1]),
+        )
+        .select_related("forum")
+        .prefetch_related("parties")
+        .order_by("forum__held_on", "title", "pk")
+    )
+
+
+def outcome_get(*, user: User, pk: int, now=None) -> Outcome | None:
+    """One outcome `user` may see, annotated as in `outcome_list`; None when hidden."""
+    return outcome_list(user=user, now=now).filter(pk=pk).first()
+
+
+def outcome_task_list(*, user: User, outcome: Outcome, now=None) -> QuerySet:
+    """The tasks implementing `outcome` that `user` may see: open and done ones by deadline,
+    cancelled ones last (shown, never counted), with what a row shows (one query)."""
+    return (
+        policy.for_user(user, policy.VIEW, Task)
+        .filter(source_outcomes=outcome.pk)
+        .with_overdue(now)
+        .select_related("plan", "workstream", "lead_organization", "assignee")
+        .annotate(
+            cancelled_last=Case(
+                When(status=Task.Status.CANCELLED, then=Value(1)),
+                default=Value(0),
+                output_field=models.IntegerField(),
+            )
+        )
+        .order_by("cancelled_last", "deadline_at", "plan__code", "ref", "pk")
+    )

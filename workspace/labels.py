@@ -62,3 +62,42 @@ def status(code: str) -> str:
 
 def move(label: str) -> str:
     return MOVE.get(label, label)
+
+
+# --- forums, outcomes and the inbox ----------------------------------------------------------
+
+FORUM_KIND = {
+    "summit": pgettext_lazy("forum kind", "Summit"),
+    "ministerial": pgettext_lazy("forum kind", "Ministerial meeting"),
+    "dialogue": pgettext_lazy("forum kind", "Dialogue"),
+    "business_forum": pgettext_lazy("forum kind", "Business forum"),
+    "conference": pgettext_lazy("forum kind", "Conference"),
+    "working_group_meeting": pgettext_lazy("forum kind", "Working-group meeting"),
+}
+
+# An outcome's state as its tasks add up (plans.selectors.outcome_scorecard).
+SCORECARD = {
+    "fulfilled": pgettext_lazy("scorecard", "Fulfilled"),
+    "in_implementation": pgettext_lazy("scorecard", "In implementation"),
+    "not_started": pgettext_lazy("scorecard", "Not started"),
+    "no_task": pgettext_lazy("scorecard", "No task yet"),
+}
+
+# The status a coordinator recorded on the outcome itself.
+OUTCOME_STATUS = {
+    "open": pgettext_lazy("outcome status", "Open"),
+    "in_implementation": pgettext_lazy("outcome status", "In implementation"),
+    "fulfilled": pgettext_lazy("outcome status", "Fulfilled"),
+    "lapsed": pgettext_lazy("outcome status", "Lapsed"),
+}
+
+NOTIFICATION_KIND = {
+    "due_soon": pgettext_lazy("notification kind", "Due soon"),
+    "due_today": pgettext_lazy("notification kind", "Due today"),
+    "overdue": pgettext_lazy("notification kind", "Overdue"),
+    "escalation_manager": pgettext_lazy("notification kind", "Overdue: escalated to the manager"),
+    "escalation_coordinators": pgettext_lazy(
+        "notification kind", "Overdue: escalated to the coordinators"
+    ),
+    "awaiting_verification": pgettext_lazy("notification kind", "Done, awaiting verification"),
+}

@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from . import views
+from . import views, views_forums, views_inbox
 
 app_name = "workspace"
 
@@ -21,4 +21,10 @@ urlpatterns = [
     path("tasks/<int:pk>/report/", views.task_report, name="task-report"),
     path("tasks/<int:pk>/assign/", views.task_assign, name="task-assign"),
     path("tasks/<int:pk>/deadline/", views.task_deadline, name="task-deadline"),
+    path("forums/", views_forums.forum_list, name="forums"),
+    path("forums/<int:pk>/", views_forums.forum_detail, name="forum"),
+    path("outcomes/<int:pk>/", views_forums.outcome_detail, name="outcome"),
+    path("inbox/", views_inbox.inbox, name="inbox"),
+    path("inbox/<int:pk>/read/", views_inbox.notification_read, name="inbox-read"),
+    path("inbox/read-all/", views_inbox.notifications_read_all, name="inbox-read-all"),
 ]
