@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from . import views
+from . import views, views_plans
 
 app_name = "workspace"
 
@@ -21,4 +21,7 @@ urlpatterns = [
     path("tasks/<int:pk>/report/", views.task_report, name="task-report"),
     path("tasks/<int:pk>/assign/", views.task_assign, name="task-assign"),
     path("tasks/<int:pk>/deadline/", views.task_deadline, name="task-deadline"),
+    path("plans/", views_plans.plan_list, name="plans"),
+    path("plans/<int:pk>/", views_plans.plan_detail, name="plan"),
+    path("plans/<int:pk>/print/", views_plans.plan_print, name="plan-print"),
 ]
