@@ -3,13 +3,14 @@
 from dataclasses import dataclass
 
 from django.core.exceptions import EmptyResultSet
-from django.db import connection
-from django.db.models import Q, QuerySet
+from django.db import connection, models
+from django.db.models import Case, Count, Exists, OuterRef, Q, QuerySet, Subquery, Value, When
+from django.db.models.functions import Coalesce
 
 from tracker.models import Membership, User
 
 from . import permissions as policy
-from .models import PlanParticipant, Task
+from .models import Forum, Outcome, Plan, PlanParticipant, Task
 from .services import WORKFLOW, Move
 
 
@@ -226,3 +227,82 @@ def status_updates_attach_people(updates, *, reader) -> list:
             value = getattr(update, name)
             setattr(update, f"shown_{name}", value if value in seen else None)
     return updates
+
+
+# --- Outcome scorecard -----------------------------------------------------------------------
+
+SCORECARD_CATEGORIES = ("fulfilled", "in_implementation", "not_started", "no_task")
+
+
+def outcome_scorecard(*, user: User, plan: Plan | None = None, forum: Forum | None = None):
+    """Per forum, how many of its outcomes are fulfilled, in implementation, not started, or
+    have no task yet: a list of dicts {"forum", "fulfilled", "in_implementation",
+    "not_started", "no_task", "total"}, forums in their usual order (latest first), only
+    forums with at least one outcome counted. TWO queries whatever the number of rows.
+
+    Outcomes counted are those the policy lets `user` see (public records: every signed-in
+    user). An outcome's category comes from its implementing tasks that `user` may see and
+    that are not cancelled (so a figure never reveals a task the reader may not open):
+    - fulfilled: every such task is done or verified (done counts: the work is finished,
+      verification is the coordinator's check of it, shown on the task itself);
+    - in implementation: at least one has started (any status but planned), not all done;
+    - not started: every such task is still planned;
+    - no task yet: there is none.
+
+    `forum=` keeps that forum's outcomes. `plan=` keeps what that plan took up:
+    - outcomes that are sources of the plan's (visible, non-cancelled) tasks, categorized
+      from the plan's tasks alone (another plan's work on the same outcome does not count);
+    - plus "no task yet": outcomes with no visible non-cancelled task in ANY plan whose forum
+      is tied to the plan, i.e. the forum has an outcome that is a source of a visible task of
+      the plan (any status). An outcome only other plans implement is left out.
+    """
+    outcomes = policy.for_user(user, policy.VIEW, Outcome)
+    if forum is not None:
+        outcomes = outcomes.filter(forum_id=forum.pk)
+    tasks = policy.for_user(user, policy.VIEW, Task).exclude(status=Task.Status.CANCELLED)
+    implementing = tasks
+    if plan is not None:
+        implementing = tasks.filter(plan_id=plan.pk)
+
+    def count(statuses=None):
+        qs = implementing.filter(source_outcomes=OuterRef("pk"))
+        if statuses is not None:
+            qs = qs.filter(status__in=statuses)
+        counted = qs.order_by().values("source_outcomes").annotate(n=Count("pk")).values("n")
+        return Coalesce(Subquery(counted[:1]), 0, output_field=models.IntegerField())
+
+    complete = count(Task.COMPLETE_STATUSES)
+    planned = count([Task.Status.PLANNED])
+    total = count()
+    category = Case(
+        When(Q(total__lte=0), then=Value("no_task")),
+        When(Q(complete__gte=models.F("total")), then=Value("fulfilled")),
+        When(Q(planned__gte=models.F("total")), then=Value("not_started")),
+        default=Value("in_implementation"),
+        output_field=models.CharField(),
+    )
+    if plan is not None:
+        plan_tasks = policy.for_user(user, policy.VIEW, Task).filter(plan_id=plan.pk)
+        tied_forums = Outcome.objects.filter(tasks__in=plan_tasks.values("pk")).values("forum_id")
+        outcomes = outcomes.filter(
+            Exists(implementing.filter(source_outcomes=OuterRef("pk")))
+            | (~Exists(tasks.filter(source_outcomes=OuterRef("pk"))) & Q(forum_id__in=tied_forums))
+        )
+    rows = (
+        outcomes.alias(total=total, complete=complete, planned=planned)
+        .annotate(scorecard_category=category)
+        .order_by()
+        .values("forum_id", "scorecard_category")
+        .annotate(n=Count("pk"))
+    )
+    counts: dict[int, dict] = {}
+    for row in rows:
+        entry = counts.setdefault(row["forum_id"], dict.fromkeys(SCORECARD_CATEGORIES, 0))
+        entry[row["scorecard_category"]] += row["n"]
+    if not counts:
+        return []
+    result = []
+    for each in Forum.objects.filter(pk__in=counts):
+        entry = counts[each.pk]
+        result.append({"forum": each, **entry, "total": sum(entry.values())})
+    return result
