@@ -28,25 +28,30 @@ class Geometry:
     task: int  # timeline task row
     task_bar: int
     more: int  # timeline "and N more" row
+    line: int  # an extra text line in a labelled bar's row
 
 
 SCREEN = Geometry(row=40, text=15, bar_y=21, bar=12, stack=28, axis=34, group=26, task=20,
-                  task_bar=11, more=18)  # fmt: skip
-PRINT = Geometry(row=27, text=10, bar_y=13, bar=8, stack=18, axis=26, group=16, task=13,
-                 task_bar=8, more=12)  # fmt: skip
+                  task_bar=11, more=18, line=18)  # fmt: skip
+PRINT = Geometry(row=30, text=12, bar_y=16, bar=9, stack=20, axis=28, group=19, task=15,
+                 task_bar=9, more=14, line=13)  # fmt: skip
 
 
-def labelled_bars(items: list[dict], *, scale: float | None = None, geometry=SCREEN) -> dict:
-    """Bars with their label above them, one per item.
+def labelled_bars(
+    items: list[dict], *, scale: float | None = None, lines: int = 1, geometry=SCREEN
+) -> dict:
+    """Bars with their label above them (`lines` lines of text), one per item.
 
-    Each item: `label`, `segments` [(css class, value)], optional `href`. A bar's segments are
-    laid end to end; `scale` is the value of the full width (default: the largest bar).
+    Each item: `segments` [(css class, value)] and what the template shows. A bar's segments
+    are laid end to end; `scale` is the value of the full width (default: the largest bar).
     """
+    extra = (lines - 1) * geometry.line
+    row_height = geometry.row + extra
     largest = max((sum(v for _c, v in item["segments"]) for item in items), default=0)
     scale = scale or largest or 1
     rows = []
     for index, item in enumerate(items):
-        top = index * geometry.row
+        top = index * row_height
         x, segments = 0.0, []
         for css, value in item["segments"]:
             width = 100 * value / scale
@@ -57,13 +62,14 @@ def labelled_bars(items: list[dict], *, scale: float | None = None, geometry=SCR
             {
                 **item,
                 "text_y": top + geometry.text,
-                "bar_y": top + geometry.bar_y,
+                "text2_y": top + geometry.text + geometry.line,
+                "bar_y": top + geometry.bar_y + extra,
                 "segments": segments,
             }
         )
     return {
         "rows": rows,
-        "height": max(1, len(items)) * geometry.row,
+        "height": max(1, len(items)) * row_height,
         "bar": geometry.bar,
     }
 
@@ -158,9 +164,11 @@ def timeline(
     return {
         "rows": rows,
         "ticks": ticks,
-        "height": y + 4,
+        "height": y + geometry.more + 6,  # room for today's label under the bars
+        "today_y": y + geometry.more + 2,
+        "bars_end": y + 2,
         "axis": geometry.axis,
-        "body_height": y - geometry.axis,
+        "body_height": y + 2 - geometry.axis,
         "bar": geometry.task_bar,
         "label_share": pct(LABEL_SHARE - 1),
         "period_x": pct(x(period_start)),

@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from plans import permissions as policy
 from plans import selectors as plan_selectors
-from plans.models import Forum, Outcome, Plan, StatusUpdate, Task, Workstream
+from plans.models import Plan, StatusUpdate, Task, Workstream
 from tracker.models import Organization
 
 DUE_SOON_DAYS = 30
@@ -244,35 +244,6 @@ def _recent_changes(user, plan: Plan) -> list[StatusUpdate]:
     return plan_selectors.status_updates_attach_people(updates, reader=user)
 
 
-def outcome_scorecard(*, user, plan: Plan) -> list[dict]:
-    """Per forum, the outcomes behind the plan's tasks the user may see, by how far they got:
-    fulfilled, in implementation, not started (open or lapsed), no task yet. Two queries."""
-    sources = Task.source_outcomes.through.objects.filter(
-        task__in=visible_tasks(user).filter(plan=plan)
-    ).values("outcome_id")
-    counts = (
-        Outcome.objects.filter(pk__in=sources)
-        .values("forum_id", "status")
-        .annotate(count=Count("pk"))
-        .order_by()
-    )
-    parts = {
-        Outcome.Status.FULFILLED: "fulfilled",
-        Outcome.Status.IN_IMPLEMENTATION: "in_implementation",
-    }
-    rows = {}
-    for row in counts:
-        entry = rows.setdefault(
-            row["forum_id"],
-            {"fulfilled": 0, "in_implementation": 0, "not_started": 0, "no_task": 0, "total": 0},
-        )
-        entry[parts.get(row["status"], "not_started")] += row["count"]
-        entry["total"] += row["count"]
-    forums = Forum.objects.in_bulk(list(rows)) if rows else {}
-    result = [{"forum": forums[pk], **entry} for pk, entry in rows.items() if pk in forums]
-    return sorted(result, key=lambda row: (row["forum"].held_on, row["forum"].name))
-
-
 def plan_dashboard(
     *, user, plan: Plan, now: dt.datetime | None = None, today: dt.date | None = None
 ) -> dict:
@@ -290,9 +261,7 @@ def plan_dashboard(
     for row in status_rows:
         by_status[row["status"]] += row["count"]
     workstreams = _workstreams(plan, visible_tasks(user), now, status_rows)
-    organizations, more_organizations, due_soon, overdue_by_workstream = _organizations(
-        tasks, now
-    )
+    organizations, more_organizations, due_soon, overdue_by_workstream = _organizations(tasks, now)
     for row in workstreams:
         if row.workstream is None:
             row.overdue_count = overdue_by_workstream.get(None, 0)
@@ -317,5 +286,5 @@ def plan_dashboard(
         "timeline": _timeline(tasks, now, workstreams),
         "timeline_per_workstream": TIMELINE_PER_WORKSTREAM,
         "recent_changes": _recent_changes(user, plan),
-        "scorecard": outcome_scorecard(user=user, plan=plan),
+        "scorecard": plan_selectors.outcome_scorecard(user=user, plan=plan),
     }

@@ -8,21 +8,25 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import render
 from django.utils import timezone
+from django.utils.translation import pgettext_lazy
 from django.views.decorators.http import require_GET
 
 from . import charts, dashboard
 
 TIMELINE_STATUSES = [code for code in dashboard.STATUS_ORDER if code != "cancelled"]
-SCORE_PARTS = ("fulfilled", "in_implementation", "not_started", "no_task")
+# The scorecard's categories in running text ("2 fulfilled · 1 not started").
+SCORE_PARTS = {
+    "fulfilled": pgettext_lazy("dashboard", "fulfilled"),
+    "in_implementation": pgettext_lazy("dashboard", "in implementation"),
+    "not_started": pgettext_lazy("dashboard", "not started"),
+    "no_task": pgettext_lazy("dashboard", "no task yet"),
+}
 
 
 def _charts(data: dict, geometry) -> dict:
     """The SVG geometry of every chart, drawn from the same figures as the tables."""
     workstreams = charts.labelled_bars(
-        [
-            {"row": row, "segments": [("c-progress", row.progress)]}
-            for row in data["workstreams"]
-        ],
+        [{"row": row, "segments": [("c-progress", row.progress)]} for row in data["workstreams"]],
         scale=100,
         geometry=geometry,
     )
@@ -38,9 +42,14 @@ def _charts(data: dict, geometry) -> dict:
     )
     scorecard = charts.labelled_bars(
         [
-            {"row": row, "segments": [(f"c-{part}", row[part]) for part in SCORE_PARTS]}
+            {
+                "row": row,
+                "segments": [(f"c-{part}", row[part]) for part in SCORE_PARTS],
+                "parts": [(row[part], words) for part, words in SCORE_PARTS.items() if row[part]],
+            }
             for row in data["scorecard"]
         ],
+        lines=2,
         geometry=geometry,
     )
     plan = data["plan"]
