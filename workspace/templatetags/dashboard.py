@@ -1,7 +1,7 @@
 """Template filters of the plan dashboard."""
 
 from django import template
-from django.utils.translation import pgettext
+from django.utils.translation import gettext, pgettext
 
 from workspace import labels
 
@@ -17,6 +17,8 @@ def shown_person(update, field: str) -> str:
     plans.selectors.status_updates_attach_people); "no one" when it names nobody."""
     if getattr(update, f"{field}_id") is None:
         return person(None)
+    if getattr(getattr(update, field), "is_system", False):
+        return gettext("the system")
     if getattr(update, f"shown_{field}_id", None) is None:
         return pgettext("dashboard", "someone outside your organizations")
     return person(getattr(update, field))
