@@ -31,6 +31,13 @@ ROLE = {
     "viewer": _("Viewer"),
 }
 
+PLAN_STATUS = {
+    "draft": pgettext_lazy("plan status", "Draft"),
+    "active": pgettext_lazy("plan status", "Active"),
+    "closed": pgettext_lazy("plan status", "Closed"),
+    "archived": pgettext_lazy("plan status", "Archived"),
+}
+
 OUTCOME_KIND = {
     "mou": _("MOU"),
     "investment_pledge": _("Investment pledge"),

@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from . import views, views_forums, views_inbox
+from . import views, views_forums, views_inbox, views_plans
 
 app_name = "workspace"
 
@@ -27,4 +27,7 @@ urlpatterns = [
     path("inbox/", views_inbox.inbox, name="inbox"),
     path("inbox/<int:pk>/read/", views_inbox.notification_read, name="inbox-read"),
     path("inbox/read-all/", views_inbox.notifications_read_all, name="inbox-read-all"),
+    path("plans/", views_plans.plan_list, name="plans"),
+    path("plans/<int:pk>/", views_plans.plan_detail, name="plan"),
+    path("plans/<int:pk>/print/", views_plans.plan_print, name="plan-print"),
 ]

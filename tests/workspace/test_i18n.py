@@ -121,7 +121,11 @@ TEMPLATE_STRINGS = [
 ]
 PY_STRINGS = re.compile(r"""(?<![\w.])(?:_|gettext_lazy|gettext)\(\s*"((?:[^"\\]|\\.)+)"\s*[,)]""")
 PY_CONTEXT_STRINGS = re.compile(r"""pgettext_lazy\(\s*"([^"]+)",\s*"([^"]+)"\s*\)""")
-BLOCKS = re.compile(r"{% blocktranslate[^%]*%}(.*?){% endblocktranslate %}", re.S)
+TEMPLATE_CONTEXT_STRINGS = re.compile(
+    r"""{% translate "([^"]+)" context "([^"]+)"(?: as \w+)? %}"""
+)
+BLOCKS = re.compile(r"{% blocktranslate([^%]*)%}(.*?){% endblocktranslate %}", re.S)
+BLOCK_CONTEXT = re.compile(r'context "([^"]+)"')
 
 
 def _workspace_strings() -> set:
@@ -131,10 +135,13 @@ def _workspace_strings() -> set:
         source = path.read_text()
         for pattern in TEMPLATE_STRINGS:
             found.update(pattern.findall(source))
-        for body in BLOCKS.findall(source):
+        found.update((ctx, msgid) for msgid, ctx in TEMPLATE_CONTEXT_STRINGS.findall(source))
+        for header, body in BLOCKS.findall(source):
             singular = body.split("{% plural %}")[0]
             # as makemessages writes it: a literal % doubled, {{ name }} as %(name)s
-            found.add(re.sub(r"{{ (\w+) }}", r"%(\1)s", singular.replace("%", "%%")))
+            msgid = re.sub(r"{{ (\w+) }}", r"%(\1)s", singular.replace("%", "%%"))
+            context = BLOCK_CONTEXT.search(header)
+            found.add((context.group(1), msgid) if context else msgid)
     for path in (ROOT / "workspace").rglob("*.py"):
         source = re.sub(r'"\s*\n\s*"', "", path.read_text())  # join implicit concatenations
         found.update(PY_STRINGS.findall(source))
