@@ -227,8 +227,9 @@ class Page:
     previous_cursor: str | None
 
 
-def page(queryset: QuerySet, params: QueryDict, size: int = PAGE_SIZE) -> Page:
+def page(queryset: QuerySet, params: QueryDict, size: int | None = None) -> Page:
     """One page of `rows()` after (or before) the cursor in `params`: one query."""
+    size = size or PAGE_SIZE
     sort, descending = parse_sort(params)
     sort_term = f"-{sort}" if descending else sort
     cursor = params.get(CURSOR_PARAM, "")

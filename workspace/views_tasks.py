@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, pgettext
 from django.views.decorators.http import require_GET
 
 from tracker.validators import DATE_OUT_OF_RANGE, MAX_YEAR, MIN_YEAR
@@ -63,9 +63,9 @@ def _form(request, choices: dict, errors: dict) -> dict:
     """What the filter form shows: each field's value(s), choices and errors."""
     params = request.GET
     overdue = [
-        ("", _("Any")),
-        ("true", _("Overdue only")),
-        ("false", _("Not overdue")),
+        ("", pgettext("task list", "Any")),
+        ("true", pgettext("task list", "Overdue only")),
+        ("false", pgettext("task list", "Not overdue")),
     ]
     values = {name: params.get(name, "") for name in FORM_PARAMS}
     for name, options in choices.items():
@@ -158,6 +158,6 @@ def task_export(request, fmt: str):
         (_("Exported at"), f"{now:%Y-%m-%d %H:%M} {now.tzname()}"),
         (_("Exported by"), person(request.user)),
         (_("Time zone"), getattr(zone, "key", str(zone))),
-        (_("Filters"), tl.query(request.GET).lstrip("?") or _("none")),
+        (pgettext("task list", "Filters"), tl.query(request.GET).lstrip("?") or _("none")),
     ]
     return exports.xlsx_response(queryset, about=about)
