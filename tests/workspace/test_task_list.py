@@ -385,7 +385,7 @@ def test_sortable_headers_are_links_with_aria_sort(client, world):
     )
     assert [key for _attrs, key, _href in headers] == [c.key for c in tl.COLUMNS]
     sorted_headers = [(key, attrs) for attrs, key, _href in headers if "aria-sort" in attrs]
-    assert sorted_headers == [("progress", ' aria-sort="descending" class="num"')]
+    assert sorted_headers == [("progress", ' aria-sort="descending" class="col-progress num"')]
     href = dict((key, unescape(href)) for _attrs, key, href in headers)
     assert href["progress"].endswith("sort=progress")  # pressed again: ascending
     assert href["ref"].endswith("sort=ref")
