@@ -401,6 +401,20 @@ def test_a_cursor_from_one_order_is_refused_in_another(client, world, monkeypatc
     assert "Page: This page link is not valid" in text(response)
 
 
+def test_a_cursor_carries_the_longest_korean_title(client, world, monkeypatch):
+    monkeypatch.setattr(tl, "PAGE_SIZE", 1)
+    # Varied syllables (they compress less than one repeated), up to the field's limit.
+    length = Task._meta.get_field("title").max_length
+    longest = "".join(chr(0xAC00 + (n * 37) % 11172) for n in range(length))
+    services.task_update(actor=world.users["coordinator"], task=world.tasks["A-01"], title=longest)
+    sign_in(client, world.users["coordinator"])
+    first = client.get(LIST + "?sort=-title")
+    assert page_ids(first) == world.ids("A-01")
+    second = client.get(first.context["next_url"])
+    assert page_ids(second) == world.ids("X-01")  # then "Task X-01", "Task G-01" ...
+    assert len(all_list_ids(client, "sort=-title")) == Task.objects.count()
+
+
 # --- Bad input: a readable 400, never a 500 -------------------------------------------------
 
 
@@ -419,7 +433,7 @@ def test_a_cursor_from_one_order_is_refused_in_another(client, world, monkeypatc
         ("sort=secret_field", "Sort"),
         ("sort=--due", "Sort"),
         ("cursor=not-a-cursor", "Page"),
-        ("cursor=" + "x" * 2000, "Page"),
+        ("cursor=" + "x" * 5000, "Page"),
     ],
 )
 def test_bad_input_is_a_readable_400_naming_the_field(client, db, query, label):
