@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from . import views, views_forums, views_inbox, views_plans
+from . import views, views_forums, views_inbox, views_plans, views_tasks
 
 app_name = "workspace"
 
@@ -16,6 +16,8 @@ urlpatterns = [
     ),
     path("signout/", auth_views.LogoutView.as_view(), name="logout"),
     path("language/", views.set_language, name="language"),
+    path("tasks/", views_tasks.task_list, name="tasks"),
+    path("tasks/export/<str:fmt>/", views_tasks.task_export, name="tasks-export"),
     path("tasks/<int:pk>/", views.task_detail, name="task"),
     path("tasks/<int:pk>/move/", views.task_move, name="task-move"),
     path("tasks/<int:pk>/report/", views.task_report, name="task-report"),
