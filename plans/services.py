@@ -433,6 +433,12 @@ UPDATABLE_FIELDS = frozenset(
     {
         "title",
         "description",
+        # The English and Korean versions (tracker/content_language.py); "title" alone is
+        # the active language's.
+        "title_en",
+        "title_ko",
+        "description_en",
+        "description_ko",
         "workstream",
         "lead_organization",
         "start_date",
@@ -445,7 +451,10 @@ UPDATABLE_FIELDS = frozenset(
 
 # Fields whose rules (tracker/validators.py) came after rows were stored; _check_dates
 # covers the date constraint that skipping them in full_clean skips.
-LEGACY_TOLERATED = ("ref", "title", "description", "start_date", "due_date")
+LEGACY_TOLERATED = (
+    "ref", "title", "title_en", "title_ko", "description", "description_en", "description_ko",
+    "start_date", "due_date",
+)  # fmt: skip
 
 
 @transaction.atomic

@@ -8,6 +8,7 @@ from django.db.models.functions import Upper
 from django.utils.crypto import salted_hmac
 from simple_history.models import HistoricalRecords
 
+from .content_language import TranslatedContent
 from .validators import validate_single_line, validate_time_zone, validate_web_url
 
 
@@ -83,7 +84,7 @@ class User(AbstractUser):
             yield self._with_epoch(base, secret)
 
 
-class Organization(models.Model):
+class Organization(TranslatedContent):
     class Kind(models.TextChoices):
         MINISTRY = "ministry", "Ministry"
         AGENCY = "agency", "Agency"
@@ -97,11 +98,9 @@ class Organization(models.Model):
 
     GOVERNMENT_KINDS = (Kind.MINISTRY, Kind.AGENCY, Kind.PUBLIC_INSTITUTION)
 
+    # In English and Korean: name_en, name_ko, acronym_en, acronym_ko (tracker/translation.py).
     name = models.CharField(max_length=200, unique=True, validators=[validate_single_line])
     acronym = models.CharField(max_length=30, blank=True, validators=[validate_single_line])
-    name_ko = models.CharField(
-        "name in Korean", max_length=200, blank=True, validators=[validate_single_line]
-    )
     kind = models.CharField(max_length=32, choices=Kind.choices)
     country = models.CharField(max_length=2, help_text="ISO 3166-1 alpha-2 code, e.g. KR, US, JP.")
     parent = models.ForeignKey(
