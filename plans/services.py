@@ -16,6 +16,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from tracker import content_language
 from tracker.models import Membership, Organization, User
 from tracker.services import membership_sync_access
 from tracker.validators import validate_date_in_range, validate_web_url
@@ -64,6 +65,7 @@ MANAGER_NOT_IN_TASK_ORGANIZATIONS = (
 MEMBERSHIP_ORGANIZATION = "You cannot manage memberships of this organization."
 NEW_TASK_PLANNED = "A new task starts as 'planned'."
 NOT_UPDATABLE = "These fields cannot be changed here: {fields}. Use the workflow services."
+TITLE_REQUIRED = "Give a title in English (title_en) or Korean (title_ko)."
 
 
 @dataclass(frozen=True)
@@ -137,6 +139,12 @@ def _validate_date(field: str, value) -> None:
         raise ValidationError({field: exc.messages}) from exc
 
 
+def _named(field: str, value: str | None) -> dict:
+    """`{field: value}` unless None: callers may give the English and Korean versions
+    (`title_en`, `title_ko`) instead of the active language's `title`."""
+    return {} if value is None else {field: value}
+
+
 def _save_new(obj, actor: User) -> None:
     """Validate and insert `obj`, recording `actor` in its audit history."""
     obj.full_clean()
@@ -181,15 +189,16 @@ def _touch(task: Task, actor: User, fields: list[str]) -> None:
 def forum_create(
     *,
     actor: User,
-    name: str,
     kind: str,
     held_on: dt.date,
+    name: str | None = None,
     hosts: Iterable[Organization] = (),
     participants: Iterable[Organization] = (),
     **fields,
 ) -> Forum:
+    """`name` is the active language's; or give `name_en` / `name_ko` (likewise `summary`)."""
     policy.ensure(actor, policy.ADD, Forum)
-    forum = Forum(name=name, kind=kind, held_on=held_on, **fields)
+    forum = Forum(kind=kind, held_on=held_on, **_named("name", name), **fields)
     _save_new(forum, actor)
     forum.hosts.set(hosts)
     forum.participants.set(participants)
@@ -202,12 +211,12 @@ def outcome_create(
     actor: User,
     forum: Forum,
     kind: str,
-    title: str,
+    title: str | None = None,
     parties: Iterable[Organization] = (),
     **fields,
 ) -> Outcome:
     policy.ensure(actor, policy.ADD, Outcome)
-    outcome = Outcome(forum=forum, kind=kind, title=title, **fields)
+    outcome = Outcome(forum=forum, kind=kind, **_named("title", title), **fields)
     _save_new(outcome, actor)
     outcome.parties.set(parties)
     return outcome
@@ -218,9 +227,9 @@ def plan_create(
     *,
     actor: User,
     code: str,
-    title: str,
     period_start: dt.date,
     period_end: dt.date,
+    title: str | None = None,
     coordinating: Iterable[Organization] = (),
     members: Iterable[Organization] = (),
     **fields,
@@ -240,7 +249,10 @@ def plan_create(
         )
         if not own & {org.pk for org in coordinating}:
             raise ValidationError({"coordinating": PLAN_WITHOUT_ACTOR})
-    plan = Plan(code=code, title=title, period_start=period_start, period_end=period_end, **fields)
+    plan = Plan(
+        code=code, period_start=period_start, period_end=period_end, **_named("title", title),
+        **fields,
+    )  # fmt: skip
     _save_new(plan, actor)
     roles = {org.pk: (org, PlanParticipant.Role.MEMBER) for org in members}
     roles.update({org.pk: (org, PlanParticipant.Role.COORDINATING) for org in coordinating})
@@ -275,12 +287,12 @@ def workstream_create(
     actor: User,
     plan: Plan,
     code: str,
-    title: str,
+    title: str | None = None,
     lead_organizations: Iterable[Organization] = (),
     **fields,
 ) -> Workstream:
     policy.ensure(actor, policy.CHANGE, plan)
-    workstream = Workstream(plan=plan, code=code, title=title, **fields)
+    workstream = Workstream(plan=plan, code=code, **_named("title", title), **fields)
     _save_new(workstream, actor)
     workstream.lead_organizations.set(lead_organizations)
     return workstream
@@ -371,9 +383,9 @@ def task_create(
     actor: User,
     plan: Plan,
     ref: str,
-    title: str,
     lead_organization: Organization,
     due_date: dt.date,
+    title: str | None = None,
     supporting_organizations: Iterable[Organization] = (),
     source_outcomes: Iterable[Outcome] = (),
     depends_on: Iterable[Task] = (),
@@ -389,7 +401,7 @@ def task_create(
     task = Task(
         plan=plan,
         ref=ref,
-        title=title,
+        **_named("title", title),
         lead_organization=lead_organization,
         due_date=due_date,
         created_by=actor,
@@ -479,6 +491,10 @@ def task_update(
     for name in changed:
         setattr(task, name, fields[name])
     _check_dates(task, changed)
+    if {"title", "title_en", "title_ko"} & set(changed) and not content_language.shown(
+        task, "title"
+    )[0]:
+        raise ValidationError({"title": TITLE_REQUIRED})
     # A ref, text or date stored before the input rules must not block other edits.
     task.full_clean(exclude=[name for name in LEGACY_TOLERATED if name not in changed])
     if supporting_organizations is not None:
