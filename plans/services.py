@@ -206,6 +206,19 @@ def forum_create(
 
 
 @transaction.atomic
+def forum_update(*, actor: User, forum: Forum, **fields) -> Forum:
+    """Change a forum's fields (e.g. its Korean name `name_ko`)."""
+    policy.ensure(actor, policy.CHANGE, forum)
+    forum = Forum.objects.select_for_update().get(pk=forum.pk)
+    for name, value in fields.items():
+        setattr(forum, name, value)
+    forum.full_clean()
+    forum._history_user = actor
+    forum.save(update_fields=list(fields) or None)
+    return forum
+
+
+@transaction.atomic
 def outcome_create(
     *,
     actor: User,

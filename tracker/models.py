@@ -3,8 +3,9 @@
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q, Value
 from django.db.models.functions import Upper
+from django.db.models.lookups import Exact
 from django.utils.crypto import salted_hmac
 from simple_history.models import HistoricalRecords
 
@@ -149,7 +150,9 @@ class Organization(TranslatedContent):
             ),
             models.UniqueConstraint(
                 Upper("acronym"),
-                condition=~Q(acronym=""),
+                # A lookup, not `~Q(acronym="")`: modeltranslation rewrites keyword lookups on
+                # `acronym` to the active language's column (acronym_en), in place.
+                condition=~Q(Exact(F("acronym"), Value(""))),
                 name="organization_acronym_unique",
                 violation_error_message="Another organization already uses this acronym.",
             ),

@@ -6,6 +6,8 @@ Korean name is unique like the English one, and NULL may repeat). The audit hist
 the same columns and values.
 """
 
+import django.db.models.functions.text
+import django.db.models.lookups
 import tracker.validators
 from django.db import migrations, models
 from django.db.models import F
@@ -88,5 +90,14 @@ class Migration(migrations.Migration):
             model_name='organization',
             name='name_ko',
             field=models.CharField(max_length=200, null=True, unique=True, validators=[tracker.validators.validate_single_line]),
+        ),
+        # Same index; its condition written as a lookup that modeltranslation leaves alone.
+        migrations.RemoveConstraint(
+            model_name='organization',
+            name='organization_acronym_unique',
+        ),
+        migrations.AddConstraint(
+            model_name='organization',
+            constraint=models.UniqueConstraint(django.db.models.functions.text.Upper('acronym'), condition=models.Q(django.db.models.lookups.Exact(models.F('acronym'), models.Value('')), _negated=True), name='organization_acronym_unique', violation_error_message='Another organization already uses this acronym.'),
         ),
     ]
