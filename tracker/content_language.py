@@ -19,6 +19,7 @@ search both (`search_q`).
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils import translation
@@ -132,3 +133,21 @@ class TranslatedContent(models.Model):
             super().save(*args, update_fields=update_fields, **kwargs)
 
     save.alters_data = True
+
+    def clean_fields(self, exclude=None):
+        """Each language's version is checked under its own name (title_en, title_ko); the
+        original field only for being empty in both languages."""
+        originals = set(translated_fields(type(self)))
+        exclude = set(exclude or ())
+        errors = {}
+        try:
+            super().clean_fields(exclude=exclude | originals)
+        except ValidationError as exc:
+            errors = exc.update_error_dict(errors)
+        for field in originals - exclude:
+            if not self._meta.get_field(field).blank and not shown(self, field)[0]:
+                errors.setdefault(field, []).append(
+                    ValidationError(self._meta.get_field(field).error_messages["blank"])
+                )
+        if errors:
+            raise ValidationError(errors)

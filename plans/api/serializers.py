@@ -11,7 +11,7 @@ from plans.models import Forum, Outcome, Plan, PlanParticipant, StatusUpdate, Ta
 from tracker import content_language
 from tracker.api.fields import IdRelatedField
 from tracker.models import Organization, User
-from tracker.validators import validate_date_in_range
+from tracker.validators import validate_date_in_range, validate_single_line, validate_text
 
 # --- Reads -------------------------------------------------------------------------------------
 
@@ -318,11 +318,12 @@ TITLE_REQUIRED = services.TITLE_REQUIRED
 TWO_VALUES = "Give {field} or {localized}, not both with different values."
 
 
-def _version_field(max_length=None, help_text=""):
+def _version_field(max_length=None, help_text="", validators=()):
     kwargs = {"max_length": max_length} if max_length else {}
     return serializers.CharField(
-        allow_null=True, allow_blank=True, required=False, help_text=help_text, **kwargs
-    )
+        allow_null=True, allow_blank=True, required=False, help_text=help_text,
+        validators=list(validators), **kwargs,
+    )  # fmt: skip
 
 
 class TaskWriteSerializer(StrictSerializer):
@@ -332,16 +333,17 @@ class TaskWriteSerializer(StrictSerializer):
 
     workstream = IdRelatedField(queryset=Workstream.objects.all(), allow_null=True, required=False)
     title = serializers.CharField(
-        max_length=300, required=False,
+        max_length=300, required=False, validators=[validate_single_line],
         help_text="The title in the request's language (Accept-Language; English by default).",
     )  # fmt: skip
-    title_en = _version_field(300, "The English title.")
-    title_ko = _version_field(300, "The Korean title.")
+    title_en = _version_field(300, "The English title.", [validate_single_line])
+    title_ko = _version_field(300, "The Korean title.", [validate_single_line])
     description = serializers.CharField(
-        allow_blank=True, required=False, help_text="The description in the request's language."
-    )
-    description_en = _version_field(help_text="The English description.")
-    description_ko = _version_field(help_text="The Korean description.")
+        allow_blank=True, required=False, validators=[validate_text],
+        help_text="The description in the request's language.",
+    )  # fmt: skip
+    description_en = _version_field(help_text="English description.", validators=[validate_text])
+    description_ko = _version_field(help_text="Korean description.", validators=[validate_text])
     lead_organization = IdRelatedField(queryset=Organization.objects.all())
     supporting_organizations = IdRelatedField(
         queryset=Organization.objects.all(), many=True, required=False
