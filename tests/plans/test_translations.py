@@ -107,7 +107,9 @@ def test_api_writes_either_language_and_title_means_the_request_language(world):
     )  # fmt: skip
     assert response.status_code == 201, response.json()
     body = response.json()
-    assert (body["title"], body["title_en"], body["title_ko"]) == ("한국어 과제", None, "한국어 과제")
+    assert (body["title"], body["title_en"], body["title_ko"]) == (
+        "한국어 과제", None, "한국어 과제",
+    )  # fmt: skip
     # The original column keeps the English version, or the Korean one when there is none.
     assert Task.objects.filter(pk=body["id"]).values_list("title", flat=True).get() == "한국어 과제"
 
