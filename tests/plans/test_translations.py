@@ -316,9 +316,10 @@ def test_migration_keeps_existing_titles_as_english():
     assert orgs.filter(pk=org.pk).values_list("name_en", "name_ko", "acronym_en").get() == (
         "Samsung Electronics", "삼성전자", None,
     )  # fmt: skip
-    assert orgs.filter(pk__in=[bare.pk, bare2.pk]).values_list("name_ko", flat=True).distinct()[
-        0
-    ] is None  # two organizations without a Korean name: NULL, not a clash on ""
+    assert (
+        orgs.filter(pk__in=[bare.pk, bare2.pk]).values_list("name_ko", flat=True).distinct()[0]
+        is None
+    )  # two organizations without a Korean name: NULL, not a clash on ""
     assert orgs.get(pk=bare.pk).acronym_en == "ABS"
 
     executor = MigrationExecutor(connection)
