@@ -145,9 +145,11 @@ def _named(field: str, value: str | None) -> dict:
     return {} if value is None else {field: value}
 
 
-def _save_new(obj, actor: User) -> None:
-    """Validate and insert `obj`, recording `actor` in its audit history."""
-    obj.full_clean()
+def _save_new(obj, actor: User, given=()) -> None:
+    """Validate and insert `obj`, recording `actor` in its audit history. `given`: the
+    translated fields set by their plain name (errors are reported under that name)."""
+    with content_language.errors_named_as_given(given):
+        obj.full_clean()
     obj._history_user = actor
     obj.save()
 
@@ -199,7 +201,7 @@ def forum_create(
     """`name` is the active language's; or give `name_en` / `name_ko` (likewise `summary`)."""
     policy.ensure(actor, policy.ADD, Forum)
     forum = Forum(kind=kind, held_on=held_on, **_named("name", name), **fields)
-    _save_new(forum, actor)
+    _save_new(forum, actor, given=["name"] if name is not None else [])
     forum.hosts.set(hosts)
     forum.participants.set(participants)
     return forum
@@ -230,7 +232,7 @@ def outcome_create(
 ) -> Outcome:
     policy.ensure(actor, policy.ADD, Outcome)
     outcome = Outcome(forum=forum, kind=kind, **_named("title", title), **fields)
-    _save_new(outcome, actor)
+    _save_new(outcome, actor, given=["title"] if title is not None else [])
     outcome.parties.set(parties)
     return outcome
 
@@ -266,7 +268,7 @@ def plan_create(
         code=code, period_start=period_start, period_end=period_end, **_named("title", title),
         **fields,
     )  # fmt: skip
-    _save_new(plan, actor)
+    _save_new(plan, actor, given=["title"] if title is not None else [])
     roles = {org.pk: (org, PlanParticipant.Role.MEMBER) for org in members}
     roles.update({org.pk: (org, PlanParticipant.Role.COORDINATING) for org in coordinating})
     for org, role in roles.values():
@@ -306,7 +308,7 @@ def workstream_create(
 ) -> Workstream:
     policy.ensure(actor, policy.CHANGE, plan)
     workstream = Workstream(plan=plan, code=code, **_named("title", title), **fields)
-    _save_new(workstream, actor)
+    _save_new(workstream, actor, given=["title"] if title is not None else [])
     workstream.lead_organizations.set(lead_organizations)
     return workstream
 
@@ -435,7 +437,7 @@ def task_create(
     _check_dates(task)
     if isinstance(due_date, dt.date):
         task.deadline_at = Task.deadline_for(due_date, plan.time_zone)
-    _save_new(task, actor)
+    _save_new(task, actor, given=["title"] if title is not None else [])
     if at is not None:
         Task.objects.filter(pk=task.pk).update(created_at=at)
         task.created_at = at
@@ -508,8 +510,14 @@ def task_update(
         task, "title"
     )[0]:
         raise ValidationError({"title": TITLE_REQUIRED})
-    # A ref, text or date stored before the input rules must not block other edits.
-    task.full_clean(exclude=[name for name in LEGACY_TOLERATED if name not in changed])
+    # A ref, text or date stored before the input rules must not block other edits. A text
+    # changed by its plain name (title) is checked in the version it wrote (title_ko).
+    checked = {
+        *changed,
+        *content_language.all_columns(Task, set(changed) & {"title", "description"}),
+    }
+    with content_language.errors_named_as_given(set(changed) & {"title", "description"}):
+        task.full_clean(exclude=[name for name in LEGACY_TOLERATED if name not in checked])
     if supporting_organizations is not None:
         supporting_organizations = list(supporting_organizations)
     if "lead_organization" in changed or supporting_organizations is not None:

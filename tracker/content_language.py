@@ -18,6 +18,8 @@ search both (`search_q`).
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -102,6 +104,22 @@ def lacks_q(model, language: str) -> Q:
         )
         query |= missing & present
     return query
+
+
+@contextmanager
+def errors_named_as_given(fields):
+    """Report a version's errors under the name the caller used: a caller who set `title`
+    (the active language's version) hears about `title`, not `title_ko`."""
+    try:
+        yield
+    except ValidationError as exc:
+        if hasattr(exc, "error_dict"):
+            language = active_language()
+            for field in fields:
+                version = localized(field, language)
+                if version in exc.error_dict:
+                    exc.error_dict.setdefault(field, []).extend(exc.error_dict.pop(version))
+        raise
 
 
 def empty_to_none(value):
