@@ -33,6 +33,9 @@ class LacksTranslationFilter(admin.SimpleListFilter):
 class TranslatedAdmin(TranslationAdmin):
     """Mix in before the admin's other base classes (after the project's own mixins)."""
 
+    class Media:
+        css = {"all": ("plans/admin_translations.css",)}
+
     def _translated(self) -> tuple[str, ...]:
         return content_language.translated_fields(self.model)
 
