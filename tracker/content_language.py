@@ -169,3 +169,20 @@ class TranslatedContent(models.Model):
                 )
         if errors:
             raise ValidationError(errors)
+
+    def validate_constraints(self, exclude=None):
+        """modeltranslation copies each unique constraint per language (name_en + date, ...):
+        a clash is reported once."""
+        try:
+            super().validate_constraints(exclude=exclude)
+        except ValidationError as exc:
+            if hasattr(exc, "error_dict"):
+                for field, errors in exc.error_dict.items():
+                    seen, unique = set(), []
+                    for error in errors:
+                        text = " ".join(error.messages)
+                        if text not in seen:
+                            seen.add(text)
+                            unique.append(error)
+                    exc.error_dict[field] = unique
+            raise
