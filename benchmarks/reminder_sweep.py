@@ -182,8 +182,8 @@ def _generate(cursor, tasks: int) -> None:
     run(
         "organizations",
         f"""
-        INSERT INTO tracker_organization (name, acronym, name_ko, kind, country, website)
-        SELECT '{ORG_PREFIX}' || lpad(n::text, 4, '0'), '', '',
+        INSERT INTO tracker_organization (name, name_en, acronym, kind, country, website)
+        SELECT '{ORG_PREFIX}' || lpad(n::text, 4, '0'), '{ORG_PREFIX}' || lpad(n::text, 4, '0'), '',
                CASE WHEN n <= {m} THEN 'ministry'
                     ELSE (ARRAY['company', 'company', 'company', 'agency', 'association',
                                 'research_institute', 'university', 'financial_institution'])
@@ -272,9 +272,10 @@ def _generate(cursor, tasks: int) -> None:
     run(
         "plans",
         f"""
-        INSERT INTO plans_plan (code, title, description, period_start, period_end, status,
-                                time_zone, requires_evidence, created_at, updated_at)
+        INSERT INTO plans_plan (code, title, title_en, description, period_start, period_end,
+                                status, time_zone, requires_evidence, created_at, updated_at)
         SELECT code, 'Reminder sweep benchmark plan ' || code,
+               'Reminder sweep benchmark plan ' || code,
                CASE WHEN pno = 1 THEN %s ELSE '' END, DATE '2019-01-01', DATE '2030-12-31',
                'active', time_zone, false, {now} - interval '2600 days',
                {now} - interval '2600 days'
@@ -387,10 +388,11 @@ def _generate(cursor, tasks: int) -> None:
         ),
         inserted AS (
             INSERT INTO plans_task (
-                plan_id, ref, title, description, lead_organization_id, assignee_id,
+                plan_id, ref, title, title_en, description, lead_organization_id, assignee_id,
                 manager_id, start_date, due_date, deadline_at, status, priority, progress,
                 visibility, completed_at, verified_at, version, created_at, updated_at)
-            SELECT p.id, 'T-' || r.g, 'Benchmark task ' || r.g, '', lead.id, asg.user_id,
+            SELECT p.id, 'T-' || r.g, 'Benchmark task ' || r.g, 'Benchmark task ' || r.g, '',
+                   lead.id, asg.user_id,
                    mgr.user_id, CASE WHEN mod(r.g, 3) = 0 THEN r.due_date - 90 END,
                    r.due_date, (r.due_date + 1)::timestamp AT TIME ZONE p.time_zone, r.status,
                    (ARRAY['low', 'normal', 'normal', 'high', 'critical'])[1 + mod(r.g, 5)],

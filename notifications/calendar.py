@@ -15,7 +15,7 @@ import icalendar
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from plans import permissions as policy
 from plans.exceptions import NotAllowed
@@ -124,6 +124,8 @@ def calendar_feed_render(feed: CalendarFeed) -> bytes:
     calendar.add("x-wr-calname", CALENDAR_NAME.format(user=user.get_username()))
     calendar.add("x-published-ttl", "PT1H")
     host, now = _host(), timezone.now()
-    for task in tasks:
-        calendar.add_component(_event(task, host, now))
+    # Titles in the feed owner's language (or the other one's where it has none).
+    with translation.override(user.language if user.language in ("en", "ko") else "en"):
+        for task in tasks:
+            calendar.add_component(_event(task, host, now))
     return calendar.to_ical()

@@ -9,6 +9,7 @@ from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils import translation
 
 from .schedule import zone
 
@@ -68,7 +69,14 @@ def _email(
 
 
 def build(notification, connection=None) -> EmailMultiAlternatives:
-    """The email of a notification (recipient, task and plan loaded)."""
+    """The email of a notification (recipient, task and plan loaded). Titles in the
+    recipient's language (the other language's when there is no version in it)."""
+    recipient = notification.recipient
+    with translation.override(recipient.language if recipient.language in LANGUAGES else "en"):
+        return _build(notification, connection)
+
+
+def _build(notification, connection) -> EmailMultiAlternatives:
     recipient = notification.recipient
     task = notification.task
     plan = task.plan
@@ -115,8 +123,14 @@ def _local(moment, tz) -> str:
 
 def build_digest(digest, content, connection=None) -> EmailMultiAlternatives:
     """The email of a digest (its user loaded) reporting `content` (services.DigestContent:
-    task lists with their plans loaded). Deadlines and completion times in the user's zone;
-    the Message-ID derives from the digest's key, the same on every attempt."""
+    task lists with their plans loaded). Deadlines and completion times in the user's zone,
+    titles in the user's language; the Message-ID derives from the digest's key, the same on
+    every attempt."""
+    with translation.override(digest.user.language if digest.user.language in LANGUAGES else "en"):
+        return _build_digest(digest, content, connection)
+
+
+def _build_digest(digest, content, connection) -> EmailMultiAlternatives:
     user = digest.user
     language = user.language if user.language in LANGUAGES else "en"
     tz = zone(user.time_zone)

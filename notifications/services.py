@@ -31,7 +31,7 @@ from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import InterfaceError, OperationalError, transaction
 from django.db.models import BooleanField, ExpressionWrapper
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from plans import permissions as policy
 from plans import selectors as plan_selectors
@@ -389,7 +389,9 @@ def _event_payload(
     if task is None:
         return None
     plan_selectors.task_attach_relations([task], reader=reader)
-    with timezone.override(dt.UTC):
+    # `title` and `description` in English (or Korean where there is no English) whoever
+    # made the change; title_en / title_ko carry both versions.
+    with timezone.override(dt.UTC), translation.override("en"):
         data = {"task": TaskSerializer(task).data}
         if event == WebhookEvent.TASK_STATUS_CHANGED:
             data["status_from"] = extra.get("status_from")
@@ -1221,7 +1223,7 @@ def reminder_webhooks_record(
         plan_selectors.task_attach_relations(
             list(tasks.values()), reader=plan_selectors.SeenBy(organization_id=org_id)
         )
-        with timezone.override(dt.UTC):
+        with timezone.override(dt.UTC), translation.override("en"):
             represented.update(
                 {(org_id, pk): TaskSerializer(task).data for pk, task in tasks.items()}
             )

@@ -17,6 +17,7 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
+from modeltranslation.admin import TranslationTabularInline
 from simple_history.admin import SimpleHistoryAdmin
 
 from tracker.models import Membership, Organization, User
@@ -24,6 +25,7 @@ from tracker.validators import validate_date_in_range, validate_web_url
 
 from . import permissions as policy
 from . import selectors, services
+from .admin_translations import TranslatedAdmin
 from .exceptions import DomainError, VersionConflict
 from .models import Forum, Outcome, Plan, PlanParticipant, StatusUpdate, Task, Workstream
 
@@ -226,7 +228,7 @@ class UserAdmin(PolicyAdminMixin, DjangoUserAdmin):
 
 
 @admin.register(Organization)
-class OrganizationAdmin(PolicyAdminMixin, SimpleHistoryAdmin):
+class OrganizationAdmin(PolicyAdminMixin, TranslatedAdmin, SimpleHistoryAdmin):
     list_display = ("name", "acronym", "name_ko", "kind", "country", "parent")
     list_filter = ("kind", "country")
     search_fields = ("name", "acronym", "name_ko")
@@ -333,7 +335,7 @@ class OutcomeInline(PolicyInlineMixin, admin.TabularInline):
 
 
 @admin.register(Forum)
-class ForumAdmin(PolicyAdminMixin, SimpleHistoryAdmin):
+class ForumAdmin(PolicyAdminMixin, TranslatedAdmin, SimpleHistoryAdmin):
     list_display = ("name", "series", "kind", "held_on", "location", "outcome_count")
     list_filter = ("kind", "series")
     search_fields = ("name", "series", "location", "summary")
@@ -373,7 +375,7 @@ class RollupAdminMixin:
 
 
 @admin.register(Outcome)
-class OutcomeAdmin(RollupAdminMixin, PolicyAdminMixin, SimpleHistoryAdmin):
+class OutcomeAdmin(RollupAdminMixin, PolicyAdminMixin, TranslatedAdmin, SimpleHistoryAdmin):
     list_display = (
         "title",
         "kind",
@@ -404,7 +406,7 @@ class PlanParticipantInline(PolicyInlineMixin, admin.TabularInline):
     autocomplete_fields = ["organization"]
 
 
-class WorkstreamInline(PolicyInlineMixin, admin.TabularInline):
+class WorkstreamInline(PolicyInlineMixin, TranslationTabularInline):
     model = Workstream
     fields = ("order", "code", "title", "parent")
     extra = 0
@@ -414,8 +416,9 @@ class WorkstreamInline(PolicyInlineMixin, admin.TabularInline):
 
 @admin.register(Plan)
 class PlanAdmin(
-    RollupAdminMixin, PolicyAdminMixin, PolicyFormMixin, ServiceFormMixin, SimpleHistoryAdmin
-):
+    RollupAdminMixin, PolicyAdminMixin, PolicyFormMixin, ServiceFormMixin, TranslatedAdmin,
+    SimpleHistoryAdmin,
+):  # fmt: skip
     list_display = (
         "code",
         "title",
@@ -442,8 +445,9 @@ class PlanAdmin(
 
 @admin.register(Workstream)
 class WorkstreamAdmin(
-    RollupAdminMixin, PolicyAdminMixin, PolicyFormMixin, ServiceFormMixin, SimpleHistoryAdmin
-):
+    RollupAdminMixin, PolicyAdminMixin, PolicyFormMixin, ServiceFormMixin, TranslatedAdmin,
+    SimpleHistoryAdmin,
+):  # fmt: skip
     list_display = ("code", "title", "plan", "parent", "order", "task_count", "progress_display")
     list_filter = (("plan", admin.RelatedOnlyFieldListFilter),)
     search_fields = ("code", "title", "description")
@@ -894,7 +898,9 @@ def change_deadline(request, task, data, expected, version):
 
 
 @admin.register(Task)
-class TaskAdmin(PolicyAdminMixin, PolicyFormMixin, ServiceFormMixin, SimpleHistoryAdmin):
+class TaskAdmin(
+    PolicyAdminMixin, PolicyFormMixin, ServiceFormMixin, TranslatedAdmin, SimpleHistoryAdmin
+):
     form = TaskAdminForm
     list_display = (
         "ref",
@@ -1025,10 +1031,12 @@ class TaskAdmin(PolicyAdminMixin, PolicyFormMixin, ServiceFormMixin, SimpleHisto
         return self._allowed(request, policy.CHANGE_DEADLINE)
 
     def get_readonly_fields(self, request, obj=None):
+        # replace_orig_field: "title" stands for title_en and title_ko (TranslatedAdmin).
         if obj is None:
             return [*self.record_fields, "status", "progress"]
         if not policy.can(request.user, policy.CHANGE, obj):
-            return [*STRUCTURE_FIELDS, *WORKFLOW_FIELDS, *self.record_fields]
+            fields = [*STRUCTURE_FIELDS, *WORKFLOW_FIELDS, *self.record_fields]
+            return self.replace_orig_field(fields)
         return ["plan", "ref", *WORKFLOW_FIELDS, *self.record_fields]
 
     def get_formset_kwargs(self, request, obj, inline, prefix):

@@ -1,5 +1,8 @@
 """One FilterSet per model, used by the API viewsets and by the selectors.
 
+Text search (`q`) matches the English and the Korean versions of titles, names and
+descriptions alike.
+
 Id filters take one or more ids (`?plan=3` or `?plan=3,4`); status takes several values
 (`?status=planned&status=in_progress` or `?status=planned,in_progress`); dates are ranges.
 Filters narrow a queryset the policy has already scoped, so no filter reveals a hidden row.
@@ -8,6 +11,7 @@ Filters narrow a queryset the policy has already scoped, so no filter reveals a 
 import django_filters as filters
 from django.db.models import Q
 
+from tracker.content_language import search_q
 from tracker.filtersets import DayFilter, FilterSet, IdsFilter, InstantFilter
 
 from .models import Forum, Outcome, Plan, StatusUpdate, Task, Workstream
@@ -45,7 +49,9 @@ class TaskFilterSet(FilterSet):
         lookup_expr="gt",
         help_text="Changed after this instant (ISO 8601), for incremental sync.",
     )
-    q = filters.CharFilter(method="search", help_text="Text in ref, title or description.")
+    q = filters.CharFilter(
+        method="search", help_text="Text in ref, title or description (English or Korean)."
+    )
 
     class Meta:
         model = Task
@@ -74,9 +80,7 @@ class TaskFilterSet(FilterSet):
         value = value.strip()
         if not value:
             return queryset
-        return queryset.filter(
-            Q(ref__icontains=value) | Q(title__icontains=value) | Q(description__icontains=value)
-        )
+        return queryset.filter(search_q(Task, ("ref", "title", "description"), value))
 
 
 class StatusUpdateFilterSet(FilterSet):
@@ -102,7 +106,7 @@ class PlanFilterSet(FilterSet):
         fields = []
 
     def search(self, queryset, name, value):
-        return queryset.filter(Q(code__icontains=value) | Q(title__icontains=value))
+        return queryset.filter(search_q(Plan, ("code", "title"), value))
 
 
 class WorkstreamFilterSet(FilterSet):
@@ -126,7 +130,7 @@ class ForumFilterSet(FilterSet):
         fields = []
 
     def search(self, queryset, name, value):
-        return queryset.filter(Q(name__icontains=value) | Q(summary__icontains=value))
+        return queryset.filter(search_q(Forum, ("name", "summary"), value))
 
 
 class OutcomeFilterSet(FilterSet):
@@ -145,4 +149,4 @@ class OutcomeFilterSet(FilterSet):
         return queryset.filter(pk__in=through.values("outcome_id"))
 
     def search(self, queryset, name, value):
-        return queryset.filter(Q(title__icontains=value) | Q(text__icontains=value))
+        return queryset.filter(search_q(Outcome, ("title", "text"), value))

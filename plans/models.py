@@ -14,6 +14,7 @@ from django.db.models import Q
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
+from tracker.content_language import TranslatedContent
 from tracker.models import Organization
 from tracker.validators import (
     validate_date_in_range,
@@ -43,7 +44,7 @@ class ForumKind(models.TextChoices):
     WORKING_GROUP_MEETING = "working_group_meeting", "Working-group meeting"
 
 
-class Forum(models.Model):
+class Forum(TranslatedContent):
     Kind = ForumKind
 
     name = models.CharField(max_length=255, validators=[validate_single_line])
@@ -91,7 +92,7 @@ class OutcomeStatus(models.TextChoices):
     LAPSED = "lapsed", "Lapsed"
 
 
-class Outcome(models.Model):
+class Outcome(TranslatedContent):
     Kind = OutcomeKind
 
     Status = OutcomeStatus
@@ -145,7 +146,7 @@ class PlanStatus(models.TextChoices):
     ARCHIVED = "archived", "Archived"
 
 
-class Plan(models.Model):
+class Plan(TranslatedContent):
     Status = PlanStatus
 
     code = models.SlugField(max_length=32, unique=True, allow_unicode=False)
@@ -237,7 +238,7 @@ class PlanParticipant(models.Model):
         return f"{self.organization} ({self.get_role_display()}) in {self.plan.code}"
 
 
-class Workstream(models.Model):
+class Workstream(TranslatedContent):
     plan = models.ForeignKey(Plan, on_delete=models.CASCADE, related_name="workstreams")
     code = models.CharField(max_length=32, validators=[validate_single_line])
     title = models.CharField(max_length=300, validators=[validate_single_line])
@@ -303,7 +304,7 @@ class TaskVisibility(models.TextChoices):
     PLAN = "plan", "Every organization in the plan"
 
 
-class Task(models.Model):
+class Task(TranslatedContent):
     Status = TaskStatus
 
     OPEN_STATUSES = (Status.PLANNED, Status.IN_PROGRESS, Status.AT_RISK, Status.BLOCKED)

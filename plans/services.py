@@ -16,6 +16,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from tracker import content_language
 from tracker.models import Membership, Organization, User
 from tracker.services import membership_sync_access
 from tracker.validators import validate_date_in_range, validate_web_url
@@ -64,6 +65,7 @@ MANAGER_NOT_IN_TASK_ORGANIZATIONS = (
 MEMBERSHIP_ORGANIZATION = "You cannot manage memberships of this organization."
 NEW_TASK_PLANNED = "A new task starts as 'planned'."
 NOT_UPDATABLE = "These fields cannot be changed here: {fields}. Use the workflow services."
+TITLE_REQUIRED = "Give a title in English (title_en) or Korean (title_ko)."
 
 
 @dataclass(frozen=True)
@@ -137,9 +139,17 @@ def _validate_date(field: str, value) -> None:
         raise ValidationError({field: exc.messages}) from exc
 
 
-def _save_new(obj, actor: User) -> None:
-    """Validate and insert `obj`, recording `actor` in its audit history."""
-    obj.full_clean()
+def _named(field: str, value: str | None) -> dict:
+    """`{field: value}` unless None: callers may give the English and Korean versions
+    (`title_en`, `title_ko`) instead of the active language's `title`."""
+    return {} if value is None else {field: value}
+
+
+def _save_new(obj, actor: User, given=()) -> None:
+    """Validate and insert `obj`, recording `actor` in its audit history. `given`: the
+    translated fields set by their plain name (errors are reported under that name)."""
+    with content_language.errors_named_as_given(given):
+        obj.full_clean()
     obj._history_user = actor
     obj.save()
 
@@ -181,18 +191,32 @@ def _touch(task: Task, actor: User, fields: list[str]) -> None:
 def forum_create(
     *,
     actor: User,
-    name: str,
     kind: str,
     held_on: dt.date,
+    name: str | None = None,
     hosts: Iterable[Organization] = (),
     participants: Iterable[Organization] = (),
     **fields,
 ) -> Forum:
+    """`name` is the active language's; or give `name_en` / `name_ko` (likewise `summary`)."""
     policy.ensure(actor, policy.ADD, Forum)
-    forum = Forum(name=name, kind=kind, held_on=held_on, **fields)
-    _save_new(forum, actor)
+    forum = Forum(kind=kind, held_on=held_on, **_named("name", name), **fields)
+    _save_new(forum, actor, given=["name"] if name is not None else [])
     forum.hosts.set(hosts)
     forum.participants.set(participants)
+    return forum
+
+
+@transaction.atomic
+def forum_update(*, actor: User, forum: Forum, **fields) -> Forum:
+    """Change a forum's fields (e.g. its Korean name `name_ko`)."""
+    policy.ensure(actor, policy.CHANGE, forum)
+    forum = Forum.objects.select_for_update().get(pk=forum.pk)
+    for name, value in fields.items():
+        setattr(forum, name, value)
+    forum.full_clean()
+    forum._history_user = actor
+    forum.save(update_fields=list(fields) or None)
     return forum
 
 
@@ -202,13 +226,13 @@ def outcome_create(
     actor: User,
     forum: Forum,
     kind: str,
-    title: str,
+    title: str | None = None,
     parties: Iterable[Organization] = (),
     **fields,
 ) -> Outcome:
     policy.ensure(actor, policy.ADD, Outcome)
-    outcome = Outcome(forum=forum, kind=kind, title=title, **fields)
-    _save_new(outcome, actor)
+    outcome = Outcome(forum=forum, kind=kind, **_named("title", title), **fields)
+    _save_new(outcome, actor, given=["title"] if title is not None else [])
     outcome.parties.set(parties)
     return outcome
 
@@ -218,9 +242,9 @@ def plan_create(
     *,
     actor: User,
     code: str,
-    title: str,
     period_start: dt.date,
     period_end: dt.date,
+    title: str | None = None,
     coordinating: Iterable[Organization] = (),
     members: Iterable[Organization] = (),
     **fields,
@@ -240,8 +264,11 @@ def plan_create(
         )
         if not own & {org.pk for org in coordinating}:
             raise ValidationError({"coordinating": PLAN_WITHOUT_ACTOR})
-    plan = Plan(code=code, title=title, period_start=period_start, period_end=period_end, **fields)
-    _save_new(plan, actor)
+    plan = Plan(
+        code=code, period_start=period_start, period_end=period_end, **_named("title", title),
+        **fields,
+    )  # fmt: skip
+    _save_new(plan, actor, given=["title"] if title is not None else [])
     roles = {org.pk: (org, PlanParticipant.Role.MEMBER) for org in members}
     roles.update({org.pk: (org, PlanParticipant.Role.COORDINATING) for org in coordinating})
     for org, role in roles.values():
@@ -275,13 +302,13 @@ def workstream_create(
     actor: User,
     plan: Plan,
     code: str,
-    title: str,
+    title: str | None = None,
     lead_organizations: Iterable[Organization] = (),
     **fields,
 ) -> Workstream:
     policy.ensure(actor, policy.CHANGE, plan)
-    workstream = Workstream(plan=plan, code=code, title=title, **fields)
-    _save_new(workstream, actor)
+    workstream = Workstream(plan=plan, code=code, **_named("title", title), **fields)
+    _save_new(workstream, actor, given=["title"] if title is not None else [])
     workstream.lead_organizations.set(lead_organizations)
     return workstream
 
@@ -371,9 +398,9 @@ def task_create(
     actor: User,
     plan: Plan,
     ref: str,
-    title: str,
     lead_organization: Organization,
     due_date: dt.date,
+    title: str | None = None,
     supporting_organizations: Iterable[Organization] = (),
     source_outcomes: Iterable[Outcome] = (),
     depends_on: Iterable[Task] = (),
@@ -389,7 +416,7 @@ def task_create(
     task = Task(
         plan=plan,
         ref=ref,
-        title=title,
+        **_named("title", title),
         lead_organization=lead_organization,
         due_date=due_date,
         created_by=actor,
@@ -410,7 +437,7 @@ def task_create(
     _check_dates(task)
     if isinstance(due_date, dt.date):
         task.deadline_at = Task.deadline_for(due_date, plan.time_zone)
-    _save_new(task, actor)
+    _save_new(task, actor, given=["title"] if title is not None else [])
     if at is not None:
         Task.objects.filter(pk=task.pk).update(created_at=at)
         task.created_at = at
@@ -433,6 +460,12 @@ UPDATABLE_FIELDS = frozenset(
     {
         "title",
         "description",
+        # The English and Korean versions (tracker/content_language.py); "title" alone is
+        # the active language's.
+        "title_en",
+        "title_ko",
+        "description_en",
+        "description_ko",
         "workstream",
         "lead_organization",
         "start_date",
@@ -445,7 +478,10 @@ UPDATABLE_FIELDS = frozenset(
 
 # Fields whose rules (tracker/validators.py) came after rows were stored; _check_dates
 # covers the date constraint that skipping them in full_clean skips.
-LEGACY_TOLERATED = ("ref", "title", "description", "start_date", "due_date")
+LEGACY_TOLERATED = (
+    "ref", "title", "title_en", "title_ko", "description", "description_en", "description_ko",
+    "start_date", "due_date",
+)  # fmt: skip
 
 
 @transaction.atomic
@@ -470,8 +506,18 @@ def task_update(
     for name in changed:
         setattr(task, name, fields[name])
     _check_dates(task, changed)
-    # A ref, text or date stored before the input rules must not block other edits.
-    task.full_clean(exclude=[name for name in LEGACY_TOLERATED if name not in changed])
+    if {"title", "title_en", "title_ko"} & set(changed) and not content_language.shown(
+        task, "title"
+    )[0]:
+        raise ValidationError({"title": TITLE_REQUIRED})
+    # A ref, text or date stored before the input rules must not block other edits. A text
+    # changed by its plain name (title) is checked in the version it wrote (title_ko).
+    checked = {
+        *changed,
+        *content_language.all_columns(Task, set(changed) & {"title", "description"}),
+    }
+    with content_language.errors_named_as_given(set(changed) & {"title", "description"}):
+        task.full_clean(exclude=[name for name in LEGACY_TOLERATED if name not in checked])
     if supporting_organizations is not None:
         supporting_organizations = list(supporting_organizations)
     if "lead_organization" in changed or supporting_organizations is not None:

@@ -5,12 +5,12 @@ import re
 
 import django_filters as filters
 from django import forms
-from django.db.models import Q
 from django.utils import translation
 from django_filters.filters import QuerySetRequestMixin
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 
+from . import content_language
 from .models import Organization
 from .validators import DATE_OUT_OF_RANGE, date_in_range
 
@@ -127,6 +127,5 @@ class OrganizationFilterSet(FilterSet):
         fields = []
 
     def search(self, queryset, name, value):
-        return queryset.filter(
-            Q(name__icontains=value) | Q(acronym__icontains=value) | Q(name_ko__icontains=value)
-        )
+        # Both languages' names and acronyms (tracker/content_language.py).
+        return queryset.filter(content_language.search_q(Organization, ("name", "acronym"), value))

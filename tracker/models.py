@@ -3,11 +3,13 @@
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q, Value
 from django.db.models.functions import Upper
+from django.db.models.lookups import Exact
 from django.utils.crypto import salted_hmac
 from simple_history.models import HistoricalRecords
 
+from .content_language import TranslatedContent
 from .validators import validate_single_line, validate_time_zone, validate_web_url
 
 
@@ -83,7 +85,7 @@ class User(AbstractUser):
             yield self._with_epoch(base, secret)
 
 
-class Organization(models.Model):
+class Organization(TranslatedContent):
     class Kind(models.TextChoices):
         MINISTRY = "ministry", "Ministry"
         AGENCY = "agency", "Agency"
@@ -97,11 +99,9 @@ class Organization(models.Model):
 
     GOVERNMENT_KINDS = (Kind.MINISTRY, Kind.AGENCY, Kind.PUBLIC_INSTITUTION)
 
+    # In English and Korean: name_en, name_ko, acronym_en, acronym_ko (tracker/translation.py).
     name = models.CharField(max_length=200, unique=True, validators=[validate_single_line])
     acronym = models.CharField(max_length=30, blank=True, validators=[validate_single_line])
-    name_ko = models.CharField(
-        "name in Korean", max_length=200, blank=True, validators=[validate_single_line]
-    )
     kind = models.CharField(max_length=32, choices=Kind.choices)
     country = models.CharField(max_length=2, help_text="ISO 3166-1 alpha-2 code, e.g. KR, US, JP.")
     parent = models.ForeignKey(
@@ -150,7 +150,9 @@ class Organization(models.Model):
             ),
             models.UniqueConstraint(
                 Upper("acronym"),
-                condition=~Q(acronym=""),
+                # A lookup, not `~Q(acronym="")`: modeltranslation rewrites keyword lookups on
+                # `acronym` to the active language's column (acronym_en), in place.
+                condition=~Q(Exact(F("acronym"), Value(""))),
                 name="organization_acronym_unique",
                 violation_error_message="Another organization already uses this acronym.",
             ),

@@ -50,6 +50,9 @@ if not 1 <= WEB_PORT <= 65535:
 SITE_URL = env.str("SITE_URL", default=f"http://127.0.0.1:{WEB_PORT}").rstrip("/")
 
 INSTALLED_APPS = [
+    # Before the admin: registers the English and Korean versions of content fields
+    # (tracker/translation.py, plans/translation.py) when the apps are ready.
+    "modeltranslation",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -283,6 +286,13 @@ LANGUAGE_CODE = "en"
 LANGUAGES = [("en", "English"), ("ko", "Korean")]
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
 USE_I18N = True
+# Content in two languages (django-modeltranslation): titles, descriptions and names have an
+# English and a Korean column (title_en, title_ko); `title` reads the active language's and
+# falls back to the other. The original column keeps the English one (or the Korean one when
+# there is no English), see tracker/content_language.py.
+MODELTRANSLATION_DEFAULT_LANGUAGE = "en"
+MODELTRANSLATION_LANGUAGES = ("en", "ko")
+MODELTRANSLATION_FALLBACK_LANGUAGES = {"default": ("en", "ko")}
 # The Korean catalog (locale/ko), compiled to .mo by `make messages` (run by install/migrate).
 LOCALE_PATHS = [BASE_DIR / "locale"]
 LOGIN_URL = "workspace:login"

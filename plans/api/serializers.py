@@ -6,10 +6,12 @@ from drf_spectacular.utils import OpenApiExample, extend_schema_serializer
 from rest_framework import serializers
 
 from plans import permissions as policy
+from plans import services
 from plans.models import Forum, Outcome, Plan, PlanParticipant, StatusUpdate, Task, Workstream
+from tracker import content_language
 from tracker.api.fields import IdRelatedField
 from tracker.models import Organization, User
-from tracker.validators import validate_date_in_range
+from tracker.validators import validate_date_in_range, validate_single_line, validate_text
 
 # --- Reads -------------------------------------------------------------------------------------
 
@@ -44,7 +46,8 @@ class PlanSerializer(RollupMixin, serializers.ModelSerializer):
     class Meta:
         model = Plan
         fields = [
-            "id", "code", "title", "description", "period_start", "period_end", "status",
+            "id", "code", "title", "title_en", "title_ko", "description", "description_en",
+            "description_ko", "period_start", "period_end", "status",
             "time_zone", "requires_evidence", "predecessor", "participants", "task_count",
             "done_count", "overdue_count", "progress", "created_at", "updated_at",
         ]  # fmt: skip
@@ -55,7 +58,8 @@ class WorkstreamSerializer(RollupMixin, serializers.ModelSerializer):
     class Meta:
         model = Workstream
         fields = [
-            "id", "plan", "code", "title", "description", "lead_organizations", "parent",
+            "id", "plan", "code", "title", "title_en", "title_ko", "description",
+            "description_en", "description_ko", "lead_organizations", "parent",
             "order", "task_count", "done_count", "overdue_count", "progress",
         ]  # fmt: skip
         read_only_fields = fields
@@ -72,8 +76,8 @@ class ForumSerializer(serializers.ModelSerializer):
     class Meta:
         model = Forum
         fields = [
-            "id", "name", "series", "kind", "held_on", "location", "hosts", "participants",
-            "summary", "source_title", "source_url",
+            "id", "name", "name_en", "name_ko", "series", "kind", "held_on", "location", "hosts",
+            "participants", "summary", "summary_en", "summary_ko", "source_title", "source_url",
         ]  # fmt: skip
         read_only_fields = fields
 
@@ -82,7 +86,8 @@ class OutcomeSerializer(RollupMixin, serializers.ModelSerializer):
     class Meta:
         model = Outcome
         fields = [
-            "id", "forum", "kind", "title", "text", "clause_ref", "parties", "signed_on",
+            "id", "forum", "kind", "title", "title_en", "title_ko", "text", "clause_ref",
+            "parties", "signed_on",
             "amount", "currency", "binding", "status", "task_count", "done_count",
             "overdue_count", "progress",
         ]  # fmt: skip
@@ -96,7 +101,11 @@ TASK_EXAMPLE = {
     "workstream": 2,
     "ref": "SC-03",
     "title": "Agree how Central Texas ecosystem milestones are reported to the SCCD",
+    "title_en": "Agree how Central Texas ecosystem milestones are reported to the SCCD",
+    "title_ko": "중부 텍사스 생태계 이정표의 SCCD 보고 방식 합의",
     "description": "",
+    "description_en": None,
+    "description_ko": None,
     "lead_organization": 11,
     "supporting_organizations": [3, 8],
     "source_outcomes": [7],
@@ -150,7 +159,11 @@ class TaskSerializer(serializers.Serializer):
             "workstream": task.workstream_id,
             "ref": task.ref,
             "title": task.title,
+            "title_en": task.title_en,
+            "title_ko": task.title_ko,
             "description": task.description,
+            "description_en": task.description_en,
+            "description_ko": task.description_ko,
             "lead_organization": task.lead_organization_id,
             "supporting_organizations": task.support_ids,
             "source_outcomes": task.outcome_ids,
@@ -179,8 +192,18 @@ class TaskSerializer(serializers.Serializer):
     plan_code = serializers.CharField(source="plan.code", read_only=True)
     workstream = serializers.IntegerField(source="workstream_id", read_only=True, allow_null=True)
     ref = serializers.CharField(read_only=True)
-    title = serializers.CharField(read_only=True)
-    description = serializers.CharField(read_only=True)
+    title = serializers.CharField(
+        read_only=True,
+        help_text="In the request's language (Accept-Language), or the other language's when "
+        "it has none.",
+    )
+    title_en = serializers.CharField(read_only=True, allow_null=True, help_text="English title.")
+    title_ko = serializers.CharField(read_only=True, allow_null=True, help_text="Korean title.")
+    description = serializers.CharField(
+        read_only=True, help_text="In the request's language, or the other language's."
+    )
+    description_en = serializers.CharField(read_only=True, allow_null=True)
+    description_ko = serializers.CharField(read_only=True, allow_null=True)
     lead_organization = serializers.IntegerField(source="lead_organization_id", read_only=True)
     supporting_organizations = serializers.ListField(
         child=serializers.IntegerField(), source="support_ids", read_only=True
@@ -291,10 +314,36 @@ class StrictSerializer(serializers.Serializer):
         return super().to_internal_value(data)
 
 
+TITLE_REQUIRED = services.TITLE_REQUIRED
+TWO_VALUES = "Give {field} or {localized}, not both with different values."
+
+
+def _version_field(max_length=None, help_text="", validators=()):
+    kwargs = {"max_length": max_length} if max_length else {}
+    return serializers.CharField(
+        allow_null=True, allow_blank=True, required=False, help_text=help_text,
+        validators=list(validators), **kwargs,
+    )  # fmt: skip
+
+
 class TaskWriteSerializer(StrictSerializer):
+    """Titles and descriptions: `title_en` / `title_ko` (and `description_*`) write one
+    language's version; `title` writes the request's language's (Accept-Language). An empty
+    or null version is removed; a task keeps a title in at least one language."""
+
     workstream = IdRelatedField(queryset=Workstream.objects.all(), allow_null=True, required=False)
-    title = serializers.CharField(max_length=300)
-    description = serializers.CharField(allow_blank=True, required=False)
+    title = serializers.CharField(
+        max_length=300, required=False, validators=[validate_single_line],
+        help_text="The title in the request's language (Accept-Language; English by default).",
+    )  # fmt: skip
+    title_en = _version_field(300, "The English title.", [validate_single_line])
+    title_ko = _version_field(300, "The Korean title.", [validate_single_line])
+    description = serializers.CharField(
+        allow_blank=True, required=False, validators=[validate_text],
+        help_text="The description in the request's language.",
+    )  # fmt: skip
+    description_en = _version_field(help_text="English description.", validators=[validate_text])
+    description_ko = _version_field(help_text="Korean description.", validators=[validate_text])
     lead_organization = IdRelatedField(queryset=Organization.objects.all())
     supporting_organizations = IdRelatedField(
         queryset=Organization.objects.all(), many=True, required=False
@@ -307,6 +356,25 @@ class TaskWriteSerializer(StrictSerializer):
     )
     priority = serializers.ChoiceField(choices=Task.Priority.choices, required=False)
     visibility = serializers.ChoiceField(choices=Task.Visibility.choices, required=False)
+
+    def validate(self, attrs):
+        attrs = super().validate(attrs)
+        language = content_language.active_language()
+        errors = {}
+        for field in ("title", "description"):
+            localized = content_language.localized(field, language)
+            if field in attrs:
+                value = attrs.pop(field)
+                if localized in attrs and (attrs[localized] or "") != (value or ""):
+                    errors[field] = [TWO_VALUES.format(field=field, localized=localized)]
+                attrs[localized] = value
+            for code in content_language.LANGUAGES:
+                name = content_language.localized(field, code)
+                if name in attrs:
+                    attrs[name] = content_language.empty_to_none(attrs[name])
+        if errors:
+            raise serializers.ValidationError(errors)
+        return attrs
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -329,6 +397,17 @@ class TaskCreateSerializer(TaskWriteSerializer):
     due_date = serializers.DateField(validators=[validate_date_in_range])
     assignee = IdRelatedField(queryset=User.objects.none(), allow_null=True, required=False)
     manager = IdRelatedField(queryset=User.objects.none(), allow_null=True, required=False)
+
+    def validate(self, attrs):
+        attrs = super().validate(attrs)
+        english, korean = attrs.get("title_en"), attrs.get("title_ko")
+        if not (english or korean):
+            raise serializers.ValidationError({"title": [TITLE_REQUIRED]})
+        # Both versions named, so that the model does not copy `title` into the request
+        # language's; `title` (the original column) is the English one, or the Korean one.
+        attrs["title_en"], attrs["title_ko"] = english, korean
+        attrs["title"] = english or korean
+        return attrs
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -287,12 +287,12 @@ def test_contributor_cannot_change_fields_with_a_crafted_post(client, world):
     change_url = url("plans_task_change", world.task.pk)
     page = client.get(change_url)
     assert page.status_code == 200
-    assert 'name="title"' not in html(page) and 'name="due_date"' not in html(page)
+    assert 'name="title_en"' not in html(page) and 'name="due_date"' not in html(page)
     before = Task.objects.filter(pk=world.task.pk).values().get()
     updates_before = StatusUpdate.objects.count()
 
     data = form_data(page, "task_form")
-    data.update(title=["Renamed by a crafted form"], due_date=["2035-01-01"], _save=["Save"])
+    data.update(title_en=["Renamed by a crafted form"], due_date=["2035-01-01"], _save=["Save"])
     client.post(change_url, data)
 
     task = Task.objects.get(pk=world.task.pk)
@@ -408,7 +408,7 @@ def test_history_shows_the_coordinator_who_changed_the_task_in_the_admin(client,
     # The title is the coordinator's to edit; the deadline and status only change through
     # the workflow (with a reason, a note), so a crafted value for them is ignored.
     data.update(
-        title=["Hydrogen turbine pilot line, phase two"],
+        title_en=["Hydrogen turbine pilot line, phase two"],
         due_date=["2035-01-01"],
         status=[S.CANCELLED],
         _save=["Save"],
@@ -581,14 +581,14 @@ def test_change_form_carries_its_version_and_refuses_a_stale_save(client, world)
     after = _change_meanwhile(world)
 
     # The stale page would put back the old description along with the new title.
-    data.update(title=["Renamed on a stale page"], _save=["Save"])
+    data.update(title_en=["Renamed on a stale page"], _save=["Save"])
     response = client.post(change_url, data, follow=True)
 
     assert len(_conflict_messages(response)) == 1
     assert _row(world) == after
     # Reloaded, the same edit goes through.
     data = form_data(client.get(change_url), "task_form")
-    data.update(title=["Renamed on a fresh page"], _save=["Save"])
+    data.update(title_en=["Renamed on a fresh page"], _save=["Save"])
     client.post(change_url, data)
     task = Task.objects.get(pk=world.task.pk)
     assert (task.title, task.description) == ("Renamed on a fresh page", "Changed meanwhile.")
@@ -632,7 +632,7 @@ def test_one_save_chains_its_writes_from_the_loaded_version(client, world):
     data = form_data(page, "task_form")
     data.update(
         {
-            "title": ["Renamed and flagged"],
+            "title_en": ["Renamed and flagged"],
             f"{prefix}-0-move": [S.AT_RISK],
             f"{prefix}-0-note": [NOTE],
             f"{prefix}-0-new_progress": ["61"],
@@ -704,7 +704,7 @@ def test_tampered_versions_are_taken_as_stale(client, world):
     before = _row(world)
     change_url = url("plans_task_change", world.task.pk)
     data = form_data(client.get(change_url), "task_form")
-    data.update(title=["Renamed"], loaded_version=["abc"], _save=["Save"])
+    data.update(title_en=["Renamed"], loaded_version=["abc"], _save=["Save"])
     assert len(_conflict_messages(client.post(change_url, data, follow=True))) == 1
 
     changelist = url("plans_task_changelist", scope="all")

@@ -109,7 +109,7 @@ def test_services_refuse_control_characters_in_names(world):
     org = Organization(name="Acme\r\nCorp", acronym="A\tC", kind="company", country="KR")
     with pytest.raises(ValidationError) as caught:
         org.full_clean()
-    assert set(caught.value.message_dict) == {"name", "acronym"}
+    assert set(caught.value.message_dict) == {"name_en", "acronym_en"}
 
 
 def test_admin_refuses_a_ref_with_a_line_break(client, world):

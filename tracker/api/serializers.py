@@ -4,6 +4,9 @@ from tracker.models import ApiToken, Membership, Organization, User
 
 
 class OrganizationSerializer(serializers.ModelSerializer):
+    """`name` and `acronym` in the request's language (Accept-Language), or the other one's;
+    `name_en`, `name_ko`, `acronym_en`, `acronym_ko` each version (null when missing)."""
+
     is_government = serializers.BooleanField(read_only=True)
     website = serializers.CharField(read_only=True, help_text="A URL, or empty.")
 
@@ -12,8 +15,11 @@ class OrganizationSerializer(serializers.ModelSerializer):
         fields = [
             "id",
             "name",
-            "acronym",
+            "name_en",
             "name_ko",
+            "acronym",
+            "acronym_en",
+            "acronym_ko",
             "kind",
             "country",
             "parent",

@@ -4,9 +4,11 @@ import datetime as dt
 import zoneinfo
 
 from django import template
-from django.utils import timezone, translation
+from django.utils import timezone
+from django.utils.html import format_html
 from django.utils.translation import gettext as _
 
+from tracker import content_language
 from workspace import labels
 
 register = template.Library()
@@ -42,12 +44,59 @@ def person(user) -> str:
 
 @register.filter
 def org_name(organization) -> str:
-    """The organization's name in the viewer's language (Korean name when there is one)."""
+    """The organization's name in the viewer's language, else in the other one (plain text,
+    unmarked; `{% translated org "name" %}` marks the fallback)."""
     if organization is None:
         return ""
-    if translation.get_language() == "ko" and organization.name_ko:
-        return organization.name_ko
-    return organization.name
+    return content_language.shown(organization, "name")[0] or organization.name
+
+
+# Language tags shown beside a text in the other language than the page's.
+FALLBACK_TAGS = {"en": "EN", "ko": "KO"}
+
+
+@register.simple_tag
+def translated(obj, field: str, language: str = ""):
+    """A content field (title, description, name, summary) in the viewer's language, or the
+    other language's version marked as not yet translated.
+
+    Usage, after `{% load workspace %}`:
+
+        {% translated task "title" %}          Korean reader, Korean title: 반도체 협력 ...
+        {% translated plan "description" %}    no Korean version: the English one, marked
+        {% translated org "name" "en" %}       the version in English (or marked Korean)
+
+    A fallback is wrapped as
+    `<span class="fallback" lang="en" title="Not yet translated">text <small
+    class="fallback__tag">EN</small></span>`: `lang` lets screen readers and fonts switch,
+    the small tag (EN / KO) shows sighted readers why the language changes, the title says
+    it in words. Text is escaped; keep `|linebreaksbr`-style formatting out (wrap the tag in
+    a `<p>` for descriptions). Works for every model registered in tracker/translation.py
+    and plans/translation.py; an object that is None renders nothing.
+    """
+    if obj is None:
+        return ""
+    wanted = language or content_language.active_language()
+    text, shown_in = content_language.shown(obj, field, wanted)
+    if shown_in == wanted:
+        return text
+    return format_html(
+        '<span class="fallback" lang="{}" title="{}">{} <small class="fallback__tag">{}</small>'
+        "</span>",
+        shown_in,
+        _("Not yet translated"),
+        text,
+        FALLBACK_TAGS.get(shown_in, shown_in.upper()),
+    )
+
+
+@register.filter
+def translated_text(obj, field: str) -> str:
+    """Plain text of `{% translated %}` without the marker: for <title>, attributes and
+    other places that take no markup. `{{ task|translated_text:"title" }}`."""
+    if obj is None:
+        return ""
+    return content_language.shown(obj, field)[0]
 
 
 def zone_abbreviation(zone_name: str, day: dt.date) -> str:
