@@ -57,8 +57,12 @@ run: seed
 	@echo "Serving http://127.0.0.1:$(PORT)/ (the workspace; the admin at /admin/) with Celery workers and beat. Ctrl-C stops all."
 	WEB_PORT=$(PORT) $(BIN)/honcho start -f Procfile
 
+# In parallel: TEST_WORKERS processes (pytest-xdist; auto = one per core). Tests that start
+# processes on the shared services run in one process (xdist groups, tests/conftest.py).
+# `make test TEST_WORKERS=0` runs everything in one process.
+TEST_WORKERS ?= auto
 test: install messages
-	$(BIN)/pytest
+	$(BIN)/pytest $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadgroup) --durations=15
 
 lint: install
 	$(BIN)/ruff check .

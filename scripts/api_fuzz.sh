@@ -7,7 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
-PORT=${FUZZ_PORT:-8765}
+# A free port unless FUZZ_PORT says which (several checkouts may fuzz on one machine).
+PORT=${FUZZ_PORT:-$($BIN/python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
 export DATABASE_URL="${FUZZ_DATABASE_URL:-sqlite:///$PWD/var/fuzz.sqlite3}"
 export DJANGO_DEBUG=0
 export DJANGO_SECRET_KEY="${DJANGO_SECRET_KEY:-fuzz-only-not-a-secret}"

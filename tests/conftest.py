@@ -1,7 +1,31 @@
 """Shared fixtures. Service tests (marker `integration`) need DATABASE_URL on PostgreSQL and
-REDIS_URL; without them they skip, unless TRACKER_REQUIRE_SERVICES=1 makes that a failure."""
+REDIS_URL; without them they skip, unless TRACKER_REQUIRE_SERVICES=1 makes that a failure.
+
+Parallel runs. `make test` runs the suite with pytest-xdist (`-n auto --dist loadgroup`): two
+or more processes (gw0, gw1, ...) take tests from one queue. A test must not depend on
+another test or on running alone. What each process already has of its own:
+- its test database (pytest-django: test_<name>_gw0, test_<name>_gw1, ...);
+- its cache keys: on the one REDIS_URL database under the prefix `tests-gw0:` ...
+  (tests/settings.py); `cache.clear()` clears only that prefix (tests/cache.py), so call it
+  freely to reset throttles. Never FLUSHDB/FLUSHALL, never a fixed Redis key outside the cache;
+- `settings.TEST_WORKER` ("gw0", ... or "main" without xdist) to name anything else.
+Rules for new tests:
+- Ports: bind port 0 (tests.integration.conftest._free_port, pytest-django's live_server);
+  never a fixed port. Files: tmp_path, or a name under var/ with a uuid or TEST_WORKER in it.
+- Celery: a private queue per test (`test-<uuid>`: celery_worker_process, reminder_queue),
+  never the default queues' names.
+- Tests that start processes on the shared REDIS_URL (a Celery worker, gunicorn) are kept on
+  one xdist process at a time: every test under tests/integration/ is in the xdist group
+  "services" (or "faults", the fault suite with its private PostgreSQL and Redis), which
+  loadgroup runs in one process, one test after another, as before. Such a test elsewhere:
+  mark it `@pytest.mark.xdist_group("services")`.
+- Heavy shared state (a big world of rows) built once per class or module: a
+  `scope="module"` fixture using `django_db_blocker.unblock()` and deleting what it made, or
+  django.test.TestCase with setUpTestData; not a per-test fixture rebuilt 50 times.
+"""
 
 import os
+from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -16,7 +40,36 @@ def _services_missing() -> str:
     return ", ".join(missing)
 
 
+INTEGRATION_DIR = Path(__file__).parent / "integration"
+FAULT_SUITE = INTEGRATION_DIR / "test_delivery_faults.py"
+
+
+def _xdist_groups(config, items) -> None:
+    """Under xdist: the tests that start processes on the shared services into their groups,
+    and those groups first in the queue (the longest units start at once, one per process,
+    while the short tests fill the other processes)."""
+    if getattr(config.option, "dist", "no") == "no" and not os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    first = {"faults": [], "services": []}
+    rest = []
+    for item in items:
+        path = Path(str(item.path))
+        if path == FAULT_SUITE:
+            group = "faults"
+        elif INTEGRATION_DIR in path.parents or item.get_closest_marker("xdist_group"):
+            group = "services"
+        else:
+            rest.append(item)
+            continue
+        if not item.get_closest_marker("xdist_group"):
+            item.add_marker(pytest.mark.xdist_group(group))
+        first.setdefault(group, []).append(item)
+    items[:] = [*first["faults"], *first["services"], *rest]
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the xdist_group marks
 def pytest_collection_modifyitems(config, items):
+    _xdist_groups(config, items)
     missing = _services_missing()
     if not missing or os.environ.get("TRACKER_REQUIRE_SERVICES") == "1":
         return  # run them; _require_services fails them if services are missing

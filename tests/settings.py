@@ -17,3 +17,12 @@ WEBHOOK_ALLOW_PRIVATE_TARGETS = True
 # The test client and the live servers of the tests speak plain HTTP: no redirect to HTTPS
 # (tracker.settings turns it on whenever DEBUG is off).
 SECURE_SSL_REDIRECT = False
+
+# pytest-xdist runs the suite in several processes (gw0, gw1, ...) on one REDIS_URL database.
+# Each keeps its cache keys under a prefix of its own, and cache.clear() removes only those
+# (tests/cache.py; Django's own clear() would FLUSHDB the other worker's keys and the Celery
+# messages queued there). The test database is per worker already (test_<name>_gw0, ...).
+TEST_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
+if REDIS_URL:  # noqa: F405
+    CACHES["default"]["BACKEND"] = "tests.cache.WorkerRedisCache"  # noqa: F405
+    CACHES["default"]["KEY_PREFIX"] = f"tests-{TEST_WORKER}"  # noqa: F405
