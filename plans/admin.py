@@ -19,12 +19,13 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from simple_history.admin import SimpleHistoryAdmin
 
+from tracker.i18n import message
 from tracker.models import Membership, Organization, User
 from tracker.validators import validate_date_in_range, validate_web_url
 
 from . import permissions as policy
 from . import selectors, services
-from .exceptions import DomainError, VersionConflict
+from .exceptions import DomainError, VersionConflict, status_label
 from .models import Forum, Outcome, Plan, PlanParticipant, StatusUpdate, Task, Workstream
 
 
@@ -564,7 +565,13 @@ class StatusUpdateForm(forms.ModelForm):
             if rule and rule.needs_note and not (cleaned.get("note") or "").strip():
                 self.add_error(
                     "note",
-                    services.NOTE_REQUIRED.format(from_status=self.task.status, to_status=move),
+                    message(
+                        services.NOTE_REQUIRED,
+                        from_status=self.task.status,
+                        to_status=move,
+                        from_status_label=status_label(self.task.status),
+                        to_status_label=status_label(move),
+                    ),
                 )
             if (
                 rule
@@ -572,7 +579,7 @@ class StatusUpdateForm(forms.ModelForm):
                 and self.task.plan.requires_evidence
                 and not cleaned.get("evidence_url")
             ):
-                self.add_error("evidence_url", services.EVIDENCE_REQUIRED)
+                self.add_error("evidence_url", message(services.EVIDENCE_REQUIRED))
         return cleaned
 
     def apply(self, *, actor, expected_version: int | None = None) -> int | None:
@@ -679,9 +686,9 @@ class TaskAdminForm(forms.ModelForm):
         depends_on = cleaned.get("depends_on")
         if plan is not None and depends_on is not None:
             if any(other.plan_id != plan.pk for other in depends_on):
-                self.add_error("depends_on", services.DEPENDENCY_OTHER_PLAN)
+                self.add_error("depends_on", message(services.DEPENDENCY_OTHER_PLAN))
             if self.instance.pk and any(other.pk == self.instance.pk for other in depends_on):
-                self.add_error("depends_on", services.DEPENDENCY_SELF)
+                self.add_error("depends_on", message(services.DEPENDENCY_SELF))
         lead = cleaned.get("lead_organization")
         people = {name: cleaned.get(name) for name in ("assignee", "manager") if name in cleaned}
         if plan is not None and lead is not None and any(people.values()):

@@ -49,7 +49,9 @@ from __future__ import annotations
 
 from django.db import models
 from django.db.models import Exists, OuterRef, Q
+from django.utils.translation import gettext_noop
 
+from tracker.i18n import message
 from tracker.models import Membership, Organization, User
 
 from .exceptions import NotAllowed, NotVisible
@@ -386,11 +388,11 @@ def person_sees_task_q(user_field: str) -> Q:
 
 # --- What a coordinator may grant ----------------------------------------------------------
 
-GRANT_COORDINATOR_ELSEWHERE = (
+GRANT_COORDINATOR_ELSEWHERE = gettext_noop(
     "Only coordinators of {organization} (or a superuser) can grant, change or remove its "
     "coordinator role."
 )
-GRANT_OTHER_ORGANIZATION = (
+GRANT_OTHER_ORGANIZATION = gettext_noop(
     "{user} already belongs to another organization: only a superuser can add a member of one "
     "organization to another."
 )
@@ -425,7 +427,7 @@ def membership_grant_refusal(
                 user=actor, organization=org, role=Role.COORDINATOR
             ).exists()
         ):
-            return "role", GRANT_COORDINATOR_ELSEWHERE.format(organization=org)
+            return "role", message(GRANT_COORDINATOR_ELSEWHERE, organization=org)
     if removal:
         return None
     elsewhere = Membership.objects.filter(user=user).exclude(organization=organization)
@@ -434,7 +436,7 @@ def membership_grant_refusal(
     if membership is not None and membership.pk and membership.organization_id == organization.pk:
         elsewhere = elsewhere.exclude(pk=membership.pk)
     if elsewhere.exists():
-        return "user", GRANT_OTHER_ORGANIZATION.format(user=user.get_username())
+        return "user", message(GRANT_OTHER_ORGANIZATION, user=user.get_username())
     return None
 
 

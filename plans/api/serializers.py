@@ -2,6 +2,7 @@
 
 import datetime as dt
 
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import OpenApiExample, extend_schema_serializer
 from rest_framework import serializers
 
@@ -271,7 +272,7 @@ WORKFLOW_FIELD_HINTS = {
     "plan": "A task cannot move to another plan.",
     "ref": "A task's ref cannot change.",
 }
-UNKNOWN_FIELD = "Unknown field."
+UNKNOWN_FIELD = _("Unknown field.")
 
 
 class StrictSerializer(serializers.Serializer):
