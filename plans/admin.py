@@ -25,6 +25,7 @@ from tracker.validators import validate_date_in_range, validate_web_url
 
 from . import permissions as policy
 from . import selectors, services
+from .admin_history import LabelledHistoryMixin
 from .exceptions import DomainError, VersionConflict, status_label
 from .models import Forum, Outcome, Plan, PlanParticipant, StatusUpdate, Task, Workstream
 
@@ -39,7 +40,7 @@ def error_text(exc: Exception) -> str:
 URL_FIELDS_HTTPS = {models.URLField: {"assume_scheme": "https"}}
 
 
-class PolicyAdminMixin:
+class PolicyAdminMixin(LabelledHistoryMixin):
     """Takes every admin permission from the policy. Django's model permissions are unused."""
 
     formfield_overrides = URL_FIELDS_HTTPS
@@ -59,10 +60,14 @@ class PolicyAdminMixin:
             request.user, action, obj if obj is not None else self.model
         )
 
+    # The menu entry and the list: whoever may use the page, even before a row exists for
+    # them (a coordinator's first reminder policy, a person's calendar feed or digests).
     def has_module_permission(self, request):
-        return self._allowed(request, policy.VIEW)
+        return self._staff(request) and policy.may_open_list(request.user, self.model)
 
     def has_view_permission(self, request, obj=None):
+        if obj is None:
+            return self.has_module_permission(request)
         return self._allowed(request, policy.VIEW, obj)
 
     def has_add_permission(self, request, *args):
@@ -753,14 +758,25 @@ class ScopeFilter(admin.SimpleListFilter):
             }
 
 
-class NoteForm(forms.Form):
+class TaskActionForm(forms.Form):
+    """The form of an action's page. Its fields may depend on the actor and the selected
+    tasks (`user`, `tasks`)."""
+
+    def __init__(self, *args, user=None, tasks=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.user, self.tasks = user, list(tasks)
+
+
+class ConfirmForm(TaskActionForm):
+    """No fields: the page lists the tasks, and its Apply sends back the status and version
+    each one showed, so a task changed meanwhile is refused (If-Match)."""
+
+
+class NoteForm(TaskActionForm):
     note = forms.CharField(label=_("note"), widget=forms.Textarea(attrs={"rows": 3}))
 
-    def __init__(self, *args, user=None, **kwargs):
-        super().__init__(*args, **kwargs)
 
-
-class ChangeStatusForm(forms.Form):
+class ChangeStatusForm(TaskActionForm):
     to_status = forms.ChoiceField(label=_("new status"), choices=Task.Status.choices)
     note = forms.CharField(
         label=_("note"), required=False, widget=forms.Textarea(attrs={"rows": 3})
@@ -772,11 +788,8 @@ class ChangeStatusForm(forms.Form):
         validators=[validate_web_url],
     )
 
-    def __init__(self, *args, user=None, **kwargs):
-        super().__init__(*args, **kwargs)
 
-
-class AssignForm(forms.Form):
+class AssignForm(TaskActionForm):
     assignee = forms.ModelChoiceField(
         queryset=User.objects.none(), required=False, label=_("assignee")
     )
@@ -784,21 +797,21 @@ class AssignForm(forms.Form):
         label=_("note"), required=False, widget=forms.Textarea(attrs={"rows": 2})
     )
 
-    def __init__(self, *args, user=None, **kwargs):
+    def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["assignee"].queryset = policy.for_user(user, policy.VIEW, policy.task_holders())
+        # Only people the policy lets this actor make the assignee of every selected task.
+        self.fields["assignee"].queryset = selectors.task_assignee_choices_for(
+            user=self.user, tasks=self.tasks
+        )
 
 
-class DeadlineForm(forms.Form):
+class DeadlineForm(TaskActionForm):
     due_date = forms.DateField(
         label=_("new due date"),
         widget=admin.widgets.AdminDateWidget,
         validators=[validate_date_in_range],
     )
     reason = forms.CharField(label=_("reason"), widget=forms.Textarea(attrs={"rows": 3}))
-
-    def __init__(self, *args, user=None, **kwargs):
-        super().__init__(*args, **kwargs)
 
 
 def _task_action(description, permission, form_class=None):
@@ -843,7 +856,7 @@ def change_status(request, task, data, expected, version):
     )
 
 
-@_task_action(_("Verify completion"), "verify")
+@_task_action(_("Verify completion…"), "verify", ConfirmForm)
 def verify(request, task, data, expected, version):
     services.task_transition(
         actor=request.user,
@@ -1104,9 +1117,9 @@ class TaskAdmin(PolicyAdminMixin, PolicyFormMixin, ServiceFormMixin, SimpleHisto
     def run_task_action(self, request, queryset, apply, form_class, title, action_name):
         tasks = list(queryset.select_related("plan"))
         if form_class is not None and "apply" not in request.POST:
-            form = form_class(user=request.user)
+            form = form_class(user=request.user, tasks=tasks)
         else:
-            form = form_class(request.POST, user=request.user) if form_class else None
+            form = form_class(request.POST, user=request.user, tasks=tasks) if form_class else None
             if form is None or form.is_valid():
                 data = form.cleaned_data if form else {}
                 done, refused = 0, []

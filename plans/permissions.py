@@ -309,6 +309,20 @@ def can(user, action: str, obj) -> bool:
     return for_user(user, action, type(obj)).filter(pk=obj.pk).exists()
 
 
+def may_open_list(user, model: type[models.Model]) -> bool:
+    """May `user` open the list of `model` at all (the admin's menu entry), rows or not: when
+    they may add rows of it, see some, or the kind is one every person has their own of (their
+    notifications, digests, calendar feed, preferences: `register(..., listed=...)`)."""
+    if is_unrestricted(user):
+        return True
+    if not is_signed_in(user):
+        return False
+    listed = LISTED.get(model)
+    if listed is not None and listed(user):
+        return True
+    return can(user, ADD, model) or can(user, VIEW, model)
+
+
 def ensure(user, action: str, obj) -> None:
     """Raise NotVisible when `obj` is out of sight, NotAllowed when sight is all there is."""
     if can(user, action, obj):
@@ -487,14 +501,19 @@ def may_manage_organization_resources(user: User) -> bool:
     return Membership.objects.filter(user=user, role__in=[Role.COORDINATOR, Role.MANAGER]).exists()
 
 
-# Models other apps registered, with who may create rows of them.
+# Models other apps registered, with who may create rows of them, and who may open their
+# list before any row of theirs exists.
 CREATORS: dict = {}
+LISTED: dict = {}
 
 
-def register(model: type[models.Model], scope, may_create, nobody=()) -> None:
+def register(model: type[models.Model], scope, may_create, nobody=(), listed=None) -> None:
     """Let another app put its model under this policy: `scope(user, action) -> Q`,
-    `may_create(user) -> bool`, both built from the rules above, and the actions `nobody`
-    (superusers included) may take on it."""
+    `may_create(user) -> bool`, both built from the rules above, the actions `nobody`
+    (superusers included) may take on it, and `listed(user) -> bool`: who may open its list
+    even when it holds no row of theirs yet (see `may_open_list`)."""
     SCOPES[model] = scope
     CREATORS[model] = may_create
     NOBODY.update((model, action) for action in nobody)
+    if listed is not None:
+        LISTED[model] = listed

@@ -174,10 +174,12 @@ def _check_version(task: Task, expected_version: int | None) -> None:
         raise VersionConflict(expected=expected_version, actual=task.version)
 
 
-def _touch(task: Task, actor: User, fields: list[str]) -> None:
+def _touch(task: Task, actor: User, fields: list[str], reason: str = "") -> None:
     task.version += 1
     task.updated_by = actor
     task._history_user = actor
+    # The audit history shows why (a deadline's reason, a transition's note); None: no reason.
+    task._change_reason = reason or None
     task.save(update_fields=[*fields, "version", "updated_by", "updated_at"])
 
 
@@ -563,7 +565,7 @@ def task_transition(
         # Returned for revision or reopened: it is no longer complete.
         task.completed_at = None
         fields.append("completed_at")
-    _touch(task, actor, fields)
+    _touch(task, actor, fields, reason=note)
     _record(
         task=task,
         actor=actor,
@@ -638,10 +640,11 @@ def task_assign(
         fields.append("manager")
     if not fields:
         raise ValidationError({"assignee": message(ASSIGNMENT_UNCHANGED)})
+    reason = note.strip()
     if "manager" in fields:
         change = f"Manager: {old_manager or 'none'} -> {manager or 'none'}."
         note = f"{note.strip()}\n{change}".strip()
-    _touch(task, actor, fields)
+    _touch(task, actor, fields, reason=reason)
     _record(
         task=task,
         actor=actor,
@@ -684,7 +687,7 @@ def task_change_deadline(
     old_due = task.due_date
     task.due_date = due_date
     task.deadline_at = Task.deadline_for(due_date, task.plan.time_zone)
-    _touch(task, actor, ["due_date", "deadline_at"])
+    _touch(task, actor, ["due_date", "deadline_at"], reason=reason)
     _record(
         task=task,
         actor=actor,
@@ -732,7 +735,7 @@ def status_update_add(
             raise TaskClosed(status=task.status, action="reporting progress")
         if progress != task.progress:
             task.progress = progress
-            _touch(task, actor, ["progress"])
+            _touch(task, actor, ["progress"], reason=note)
     update = _record(
         task=task,
         actor=actor,
