@@ -631,7 +631,7 @@ class StatusUpdate(models.Model):
     )
     note = models.TextField(_("note"), blank=True, validators=[validate_text])
     evidence_url = models.URLField(
-        _("evidence url"), max_length=500, blank=True, validators=[validate_web_url]
+        _("evidence link"), max_length=500, blank=True, validators=[validate_web_url]
     )
 
     objects = querysets.StatusUpdateQuerySet.as_manager()

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
+from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 
 UNKNOWN_TIME_ZONE = _(
@@ -41,7 +42,9 @@ def time_zone_choices() -> list[tuple[str, str]]:
 # offset never leaves the range Python and the database can represent.
 MIN_YEAR = 1900
 MAX_YEAR = 2200
-DATE_OUT_OF_RANGE = f"Enter a date from the year {MIN_YEAR} to {MAX_YEAR}."
+DATE_OUT_OF_RANGE = format_lazy(
+    _("Enter a date from the year {min_year} to {max_year}."), min_year=MIN_YEAR, max_year=MAX_YEAR
+)
 
 CONTROL_CHARACTERS = _(
     "Enter text without control characters (line breaks, tabs and other invisible codes)."
