@@ -264,13 +264,13 @@ def _visible(serializer, model):
 
 
 WORKFLOW_FIELD_HINTS = {
-    "status": "Change the status with POST /api/v1/tasks/{id}/transition/.",
-    "progress": "Report progress with POST /api/v1/tasks/{id}/updates/.",
-    "due_date": "Move the deadline with POST /api/v1/tasks/{id}/deadline/ and a reason.",
-    "assignee": "Assign with POST /api/v1/tasks/{id}/assign/.",
-    "manager": "Set the manager with POST /api/v1/tasks/{id}/assign/.",
-    "plan": "A task cannot move to another plan.",
-    "ref": "A task's ref cannot change.",
+    "status": _("Change the status with POST /api/v1/tasks/{id}/transition/."),
+    "progress": _("Report progress with POST /api/v1/tasks/{id}/updates/."),
+    "due_date": _("Move the deadline with POST /api/v1/tasks/{id}/deadline/ and a reason."),
+    "assignee": _("Assign with POST /api/v1/tasks/{id}/assign/."),
+    "manager": _("Set the manager with POST /api/v1/tasks/{id}/assign/."),
+    "plan": _("A task cannot move to another plan."),
+    "ref": _("A task's ref cannot change."),
 }
 UNKNOWN_FIELD = _("Unknown field.")
 
