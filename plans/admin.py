@@ -1099,7 +1099,11 @@ class TaskAdmin(PolicyAdminMixin, PolicyFormMixin, ServiceFormMixin, SimpleHisto
         if not obj.pk:
             return "—"
         local = timezone.localtime(obj.deadline_at, obj.plan.zone)
-        return f"{local:%Y-%m-%d %H:%M} {obj.plan.time_zone} (end of {obj.due_date:%Y-%m-%d})"
+        return _("%(when)s %(zone)s (end of %(date)s)") % {
+            "when": f"{local:%Y-%m-%d %H:%M}",
+            "zone": obj.plan.time_zone,
+            "date": f"{obj.due_date:%Y-%m-%d}",
+        }
 
     m2m_fields = ("supporting_organizations", "source_outcomes", "depends_on")
 
