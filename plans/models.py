@@ -14,7 +14,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import gettext_noop
+from django.utils.translation import gettext_noop, pgettext_lazy
 from simple_history.models import HistoricalRecords
 
 from tracker.i18n import message
@@ -577,7 +577,7 @@ class Task(models.Model):
 
 
 class StatusUpdateKind(models.TextChoices):
-    CREATED = "created", _("Created")
+    CREATED = "created", pgettext_lazy("status update kind", "Created")
     PROGRESS = "progress", _("Progress")
     TRANSITION = "transition", _("Status change")
     DEADLINE_CHANGE = "deadline_change", _("Deadline change")

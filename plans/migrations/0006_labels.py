@@ -571,7 +571,7 @@ class Migration(migrations.Migration):
         migrations.AlterField(
             model_name='statusupdate',
             name='evidence_url',
-            field=models.URLField(blank=True, max_length=500, validators=[tracker.validators.validate_web_url], verbose_name='evidence url'),
+            field=models.URLField(blank=True, max_length=500, validators=[tracker.validators.validate_web_url], verbose_name='evidence link'),
         ),
         migrations.AlterField(
             model_name='statusupdate',
