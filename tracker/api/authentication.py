@@ -76,3 +76,14 @@ class BearerTokenScheme(OpenApiAuthenticationExtension):
             "bearerFormat": "jpt_<prefix>_<secret>",
             "description": "An API token created in the admin or with POST /api/v1/auth/token/.",
         }
+
+
+class SessionScheme(OpenApiAuthenticationExtension):
+    """drf-spectacular's cookieAuth, for our SessionAuthentication (its own extension matches
+    only DRF's class itself)."""
+
+    target_class = SessionAuthentication
+    name = "cookieAuth"
+
+    def get_security_definition(self, auto_schema):
+        return {"type": "apiKey", "in": "cookie", "name": settings.SESSION_COOKIE_NAME}
