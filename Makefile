@@ -40,6 +40,10 @@ extract-messages: install
 	DJANGO_DEBUG=1 $(BIN)/python manage.py makemessages -l ko --no-location \
 	  --ignore=.venv --ignore=var --ignore=tests --ignore=benchmarks --ignore=fixtures \
 	  --ignore=scripts --ignore=docs --ignore=plans --ignore=notifications --ignore=tracker
+	# The apps' own catalogs (plans/locale, notifications/locale, tracker/locale).
+	for app in tracker plans notifications; do \
+	  (cd $$app && DJANGO_DEBUG=1 ../$(BIN)/python ../manage.py makemessages -l ko --no-location) || exit 1; \
+	done
 
 # Local development settings, written once: debug on and a random secret key. Real
 # environment variables win over it; production sets its own environment instead.

@@ -1,10 +1,11 @@
 from django.apps import AppConfig
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 
 
 class NotificationsConfig(AppConfig):
     name = "notifications"
-    verbose_name = "Notifications"
+    verbose_name = _("Notifications")
 
     def ready(self):
         from plans import permissions as policy
@@ -43,6 +44,7 @@ class NotificationsConfig(AppConfig):
         policy.register(
             WebhookDelivery, delivery_scope, lambda user: False,
             nobody=(policy.CHANGE, policy.DELETE),
+            listed=policy.may_manage_organization_resources,
         )  # fmt: skip
 
         # A plan's reminder policy: seen with the plan, written by its coordinators.
@@ -67,18 +69,29 @@ class NotificationsConfig(AppConfig):
 
         VIEW, CHANGE, DELETE, ADD = policy.VIEW, policy.CHANGE, policy.DELETE, policy.ADD
         # Notifications: each person sees and marks read their own; the sweep writes them.
+        # Every person has a list of their own: notifications, calendar feed, preferences and
+        # digests show in the menu before the first row exists (`listed`).
         policy.register(
             Notification, own("recipient", VIEW, CHANGE), lambda user: False,
-            nobody=(ADD, DELETE),
+            nobody=(ADD, DELETE), listed=policy.is_signed_in,
         )  # fmt: skip
         # Calendar feeds: each person sees, rotates and deletes their own (superusers: all).
-        policy.register(CalendarFeed, own("user", VIEW, CHANGE, DELETE), lambda user: True)
+        policy.register(
+            CalendarFeed, own("user", VIEW, CHANGE, DELETE), lambda user: True,
+            listed=policy.is_signed_in,
+        )  # fmt: skip
         # Notification preferences: each person sees and changes their own (superusers:
         # everyone's). A row is created on the first change, by its owner.
         for model in (NotificationPreference, MyNotificationPreference):
-            policy.register(model, own("user", VIEW, CHANGE), policy.is_signed_in, nobody=(DELETE,))
+            policy.register(
+                model, own("user", VIEW, CHANGE), policy.is_signed_in, nobody=(DELETE,),
+                listed=policy.is_signed_in,
+            )  # fmt: skip
         # Daily digests: each person sees their own; only the digest services write them.
-        policy.register(Digest, own("user", VIEW), lambda user: False, nobody=(ADD, CHANGE, DELETE))
+        policy.register(
+            Digest, own("user", VIEW), lambda user: False, nobody=(ADD, CHANGE, DELETE),
+            listed=policy.is_signed_in,
+        )  # fmt: skip
 
         task_changed.connect(task_changed_webhooks, dispatch_uid="notifications.webhooks")
         access_revoked.connect(

@@ -10,30 +10,22 @@ from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import translation
+from django.utils.translation import gettext, gettext_noop
 
 from .schedule import zone
 
 LANGUAGES = ("en", "ko")
 
+# English msgids (str.format templates); the Korean is in notifications/locale/ko.
 SUBJECTS = {
-    "due_soon": {
-        "en": "[{ref}] due in {days} days ({due})",
-        "ko": "[{ref}] 마감 {days}일 전 ({due})",
-    },
-    "due_today": {"en": "[{ref}] due today ({due})", "ko": "[{ref}] 오늘 마감 ({due})"},
-    "overdue": {"en": "[{ref}] overdue since {due}", "ko": "[{ref}] 마감 기한 경과 ({due})"},
-    "escalation_manager": {
-        "en": "[{ref}] overdue {days} days: please follow up",
-        "ko": "[{ref}] 마감 {days}일 초과: 담당 관리자 확인 요청",
-    },
-    "escalation_coordinators": {
-        "en": "[{ref}] overdue {days} days: escalated to the plan's coordinators",
-        "ko": "[{ref}] 마감 {days}일 초과: 계획 조정관에게 보고",
-    },
-    "awaiting_verification": {
-        "en": "[{ref}] done {days} days ago, awaiting verification",
-        "ko": "[{ref}] 완료 후 {days}일 경과, 검증 대기 중",
-    },
+    "due_soon": gettext_noop("[{ref}] due in {days} days ({due})"),
+    "due_today": gettext_noop("[{ref}] due today ({due})"),
+    "overdue": gettext_noop("[{ref}] overdue since {due}"),
+    "escalation_manager": gettext_noop("[{ref}] overdue {days} days: please follow up"),
+    "escalation_coordinators": gettext_noop(
+        "[{ref}] overdue {days} days: escalated to the plan's coordinators"
+    ),
+    "awaiting_verification": gettext_noop("[{ref}] done {days} days ago, awaiting verification"),
 }
 
 
@@ -48,13 +40,18 @@ def admin_url(name: str, pk: int) -> str:
 
 
 def _email(
-    template: str, context: dict, subject: str, to: str, key: str, language: str, connection
+    template: str, context: dict, subject: tuple, to: str, key: str, language: str, connection
 ) -> EmailMultiAlternatives:
-    """Plain text and HTML from `template`.txt/.html, with the Message-ID derived from `key`
-    (the same on every attempt, so a receiving system can discard a repeat)."""
+    """Plain text and HTML from `template`.txt/.html in `language` (the subject too), with the
+    Message-ID derived from `key` (the same on every attempt, so a receiving system can discard
+    a repeat)."""
+    with translation.override(language):
+        subject = gettext(subject[0]).format(**subject[1])
+        body = render_to_string(f"{template}.txt", context)
+        html = render_to_string(f"{template}.html", context)
     email = EmailMultiAlternatives(
         subject=subject,
-        body=render_to_string(f"{template}.txt", context),
+        body=body,
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=[to],
         headers={
@@ -64,7 +61,7 @@ def _email(
         },
         connection=connection,
     )
-    email.attach_alternative(render_to_string(f"{template}.html", context), "text/html")
+    email.attach_alternative(html, "text/html")
     return email
 
 
@@ -98,8 +95,9 @@ def _build(notification, connection) -> EmailMultiAlternatives:
         "inbox_url": settings.SITE_URL + reverse("admin:notifications_notification_changelist"),
     }
     kind = notification.kind
-    subject = SUBJECTS[kind][language].format(
-        ref=task.ref, days=notification.step, due=notification.due_date.isoformat()
+    subject = (
+        SUBJECTS[kind],
+        {"ref": task.ref, "days": notification.step, "due": notification.due_date.isoformat()},
     )
     return _email(
         f"notifications/email/{kind}", context, subject, recipient.email,
@@ -109,10 +107,7 @@ def _build(notification, connection) -> EmailMultiAlternatives:
 
 # --- Daily digest ---------------------------------------------------------------------------
 
-DIGEST_SUBJECTS = {
-    "en": "Daily digest for {day}: {count} task(s) to look at",
-    "ko": "{day} 일일 요약: 확인할 과제 {count}건",
-}
+DIGEST_SUBJECT = gettext_noop("Daily digest for {day}: {count} task(s) to look at")
 # In the order the email shows them.
 DIGEST_SECTIONS = ("overdue", "due_soon", "awaiting_verification")
 
@@ -162,7 +157,7 @@ def _build_digest(digest, content, connection) -> EmailMultiAlternatives:
         "preferences_url": settings.SITE_URL
         + reverse("admin:notifications_mynotificationpreference_changelist"),
     }
-    subject = DIGEST_SUBJECTS[language].format(day=digest.day.isoformat(), count=content.task_count)
+    subject = (DIGEST_SUBJECT, {"day": digest.day.isoformat(), "count": content.task_count})
     return _email(
         "notifications/email/digest", context, subject, user.email, digest.dedupe_key,
         language, connection,

@@ -1,12 +1,14 @@
 """Refusals of the notifications services. They extend the plan domain's errors, so the API
 answers them with their status (RFC 9457) and the admin shows them as messages."""
 
+from django.utils.translation import gettext_lazy as _
+
 from plans.exceptions import DomainError, NotAllowed
 
 from .models import WebhookSubscription
 
-WEBHOOK_DISABLED = "This webhook is disabled; enable it first."
-ORGANIZATION_NOT_MANAGED = (
+WEBHOOK_DISABLED = _("This webhook is disabled; enable it first.")
+ORGANIZATION_NOT_MANAGED = _(
     "Only coordinators and managers of {organization} can manage its webhooks."
 )
 

@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 
 from tracker.models import Organization
 
@@ -21,21 +22,21 @@ class WebhookEvent(models.TextChoices):
     """Events an organization can subscribe to. task.due_soon and task.overdue come from the
     reminder sweep: once per reminder step of a task (the first recipient's 09:00)."""
 
-    TASK_CREATED = "task.created", "Task created"
-    TASK_UPDATED = "task.updated", "Task updated"
-    TASK_STATUS_CHANGED = "task.status_changed", "Task status changed"
-    STATUS_UPDATE_CREATED = "status_update.created", "Status update added"
-    TASK_DUE_SOON = "task.due_soon", "Task due soon (reminder)"
-    TASK_OVERDUE = "task.overdue", "Task overdue (reminder)"
+    TASK_CREATED = "task.created", _("Task created")
+    TASK_UPDATED = "task.updated", _("Task updated")
+    TASK_STATUS_CHANGED = "task.status_changed", _("Task status changed")
+    STATUS_UPDATE_CREATED = "status_update.created", _("Status update added")
+    TASK_DUE_SOON = "task.due_soon", _("Task due soon (reminder)")
+    TASK_OVERDUE = "task.overdue", _("Task overdue (reminder)")
 
 
 # Sent on request to check an endpoint; not subscribable, every subscription accepts it.
 PING_EVENT = "webhook.ping"
 
-URL_INVALID = "Enter a valid URL, e.g. https://example.org/hooks/tracker."
-EVENTS_EMPTY = "Choose at least one event."
-EVENTS_UNKNOWN = "Unknown events: {events}. Choose from: {known}."
-EVENTS_NOT_LIST = "Events must be a list of event names."
+URL_INVALID = _("Enter a valid URL, e.g. https://example.org/hooks/tracker.")
+EVENTS_EMPTY = _("Choose at least one event.")
+EVENTS_UNKNOWN = _("Unknown events: {events}. Choose from: {known}.")
+EVENTS_NOT_LIST = _("Events must be a list of event names.")
 
 
 def validate_webhook_url(url: str) -> None:
@@ -66,42 +67,57 @@ class WebhookSubscription(models.Model):
     """An organization's endpoint: what it listens to, where, and the secret that signs it."""
 
     organization = models.ForeignKey(
-        Organization, on_delete=models.CASCADE, related_name="webhook_subscriptions"
+        Organization,
+        verbose_name=_("organization"),
+        on_delete=models.CASCADE,
+        related_name="webhook_subscriptions",
     )
     url = models.URLField(
-        "URL",
+        _("URL"),
         max_length=500,
-        help_text="https, to a public internet address (no credentials in the URL).",
+        help_text=_("https, to a public internet address (no credentials in the URL)."),
     )
-    description = models.CharField(max_length=200, blank=True)
+    description = models.CharField(_("description"), max_length=200, blank=True)
     events = models.JSONField(
-        default=list, blank=True, help_text="Event names this endpoint receives."
+        _("events"), default=list, blank=True, help_text=_("Event names this endpoint receives.")
     )
     # Fernet ciphertext of "whsec_..."; the plaintext is shown once and never stored.
-    secret_encrypted = models.TextField(editable=False)
+    secret_encrypted = models.TextField(_("secret encrypted"), editable=False)
     # The secret before the last rotation, still signed with until it expires.
-    previous_secret_encrypted = models.TextField(editable=False, blank=True)
-    previous_secret_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
-    is_active = models.BooleanField(default=True)
-    disabled_at = models.DateTimeField(null=True, blank=True)
-    disabled_reason = models.CharField(max_length=300, blank=True)
+    previous_secret_encrypted = models.TextField(
+        _("previous secret encrypted"), editable=False, blank=True
+    )
+    previous_secret_expires_at = models.DateTimeField(
+        _("previous secret expires at"), null=True, blank=True, editable=False
+    )
+    is_active = models.BooleanField(_("is active"), default=True)
+    disabled_at = models.DateTimeField(_("disabled at"), null=True, blank=True)
+    disabled_reason = models.CharField(_("disabled reason"), max_length=300, blank=True)
     consecutive_failures = models.PositiveIntegerField(
-        default=0, help_text="Deliveries given up in a row; reset by a success."
+        _("consecutive failures"),
+        default=0,
+        help_text=_("Deliveries given up in a row; reset by a success."),
     )
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("created by"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
     )
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     class Meta:
+        verbose_name_plural = _("webhooks")
         ordering = ["organization", "url", "pk"]
-        verbose_name = "webhook"
+        verbose_name = _("webhook")
         constraints = [
             models.UniqueConstraint(
                 fields=["organization", "url"],
                 name="webhooksubscription_unique_url",
-                violation_error_message=(
+                violation_error_message=_(
                     "This organization already has a webhook for this URL; add the events "
                     "to it instead."
                 ),
@@ -109,17 +125,17 @@ class WebhookSubscription(models.Model):
             models.CheckConstraint(
                 condition=~Q(secret_encrypted=""),
                 name="webhooksubscription_has_secret",
-                violation_error_message="A webhook needs a signing secret.",
+                violation_error_message=_("A webhook needs a signing secret."),
             ),
             models.CheckConstraint(
                 condition=Q(is_active=False) | Q(disabled_at__isnull=True),
                 name="webhooksubscription_active_not_disabled",
-                violation_error_message="An active webhook cannot have a disabled date.",
+                violation_error_message=_("An active webhook cannot have a disabled date."),
             ),
             models.CheckConstraint(
                 condition=Q(consecutive_failures__gte=0),
                 name="webhooksubscription_failures_not_negative",
-                violation_error_message="Consecutive failures cannot be negative.",
+                violation_error_message=_("Consecutive failures cannot be negative."),
             ),
         ]
 
@@ -165,36 +181,57 @@ class WebhookDelivery(models.Model):
     """One message to one subscription, and what became of it (the delivery log)."""
 
     class Status(models.TextChoices):
-        PENDING = "pending", "Pending"
-        SUCCEEDED = "succeeded", "Succeeded"
-        FAILED = "failed", "Failed, will retry"
-        GAVE_UP = "gave_up", "Gave up"
+        PENDING = "pending", _("Pending")
+        SUCCEEDED = "succeeded", _("Succeeded")
+        FAILED = "failed", _("Failed, will retry")
+        GAVE_UP = "gave_up", _("Gave up")
 
     subscription = models.ForeignKey(
-        WebhookSubscription, on_delete=models.CASCADE, related_name="deliveries"
+        WebhookSubscription,
+        verbose_name=_("subscription"),
+        on_delete=models.CASCADE,
+        related_name="deliveries",
     )
-    event = models.CharField(max_length=64)
+    event = models.CharField(_("event"), max_length=64)
     # The task the event is about: checked again before each attempt (still visible?).
     task = models.ForeignKey(
-        "plans.Task", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "plans.Task",
+        verbose_name=_("task"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
     )
     message_id = models.CharField(
-        max_length=64, unique=True, help_text="The webhook-id header: the receiver's dedupe key."
+        _("message id"),
+        max_length=64,
+        unique=True,
+        help_text=_("The webhook-id header: the receiver's dedupe key."),
     )
-    payload = models.JSONField()
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
-    attempts = models.PositiveSmallIntegerField(default=0)
-    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
-    last_error = models.CharField(max_length=500, blank=True)
+    payload = models.JSONField(
+        _("payload"),
+    )
+    status = models.CharField(
+        _("status"), max_length=16, choices=Status.choices, default=Status.PENDING
+    )
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    last_status_code = models.PositiveSmallIntegerField(
+        _("last status code"), null=True, blank=True
+    )
+    last_error = models.CharField(_("last error"), max_length=500, blank=True)
     next_attempt_at = models.DateTimeField(
-        null=True, blank=True, help_text="When the next attempt is due (none once finished)."
+        _("next attempt at"),
+        null=True,
+        blank=True,
+        help_text=_("When the next attempt is due (none once finished)."),
     )
-    created_at = models.DateTimeField(db_index=True)
-    delivered_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), db_index=True)
+    delivered_at = models.DateTimeField(_("delivered at"), null=True, blank=True)
 
     class Meta:
+        verbose_name = _("webhook delivery")
         ordering = ["-created_at", "-pk"]
-        verbose_name_plural = "webhook deliveries"
+        verbose_name_plural = _("webhook deliveries")
         indexes = [
             models.Index(
                 fields=["next_attempt_at"],
@@ -206,19 +243,21 @@ class WebhookDelivery(models.Model):
             models.CheckConstraint(
                 condition=Q(status__in=["pending", "succeeded", "failed", "gave_up"]),
                 name="webhookdelivery_status_valid",
-                violation_error_message=(
+                violation_error_message=_(
                     "Delivery status must be one of: pending, succeeded, failed, gave_up."
                 ),
             ),
             models.CheckConstraint(
                 condition=~Q(status="succeeded") | Q(delivered_at__isnull=False),
                 name="webhookdelivery_succeeded_has_time",
-                violation_error_message="A succeeded delivery records when it was delivered.",
+                violation_error_message=_("A succeeded delivery records when it was delivered."),
             ),
             models.CheckConstraint(
                 condition=Q(status__in=["succeeded", "gave_up"]) | Q(next_attempt_at__isnull=False),
                 name="webhookdelivery_open_is_scheduled",
-                violation_error_message="A pending or failed delivery needs a next attempt time.",
+                violation_error_message=_(
+                    "A pending or failed delivery needs a next attempt time."
+                ),
             ),
         ]
 
@@ -228,8 +267,8 @@ class WebhookDelivery(models.Model):
 
 # --- Reminders ------------------------------------------------------------------------------
 
-DAYS_INVALID = "Give whole days of 0 or more, e.g. 14, 7, 1, 0 (0 = on the due date)."
-DAYS_NEGATIVE = "Days cannot be negative."
+DAYS_INVALID = _("Give whole days of 0 or more, e.g. 14, 7, 1, 0 (0 = on the due date).")
+DAYS_NEGATIVE = _("Days cannot be negative.")
 
 
 def _default_before_days() -> list[int]:
@@ -255,49 +294,59 @@ class ReminderPolicy(models.Model):
     due at 09:00 in the recipient's own time zone."""
 
     plan = models.OneToOneField(
-        "plans.Plan", on_delete=models.CASCADE, related_name="reminder_policy"
+        "plans.Plan",
+        verbose_name=_("plan"),
+        on_delete=models.CASCADE,
+        related_name="reminder_policy",
     )
     before_days = models.JSONField(
+        _("before days"),
         default=_default_before_days,
         blank=True,
-        help_text="Days before the due date to remind on, e.g. [14, 7, 1, 0]; 0 = on the day.",
+        help_text=_("Days before the due date to remind on, e.g. [14, 7, 1, 0]; 0 = on the day."),
     )
     overdue_every_days = models.PositiveSmallIntegerField(
+        _("overdue every days"),
         default=7,
-        help_text="Overdue reminders: the first day after the deadline, then every this many "
-        "days. 0 = only once.",
+        help_text=_(
+            "Overdue reminders: the first day after the deadline, then every this many "
+            "days. 0 = only once."
+        ),
     )
     escalate_manager_after_days = models.PositiveSmallIntegerField(
-        null=True, blank=True, default=3,
-        help_text="Tell the task's manager after this many days overdue (empty: never).",
+        _("escalate manager after days"), null=True, blank=True, default=3,
+        help_text=_("Tell the task's manager after this many days overdue (empty: never)."),
     )  # fmt: skip
     escalate_coordinators_after_days = models.PositiveSmallIntegerField(
-        null=True, blank=True, default=14,
-        help_text="Tell the plan's coordinators after this many days overdue (empty: never).",
+        _("escalate coordinators after days"), null=True, blank=True, default=14,
+        help_text=_("Tell the plan's coordinators after this many days overdue (empty: never)."),
     )  # fmt: skip
     verification_reminder_after_days = models.PositiveSmallIntegerField(
-        null=True, blank=True, default=7,
-        help_text="Remind the coordinators of a task done but not verified after this many "
-        "days (empty: never).",
+        _("verification reminder after days"), null=True, blank=True, default=7,
+        help_text=_("Remind the coordinators of a task done but not verified after this many "
+        "days (empty: never)."),
     )  # fmt: skip
     # Who hears of the reminders before the due date (due soon, due today).
-    due_to_assignee = models.BooleanField("due: assignee", default=True)
+    due_to_assignee = models.BooleanField(_("due: assignee"), default=True)
     due_to_lead_organization = models.BooleanField(
-        "due: lead organization", default=True,
-        help_text="Contributors and managers of the task's lead organization.",
+        _("due: lead organization"), default=True,
+        help_text=_("Contributors and managers of the task's lead organization."),
     )  # fmt: skip
-    due_to_manager = models.BooleanField("due: manager", default=False)
-    due_to_coordinators = models.BooleanField("due: coordinators", default=False)
+    due_to_manager = models.BooleanField(_("due: manager"), default=False)
+    due_to_coordinators = models.BooleanField(_("due: coordinators"), default=False)
     # Who hears of the overdue reminders.
-    overdue_to_assignee = models.BooleanField("overdue: assignee", default=True)
-    overdue_to_lead_organization = models.BooleanField("overdue: lead organization", default=True)
-    overdue_to_manager = models.BooleanField("overdue: manager", default=True)
-    overdue_to_coordinators = models.BooleanField("overdue: coordinators", default=False)
-    updated_at = models.DateTimeField(auto_now=True)
+    overdue_to_assignee = models.BooleanField(_("overdue: assignee"), default=True)
+    overdue_to_lead_organization = models.BooleanField(
+        _("overdue: lead organization"), default=True
+    )
+    overdue_to_manager = models.BooleanField(_("overdue: manager"), default=True)
+    overdue_to_coordinators = models.BooleanField(_("overdue: coordinators"), default=False)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     class Meta:
+        verbose_name = _("reminder policy")
         ordering = ["plan"]
-        verbose_name_plural = "reminder policies"
+        verbose_name_plural = _("reminder policies")
         constraints = [
             models.CheckConstraint(
                 condition=Q(overdue_every_days__gte=0)
@@ -341,12 +390,12 @@ class ReminderPolicy(models.Model):
 
 
 class NotificationKind(models.TextChoices):
-    DUE_SOON = "due_soon", "Due soon"
-    DUE_TODAY = "due_today", "Due today"
-    OVERDUE = "overdue", "Overdue"
-    ESCALATION_MANAGER = "escalation_manager", "Overdue: escalated to the manager"
-    ESCALATION_COORDINATORS = "escalation_coordinators", "Overdue: escalated to the coordinators"
-    AWAITING_VERIFICATION = "awaiting_verification", "Done, awaiting verification"
+    DUE_SOON = "due_soon", _("Due soon")
+    DUE_TODAY = "due_today", _("Due today")
+    OVERDUE = "overdue", _("Overdue")
+    ESCALATION_MANAGER = "escalation_manager", _("Overdue: escalated to the manager")
+    ESCALATION_COORDINATORS = "escalation_coordinators", _("Overdue: escalated to the coordinators")
+    AWAITING_VERIFICATION = "awaiting_verification", _("Done, awaiting verification")
 
 
 class Notification(models.Model):
@@ -358,28 +407,45 @@ class Notification(models.Model):
     Kind = NotificationKind
 
     recipient = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications"
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("recipient"),
+        on_delete=models.CASCADE,
+        related_name="notifications",
     )
-    task = models.ForeignKey("plans.Task", on_delete=models.CASCADE, related_name="+")
-    kind = models.CharField(max_length=32, choices=Kind.choices)
-    due_date = models.DateField(help_text="The task's due date this reminder is about.")
+    task = models.ForeignKey(
+        "plans.Task", verbose_name=_("task"), on_delete=models.CASCADE, related_name="+"
+    )
+    kind = models.CharField(_("kind"), max_length=32, choices=Kind.choices)
+    due_date = models.DateField(
+        _("due date"), help_text=_("The task's due date this reminder is about.")
+    )
     step = models.PositiveIntegerField(
-        help_text="Days before the due date (due soon), overdue period (1, 2, ...), or days "
-        "after which the escalation or verification reminder came."
+        _("step"),
+        help_text=_(
+            "Days before the due date (due soon), overdue period (1, 2, ...), or days "
+            "after which the escalation or verification reminder came."
+        ),
     )
-    dedupe_key = models.CharField(max_length=200, unique=True, editable=False)
-    created_at = models.DateTimeField(db_index=True)
-    due_at = models.DateTimeField(help_text="When it fell due: 09:00 in the recipient's zone.")
-    email_sent_at = models.DateTimeField(null=True, blank=True)
-    email_failed_at = models.DateTimeField(null=True, blank=True)
-    failure_reason = models.CharField(max_length=500, blank=True)
-    attempts = models.PositiveSmallIntegerField(default=0)
+    dedupe_key = models.CharField(_("dedupe key"), max_length=200, unique=True, editable=False)
+    created_at = models.DateTimeField(_("created at"), db_index=True)
+    due_at = models.DateTimeField(
+        _("due at"), help_text=_("When it fell due: 09:00 in the recipient's zone.")
+    )
+    email_sent_at = models.DateTimeField(_("email sent at"), null=True, blank=True)
+    email_failed_at = models.DateTimeField(_("email failed at"), null=True, blank=True)
+    failure_reason = models.CharField(_("failure reason"), max_length=500, blank=True)
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
     next_attempt_at = models.DateTimeField(
-        null=True, blank=True, help_text="When the next email attempt is due (none once done)."
+        _("next attempt at"),
+        null=True,
+        blank=True,
+        help_text=_("When the next email attempt is due (none once done)."),
     )
-    read_at = models.DateTimeField(null=True, blank=True)
+    read_at = models.DateTimeField(_("read at"), null=True, blank=True)
 
     class Meta:
+        verbose_name = _("notification")
+        verbose_name_plural = _("notifications")
         ordering = ["-created_at", "-pk"]
         indexes = [
             models.Index(fields=["recipient", "-created_at"], name="notification_inbox"),
@@ -402,12 +468,12 @@ class Notification(models.Model):
                     ]
                 ),  # fmt: skip
                 name="notification_kind_valid",
-                violation_error_message="Notification kind is not one of the known kinds.",
+                violation_error_message=_("Notification kind is not one of the known kinds."),
             ),
             models.CheckConstraint(
                 condition=Q(email_sent_at__isnull=True) | Q(email_failed_at__isnull=True),
                 name="notification_sent_or_failed",
-                violation_error_message="An email is either sent or failed, not both.",
+                violation_error_message=_("An email is either sent or failed, not both."),
             ),
         ]
 
@@ -434,21 +500,28 @@ class CalendarFeed(models.Model):
     (`tracker.tokens.hash_secret`), so the full URL is shown once, when created or rotated."""
 
     user = models.OneToOneField(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="calendar_feed"
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("user"),
+        on_delete=models.CASCADE,
+        related_name="calendar_feed",
     )
-    prefix = models.CharField(max_length=8, unique=True, editable=False)
-    secret_hash = models.CharField(max_length=64, editable=False)
-    created_at = models.DateTimeField(auto_now_add=True)
-    rotated_at = models.DateTimeField(null=True, blank=True, editable=False)
-    last_fetched_at = models.DateTimeField(null=True, blank=True, editable=False)
+    prefix = models.CharField(_("prefix"), max_length=8, unique=True, editable=False)
+    secret_hash = models.CharField(_("secret hash"), max_length=64, editable=False)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    rotated_at = models.DateTimeField(_("rotated at"), null=True, blank=True, editable=False)
+    last_fetched_at = models.DateTimeField(
+        _("last fetched at"), null=True, blank=True, editable=False
+    )
 
     class Meta:
+        verbose_name = _("calendar feed")
+        verbose_name_plural = _("calendar feeds")
         ordering = ["user"]
         constraints = [
             models.CheckConstraint(
                 condition=~Q(secret_hash="") & ~Q(prefix=""),
                 name="calendarfeed_has_secret",
-                violation_error_message="A calendar feed needs a prefix and a secret.",
+                violation_error_message=_("A calendar feed needs a prefix and a secret."),
             ),
         ]
 
@@ -465,25 +538,34 @@ class NotificationPreference(models.Model):
     (`tracker.User`)."""
 
     user = models.OneToOneField(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notification_preference"
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("user"),
+        on_delete=models.CASCADE,
+        related_name="notification_preference",
     )
-    email_due_soon = models.BooleanField("email: due soon", default=True)
-    email_due_today = models.BooleanField("email: due today", default=True)
-    email_overdue = models.BooleanField("email: overdue", default=True)
-    email_escalation_manager = models.BooleanField("email: escalation to manager", default=True)
+    email_due_soon = models.BooleanField(_("email: due soon"), default=True)
+    email_due_today = models.BooleanField(_("email: due today"), default=True)
+    email_overdue = models.BooleanField(_("email: overdue"), default=True)
+    email_escalation_manager = models.BooleanField(_("email: escalation to manager"), default=True)
     email_escalation_coordinators = models.BooleanField(
-        "email: escalation to coordinators", default=True
+        _("email: escalation to coordinators"), default=True
     )
-    email_awaiting_verification = models.BooleanField("email: awaiting verification", default=True)
+    email_awaiting_verification = models.BooleanField(
+        _("email: awaiting verification"), default=True
+    )
     digest = models.BooleanField(
-        "daily digest",
+        _("daily digest"),
         default=False,
-        help_text="One email at 08:00 in your time zone: due soon, overdue and (coordinators) "
-        "awaiting verification.",
+        help_text=_(
+            "One email at 08:00 in your time zone: due soon, overdue and (coordinators) "
+            "awaiting verification."
+        ),
     )
-    updated_at = models.DateTimeField(auto_now=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     class Meta:
+        verbose_name = _("notification preferences")
+        verbose_name_plural = _("notification preferences")
         ordering = ["user"]
 
     def __str__(self):
@@ -504,8 +586,8 @@ class MyNotificationPreference(NotificationPreference):
 
     class Meta:
         proxy = True
-        verbose_name = "my notification preferences"
-        verbose_name_plural = "my notification preferences"
+        verbose_name = _("my notification preferences")
+        verbose_name_plural = _("my notification preferences")
 
 
 # --- Daily digest ---------------------------------------------------------------------------
@@ -519,30 +601,45 @@ class Digest(models.Model):
     digest with nothing to report is not emailed and is recorded as `empty`."""
 
     class Status(models.TextChoices):
-        PENDING = "pending", "Pending"
-        SENT = "sent", "Sent"
-        EMPTY = "empty", "Nothing to report (not emailed)"
-        NOT_SENT = "not_sent", "Not sent"
+        PENDING = "pending", _("Pending")
+        SENT = "sent", _("Sent")
+        EMPTY = "empty", _("Nothing to report (not emailed)")
+        NOT_SENT = "not_sent", _("Not sent")
 
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="digests"
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("user"),
+        on_delete=models.CASCADE,
+        related_name="digests",
     )
-    day = models.DateField(help_text="The day it is for, in the user's time zone.")
-    created_at = models.DateTimeField(db_index=True)
-    due_at = models.DateTimeField(help_text="When it fell due: 08:00 in the user's zone.")
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    day = models.DateField(_("day"), help_text=_("The day it is for, in the user's time zone."))
+    created_at = models.DateTimeField(_("created at"), db_index=True)
+    due_at = models.DateTimeField(
+        _("due at"), help_text=_("When it fell due: 08:00 in the user's zone.")
+    )
+    status = models.CharField(
+        _("status"), max_length=16, choices=Status.choices, default=Status.PENDING
+    )
     task_count = models.PositiveIntegerField(
-        null=True, blank=True, help_text="Tasks it reported, counted when it was sent."
+        _("task count"),
+        null=True,
+        blank=True,
+        help_text=_("Tasks it reported, counted when it was sent."),
     )
-    email_sent_at = models.DateTimeField(null=True, blank=True)
-    email_failed_at = models.DateTimeField(null=True, blank=True)
-    failure_reason = models.CharField(max_length=500, blank=True)
-    attempts = models.PositiveSmallIntegerField(default=0)
+    email_sent_at = models.DateTimeField(_("email sent at"), null=True, blank=True)
+    email_failed_at = models.DateTimeField(_("email failed at"), null=True, blank=True)
+    failure_reason = models.CharField(_("failure reason"), max_length=500, blank=True)
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
     next_attempt_at = models.DateTimeField(
-        null=True, blank=True, help_text="When the next email attempt is due (none once done)."
+        _("next attempt at"),
+        null=True,
+        blank=True,
+        help_text=_("When the next email attempt is due (none once done)."),
     )
 
     class Meta:
+        verbose_name = _("daily digest")
+        verbose_name_plural = _("daily digests")
         ordering = ["-day", "-pk"]
         indexes = [
             models.Index(
@@ -553,24 +650,24 @@ class Digest(models.Model):
             models.UniqueConstraint(
                 fields=["user", "day"],
                 name="digest_unique_user_day",
-                violation_error_message="This user already has a digest for this day.",
+                violation_error_message=_("This user already has a digest for this day."),
             ),
             models.CheckConstraint(
                 condition=Q(status__in=["pending", "sent", "empty", "not_sent"]),
                 name="digest_status_valid",
-                violation_error_message=(
+                violation_error_message=_(
                     "Digest status must be one of: pending, sent, empty, not_sent."
                 ),
             ),
             models.CheckConstraint(
                 condition=~Q(status="sent") | Q(email_sent_at__isnull=False),
                 name="digest_sent_has_time",
-                violation_error_message="A sent digest records when it was sent.",
+                violation_error_message=_("A sent digest records when it was sent."),
             ),
             models.CheckConstraint(
                 condition=~Q(status="pending") | Q(next_attempt_at__isnull=False),
                 name="digest_pending_is_scheduled",
-                violation_error_message="A pending digest needs a next attempt time.",
+                violation_error_message=_("A pending digest needs a next attempt time."),
             ),
         ]
 

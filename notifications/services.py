@@ -32,6 +32,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import InterfaceError, OperationalError, transaction
 from django.db.models import BooleanField, ExpressionWrapper
 from django.utils import timezone, translation
+from django.utils.translation import gettext_lazy
 
 from plans import permissions as policy
 from plans import selectors as plan_selectors
@@ -1678,8 +1679,8 @@ PREFERENCE_EMAIL_FIELDS = tuple(
 )
 PREFERENCE_FIELDS = (*PREFERENCE_EMAIL_FIELDS, "digest")
 PREFERENCE_USER_FIELDS = ("language", "time_zone")
-PREFERENCE_UNKNOWN = "Unknown preference."
-PREFERENCE_NOT_BOOLEAN = "Must be true or false."
+PREFERENCE_UNKNOWN = gettext_lazy("Unknown preference.")
+PREFERENCE_NOT_BOOLEAN = gettext_lazy("Must be true or false.")
 
 
 def notification_preferences_get(*, user: User) -> NotificationPreference:

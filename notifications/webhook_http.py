@@ -33,23 +33,24 @@ from dataclasses import dataclass
 import httpx
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy as _
 
 logger = logging.getLogger(__name__)
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
-TARGET_INVALID = "Enter a valid URL, e.g. https://example.org/hooks/tracker."
-TARGET_NOT_HTTPS = "A webhook URL must use https."
-TARGET_CREDENTIALS = (
+TARGET_INVALID = _("Enter a valid URL, e.g. https://example.org/hooks/tracker.")
+TARGET_NOT_HTTPS = _("A webhook URL must use https.")
+TARGET_CREDENTIALS = _(
     "Do not put a user name or password in the URL; the signature authenticates us."
 )
-TARGET_NOT_PUBLIC = (
+TARGET_NOT_PUBLIC = _(
     "This address is not allowed: webhooks go only to public internet addresses (not "
     "loopback, private, link-local, multicast, reserved or cloud metadata addresses)."
 )
 # Recorded on the delivery when a send refuses the target (the URL was saved under older
 # rules, or its name now resolves elsewhere).
-TARGET_REFUSED = (
+TARGET_REFUSED = _(
     "Not sent: the URL is not allowed (https to public addresses only, no credentials); change it."
 )
 # One message for every network failure (name, connection, TLS, timeout): the log must not

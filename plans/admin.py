@@ -20,13 +20,15 @@ from django.utils.translation import gettext_lazy as _
 from modeltranslation.admin import TranslationTabularInline
 from simple_history.admin import SimpleHistoryAdmin
 
+from tracker.i18n import message
 from tracker.models import Membership, Organization, User
 from tracker.validators import validate_date_in_range, validate_web_url
 
 from . import permissions as policy
 from . import selectors, services
+from .admin_history import LabelledHistoryMixin
 from .admin_translations import TranslatedAdmin
-from .exceptions import DomainError, VersionConflict
+from .exceptions import DomainError, VersionConflict, status_label
 from .models import Forum, Outcome, Plan, PlanParticipant, StatusUpdate, Task, Workstream
 
 
@@ -40,7 +42,7 @@ def error_text(exc: Exception) -> str:
 URL_FIELDS_HTTPS = {models.URLField: {"assume_scheme": "https"}}
 
 
-class PolicyAdminMixin:
+class PolicyAdminMixin(LabelledHistoryMixin):
     """Takes every admin permission from the policy. Django's model permissions are unused."""
 
     formfield_overrides = URL_FIELDS_HTTPS
@@ -60,10 +62,14 @@ class PolicyAdminMixin:
             request.user, action, obj if obj is not None else self.model
         )
 
+    # The menu entry and the list: whoever may use the page, even before a row exists for
+    # them (a coordinator's first reminder policy, a person's calendar feed or digests).
     def has_module_permission(self, request):
-        return self._allowed(request, policy.VIEW)
+        return self._staff(request) and policy.may_open_list(request.user, self.model)
 
     def has_view_permission(self, request, obj=None):
+        if obj is None:
+            return self.has_module_permission(request)
         return self._allowed(request, policy.VIEW, obj)
 
     def has_add_permission(self, request, *args):
@@ -568,7 +574,13 @@ class StatusUpdateForm(forms.ModelForm):
             if rule and rule.needs_note and not (cleaned.get("note") or "").strip():
                 self.add_error(
                     "note",
-                    services.NOTE_REQUIRED.format(from_status=self.task.status, to_status=move),
+                    message(
+                        services.NOTE_REQUIRED,
+                        from_status=self.task.status,
+                        to_status=move,
+                        from_status_label=status_label(self.task.status),
+                        to_status_label=status_label(move),
+                    ),
                 )
             if (
                 rule
@@ -576,7 +588,7 @@ class StatusUpdateForm(forms.ModelForm):
                 and self.task.plan.requires_evidence
                 and not cleaned.get("evidence_url")
             ):
-                self.add_error("evidence_url", services.EVIDENCE_REQUIRED)
+                self.add_error("evidence_url", message(services.EVIDENCE_REQUIRED))
         return cleaned
 
     def apply(self, *, actor, expected_version: int | None = None) -> int | None:
@@ -683,9 +695,9 @@ class TaskAdminForm(forms.ModelForm):
         depends_on = cleaned.get("depends_on")
         if plan is not None and depends_on is not None:
             if any(other.plan_id != plan.pk for other in depends_on):
-                self.add_error("depends_on", services.DEPENDENCY_OTHER_PLAN)
+                self.add_error("depends_on", message(services.DEPENDENCY_OTHER_PLAN))
             if self.instance.pk and any(other.pk == self.instance.pk for other in depends_on):
-                self.add_error("depends_on", services.DEPENDENCY_SELF)
+                self.add_error("depends_on", message(services.DEPENDENCY_SELF))
         lead = cleaned.get("lead_organization")
         people = {name: cleaned.get(name) for name in ("assignee", "manager") if name in cleaned}
         if plan is not None and lead is not None and any(people.values()):
@@ -750,14 +762,25 @@ class ScopeFilter(admin.SimpleListFilter):
             }
 
 
-class NoteForm(forms.Form):
+class TaskActionForm(forms.Form):
+    """The form of an action's page. Its fields may depend on the actor and the selected
+    tasks (`user`, `tasks`)."""
+
+    def __init__(self, *args, user=None, tasks=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.user, self.tasks = user, list(tasks)
+
+
+class ConfirmForm(TaskActionForm):
+    """No fields: the page lists the tasks, and its Apply sends back the status and version
+    each one showed, so a task changed meanwhile is refused (If-Match)."""
+
+
+class NoteForm(TaskActionForm):
     note = forms.CharField(label=_("note"), widget=forms.Textarea(attrs={"rows": 3}))
 
-    def __init__(self, *args, user=None, **kwargs):
-        super().__init__(*args, **kwargs)
 
-
-class ChangeStatusForm(forms.Form):
+class ChangeStatusForm(TaskActionForm):
     to_status = forms.ChoiceField(label=_("new status"), choices=Task.Status.choices)
     note = forms.CharField(
         label=_("note"), required=False, widget=forms.Textarea(attrs={"rows": 3})
@@ -769,11 +792,8 @@ class ChangeStatusForm(forms.Form):
         validators=[validate_web_url],
     )
 
-    def __init__(self, *args, user=None, **kwargs):
-        super().__init__(*args, **kwargs)
 
-
-class AssignForm(forms.Form):
+class AssignForm(TaskActionForm):
     assignee = forms.ModelChoiceField(
         queryset=User.objects.none(), required=False, label=_("assignee")
     )
@@ -781,21 +801,21 @@ class AssignForm(forms.Form):
         label=_("note"), required=False, widget=forms.Textarea(attrs={"rows": 2})
     )
 
-    def __init__(self, *args, user=None, **kwargs):
+    def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["assignee"].queryset = policy.for_user(user, policy.VIEW, policy.task_holders())
+        # Only people the policy lets this actor make the assignee of every selected task.
+        self.fields["assignee"].queryset = selectors.task_assignee_choices_for(
+            user=self.user, tasks=self.tasks
+        )
 
 
-class DeadlineForm(forms.Form):
+class DeadlineForm(TaskActionForm):
     due_date = forms.DateField(
         label=_("new due date"),
         widget=admin.widgets.AdminDateWidget,
         validators=[validate_date_in_range],
     )
     reason = forms.CharField(label=_("reason"), widget=forms.Textarea(attrs={"rows": 3}))
-
-    def __init__(self, *args, user=None, **kwargs):
-        super().__init__(*args, **kwargs)
 
 
 def _task_action(description, permission, form_class=None):
@@ -840,7 +860,7 @@ def change_status(request, task, data, expected, version):
     )
 
 
-@_task_action(_("Verify completion"), "verify")
+@_task_action(_("Verify completion…"), "verify", ConfirmForm)
 def verify(request, task, data, expected, version):
     services.task_transition(
         actor=request.user,
@@ -1087,7 +1107,11 @@ class TaskAdmin(
         if not obj.pk:
             return "—"
         local = timezone.localtime(obj.deadline_at, obj.plan.zone)
-        return f"{local:%Y-%m-%d %H:%M} {obj.plan.time_zone} (end of {obj.due_date:%Y-%m-%d})"
+        return _("%(when)s %(zone)s (end of %(date)s)") % {
+            "when": f"{local:%Y-%m-%d %H:%M}",
+            "zone": obj.plan.time_zone,
+            "date": f"{obj.due_date:%Y-%m-%d}",
+        }
 
     m2m_fields = ("supporting_organizations", "source_outcomes", "depends_on")
 
@@ -1105,9 +1129,9 @@ class TaskAdmin(
     def run_task_action(self, request, queryset, apply, form_class, title, action_name):
         tasks = list(queryset.select_related("plan"))
         if form_class is not None and "apply" not in request.POST:
-            form = form_class(user=request.user)
+            form = form_class(user=request.user, tasks=tasks)
         else:
-            form = form_class(request.POST, user=request.user) if form_class else None
+            form = form_class(request.POST, user=request.user, tasks=tasks) if form_class else None
             if form is None or form.is_valid():
                 data = form.cleaned_data if form else {}
                 done, refused = 0, []

@@ -1,27 +1,51 @@
 """Domain errors of the plans. The API answers each with its `http_status` (409 for the workflow,
-404 / 403 / 412 for sight, permission and stale versions); the admin shows a message."""
+404 / 403 / 412 for sight, permission and stale versions); the admin shows a message.
+
+Messages are English module constants (`gettext_noop`), shown in the reader's language
+(`tracker.i18n.message`): statuses as codes in English, as words in Korean.
+"""
+
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext_noop
 
 from tracker.exceptions import ProblemError
+from tracker.i18n import message
 
-TRANSITION_NOT_ALLOWED = "A task cannot move from '{from_status}' to '{to_status}'."
-TASK_MOVED = (
+TRANSITION_NOT_ALLOWED = gettext_noop("A task cannot move from '{from_status}' to '{to_status}'.")
+TASK_MOVED = gettext_noop(
     "The task has moved meanwhile: expected it to be '{expected}' but it is '{actual}'. "
     "Reload it and try again."
 )
-TASK_CLOSED = "The task is '{status}', no longer open: {action} is not possible."
+TASK_CLOSED = gettext_noop("The task is '{status}', no longer open: {action} is not possible.")
+
+
+def status_label(code: str):
+    """A task status as a word in the reader's language (the code itself if unknown)."""
+    from .models import TaskStatus
+
+    try:
+        return TaskStatus(code).label
+    except ValueError:
+        return code
 
 
 class DomainError(ProblemError):
     """A rule of the workflow refused the change; nothing was written."""
 
     http_status = 409
-    title = "Conflict"
+    title = _("Conflict")
 
 
 class TransitionNotAllowed(DomainError):
     def __init__(self, from_status: str, to_status: str):
         super().__init__(
-            TRANSITION_NOT_ALLOWED.format(from_status=from_status, to_status=to_status)
+            message(
+                TRANSITION_NOT_ALLOWED,
+                from_status=from_status,
+                to_status=to_status,
+                from_status_label=status_label(from_status),
+                to_status_label=status_label(to_status),
+            )
         )
         self.from_status = from_status
         self.to_status = to_status
@@ -29,29 +53,39 @@ class TransitionNotAllowed(DomainError):
 
 class TaskMoved(DomainError):
     def __init__(self, expected: str, actual: str):
-        super().__init__(TASK_MOVED.format(expected=expected, actual=actual))
+        super().__init__(
+            message(
+                TASK_MOVED,
+                expected=expected,
+                actual=actual,
+                expected_label=status_label(expected),
+                actual_label=status_label(actual),
+            )
+        )
         self.expected = expected
         self.actual = actual
 
 
 class TaskClosed(DomainError):
     def __init__(self, status: str, action: str):
-        super().__init__(TASK_CLOSED.format(status=status, action=action))
+        super().__init__(
+            message(TASK_CLOSED, status=status, action=action, status_label=status_label(status))
+        )
         self.status = status
 
 
-NOT_VISIBLE = "Not found."
-NOT_ALLOWED = "You may not {action} this {kind}."
+NOT_VISIBLE = gettext_noop("Not found.")
+NOT_ALLOWED = gettext_noop("You may not {action} this {kind}.")
 
 
 class NotVisible(DomainError):
     """The object is outside the user's sight: answered as 404, never as 403."""
 
     http_status = 404
-    title = "Not found"
+    title = _("Not found")
 
     def __init__(self, obj=None):
-        super().__init__(NOT_VISIBLE)
+        super().__init__(message(NOT_VISIBLE))
         self.obj = obj
 
 
@@ -59,12 +93,12 @@ class NotAllowed(DomainError):
     """The user sees the object but may not do this to it: answered as 403."""
 
     http_status = 403
-    title = "Forbidden"
+    title = _("Forbidden")
 
     def __init__(self, action: str, obj=None):
         model = obj if isinstance(obj, type) else type(obj)
         kind = model._meta.verbose_name if hasattr(model, "_meta") else "object"
-        super().__init__(NOT_ALLOWED.format(action=action.replace("_", " "), kind=kind))
+        super().__init__(message(NOT_ALLOWED, action=action.replace("_", " "), kind=kind))
         self.action = action
         self.obj = obj
 
@@ -74,14 +108,14 @@ class GrantNotAllowed(DomainError):
     organization they do not coordinate, a member of another organization): 403."""
 
     http_status = 403
-    title = "Forbidden"
+    title = _("Forbidden")
 
     def __init__(self, field: str, message: str):
         super().__init__(message)
         self.field = field
 
 
-VERSION_CONFLICT = (
+VERSION_CONFLICT = gettext_noop(
     "The task has changed since you read it (you sent version {expected}, it is now at "
     "{actual}). Fetch it again and retry."
 )
@@ -91,9 +125,9 @@ class VersionConflict(DomainError):
     """An If-Match / expected version no longer matches: answered as 412."""
 
     http_status = 412
-    title = "Precondition failed"
+    title = _("Precondition failed")
 
     def __init__(self, expected: int, actual: int):
-        super().__init__(VERSION_CONFLICT.format(expected=expected, actual=actual))
+        super().__init__(message(VERSION_CONFLICT, expected=expected, actual=actual))
         self.expected = expected
         self.actual = actual

@@ -52,7 +52,9 @@ from __future__ import annotations
 
 from django.db import models
 from django.db.models import Exists, OuterRef, Q
+from django.utils.translation import gettext_noop
 
+from tracker.i18n import message
 from tracker.models import Membership, Organization, User
 
 from .exceptions import NotAllowed, NotVisible
@@ -327,6 +329,21 @@ def can(user, action: str, obj) -> bool:
     return for_user(user, action, type(obj)).filter(pk=obj.pk).exists()
 
 
+def may_open_list(user, model: type[models.Model]) -> bool:
+    """May `user` open the list of `model` at all (the admin's menu entry), rows or not: when
+    they may add rows of it, see some, or the kind is one every person has their own of (their
+    notifications, digests, calendar feed, preferences: `register(..., listed=...)`)."""
+    if is_unrestricted(user):
+        return True
+    if not is_signed_in(user):
+        return False
+    listed = LISTED.get(model)
+    if listed is not None and listed(user):
+        return True
+    # Seeing a row is the common case: one query, as before there was a menu for adders.
+    return can(user, VIEW, model) or can(user, ADD, model)
+
+
 def ensure(user, action: str, obj) -> None:
     """Raise NotVisible when `obj` is out of sight, NotAllowed when sight is all there is."""
     if can(user, action, obj):
@@ -406,11 +423,11 @@ def person_sees_task_q(user_field: str) -> Q:
 
 # --- What a coordinator may grant ----------------------------------------------------------
 
-GRANT_COORDINATOR_ELSEWHERE = (
+GRANT_COORDINATOR_ELSEWHERE = gettext_noop(
     "Only coordinators of {organization} (or a superuser) can grant, change or remove its "
     "coordinator role."
 )
-GRANT_OTHER_ORGANIZATION = (
+GRANT_OTHER_ORGANIZATION = gettext_noop(
     "{user} already belongs to another organization: only a superuser can add a member of one "
     "organization to another."
 )
@@ -445,7 +462,7 @@ def membership_grant_refusal(
                 user=actor, organization=org, role=Role.COORDINATOR
             ).exists()
         ):
-            return "role", GRANT_COORDINATOR_ELSEWHERE.format(organization=org)
+            return "role", message(GRANT_COORDINATOR_ELSEWHERE, organization=org)
     if removal:
         return None
     elsewhere = Membership.objects.filter(user=user).exclude(organization=organization)
@@ -454,7 +471,7 @@ def membership_grant_refusal(
     if membership is not None and membership.pk and membership.organization_id == organization.pk:
         elsewhere = elsewhere.exclude(pk=membership.pk)
     if elsewhere.exists():
-        return "user", GRANT_OTHER_ORGANIZATION.format(user=user.get_username())
+        return "user", message(GRANT_OTHER_ORGANIZATION, user=user.get_username())
     return None
 
 
@@ -506,14 +523,19 @@ def may_manage_organization_resources(user: User) -> bool:
     return Membership.objects.filter(user=user, role__in=[Role.COORDINATOR, Role.MANAGER]).exists()
 
 
-# Models other apps registered, with who may create rows of them.
+# Models other apps registered, with who may create rows of them, and who may open their
+# list before any row of theirs exists.
 CREATORS: dict = {}
+LISTED: dict = {}
 
 
-def register(model: type[models.Model], scope, may_create, nobody=()) -> None:
+def register(model: type[models.Model], scope, may_create, nobody=(), listed=None) -> None:
     """Let another app put its model under this policy: `scope(user, action) -> Q`,
-    `may_create(user) -> bool`, both built from the rules above, and the actions `nobody`
-    (superusers included) may take on it."""
+    `may_create(user) -> bool`, both built from the rules above, the actions `nobody`
+    (superusers included) may take on it, and `listed(user) -> bool`: who may open its list
+    even when it holds no row of theirs yet (see `may_open_list`)."""
     SCOPES[model] = scope
     CREATORS[model] = may_create
     NOBODY.update((model, action) for action in nobody)
+    if listed is not None:
+        LISTED[model] = listed

@@ -207,6 +207,18 @@ def task_assignee_choices(*, user: User, task: Task) -> QuerySet:
     )
 
 
+def task_assignee_choices_for(*, user: User, tasks) -> QuerySet:
+    """People `user` may make the assignee of every one of `tasks` (an admin action on several
+    tasks at once): the intersection of `task_assignee_choices`. Empty without tasks."""
+    tasks = list(tasks)
+    if not tasks:
+        return User.objects.none()
+    choices = task_assignee_choices(user=user, task=tasks[0])
+    for task in tasks[1:]:
+        choices = choices.filter(pk__in=task_assignee_choices(user=user, task=task).values("pk"))
+    return choices
+
+
 def status_updates_attach_people(updates, *, reader) -> list:
     """Give each status update the person ids its payload names (`shown_author_id`,
     `shown_assignee_from_id`, `shown_assignee_to_id`): only people inside the reader's scope,

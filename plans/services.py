@@ -15,8 +15,10 @@ from dataclasses import dataclass
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 from tracker import content_language
+from tracker.i18n import message
 from tracker.models import Membership, Organization, User
 from tracker.services import membership_sync_access
 from tracker.validators import validate_date_in_range, validate_web_url
@@ -31,41 +33,46 @@ from .exceptions import (
     TaskMoved,
     TransitionNotAllowed,
     VersionConflict,
+    status_label,
 )
 from .models import Forum, Outcome, Plan, PlanParticipant, StatusUpdate, Task, Workstream
 
 S = Task.Status
 logger = logging.getLogger(__name__)
 
-NOTE_REQUIRED = "A note is required to move a task from '{from_status}' to '{to_status}'."
-EVIDENCE_REQUIRED = "This plan requires an evidence link to mark a task done."
-REASON_REQUIRED = "A reason is required to change a deadline."
-DEADLINE_UNCHANGED = "The task is already due on {due_date}."
-DEADLINE_BEFORE_START = "The due date cannot be before the start date ({start_date})."
-EMPTY_UPDATE = "A status update needs a note, a progress value or an evidence link."
-PROGRESS_RANGE = "Progress must be a whole number from 0 to 100."
-ASSIGNMENT_UNCHANGED = "The task already has this assignee and manager."
-DEPENDENCY_OTHER_PLAN = "A task can only depend on tasks of its own plan."
-DEPENDENCY_SELF = "A task cannot depend on itself."
-ASSIGNEE_OUTSIDE_ORGANIZATION = (
+NOTE_REQUIRED = gettext_noop(
+    "A note is required to move a task from '{from_status}' to '{to_status}'."
+)
+EVIDENCE_REQUIRED = gettext_noop("This plan requires an evidence link to mark a task done.")
+REASON_REQUIRED = gettext_noop("A reason is required to change a deadline.")
+DEADLINE_UNCHANGED = gettext_noop("The task is already due on {due_date}.")
+DEADLINE_BEFORE_START = gettext_noop("The due date cannot be before the start date ({start_date}).")
+EMPTY_UPDATE = gettext_noop("A status update needs a note, a progress value or an evidence link.")
+PROGRESS_RANGE = gettext_noop("Progress must be a whole number from 0 to 100.")
+ASSIGNMENT_UNCHANGED = gettext_noop("The task already has this assignee and manager.")
+DEPENDENCY_OTHER_PLAN = gettext_noop("A task can only depend on tasks of its own plan.")
+DEPENDENCY_SELF = gettext_noop("A task cannot depend on itself.")
+ASSIGNEE_OUTSIDE_ORGANIZATION = gettext_noop(
     "A manager can only assign members of the lead organization ({organization})."
 )
-PLAN_WITHOUT_ACTOR = (
+PLAN_WITHOUT_ACTOR = gettext_noop(
     "List among the coordinating organizations one where you are a coordinator, "
     "or you could not manage the plan you create."
 )
-ASSIGNEE_NOT_IN_TASK_ORGANIZATIONS = (
+ASSIGNEE_NOT_IN_TASK_ORGANIZATIONS = gettext_noop(
     "{user} cannot be this task's assignee: choose a coordinator, manager or contributor of "
     "its lead or a supporting organization."
 )
-MANAGER_NOT_IN_TASK_ORGANIZATIONS = (
+MANAGER_NOT_IN_TASK_ORGANIZATIONS = gettext_noop(
     "{user} cannot manage this task: choose a coordinator, manager or contributor of its lead "
     "or a supporting organization, or of a coordinating organization of the plan."
 )
-MEMBERSHIP_ORGANIZATION = "You cannot manage memberships of this organization."
-NEW_TASK_PLANNED = "A new task starts as 'planned'."
-NOT_UPDATABLE = "These fields cannot be changed here: {fields}. Use the workflow services."
-TITLE_REQUIRED = "Give a title in English (title_en) or Korean (title_ko)."
+MEMBERSHIP_ORGANIZATION = gettext_noop("You cannot manage memberships of this organization.")
+NEW_TASK_PLANNED = gettext_noop("A new task starts as 'planned'.")
+NOT_UPDATABLE = gettext_noop(
+    "These fields cannot be changed here: {fields}. Use the workflow services."
+)
+TITLE_REQUIRED = gettext_noop("Give a title in English (title_en) or Korean (title_ko).")
 
 
 @dataclass(frozen=True)
@@ -177,10 +184,12 @@ def _check_version(task: Task, expected_version: int | None) -> None:
         raise VersionConflict(expected=expected_version, actual=task.version)
 
 
-def _touch(task: Task, actor: User, fields: list[str]) -> None:
+def _touch(task: Task, actor: User, fields: list[str], reason: str = "") -> None:
     task.version += 1
     task.updated_by = actor
     task._history_user = actor
+    # The audit history shows why (a deadline's reason, a transition's note); None: no reason.
+    task._change_reason = reason or None
     task.save(update_fields=[*fields, "version", "updated_by", "updated_at"])
 
 
@@ -263,7 +272,7 @@ def plan_create(
             )
         )
         if not own & {org.pk for org in coordinating}:
-            raise ValidationError({"coordinating": PLAN_WITHOUT_ACTOR})
+            raise ValidationError({"coordinating": message(PLAN_WITHOUT_ACTOR)})
     plan = Plan(
         code=code, period_start=period_start, period_end=period_end, **_named("title", title),
         **fields,
@@ -346,15 +355,15 @@ def _check_dates(task: Task, changed: Iterable[str] = ("start_date", "due_date")
         if name in changed:
             _validate_date(name, getattr(task, name))
     if isinstance(start, dt.date) and isinstance(due, dt.date) and due < start:
-        raise ValidationError({"due_date": DEADLINE_BEFORE_START.format(start_date=start)})
+        raise ValidationError({"due_date": message(DEADLINE_BEFORE_START, start_date=start)})
 
 
 def _check_dependencies(task: Task, depends_on: Iterable[Task]) -> list[Task]:
     depends_on = list(depends_on)
     if any(other.pk == task.pk for other in depends_on):
-        raise ValidationError({"depends_on": DEPENDENCY_SELF})
+        raise ValidationError({"depends_on": message(DEPENDENCY_SELF)})
     if any(other.plan_id != task.plan_id for other in depends_on):
-        raise ValidationError({"depends_on": DEPENDENCY_OTHER_PLAN})
+        raise ValidationError({"depends_on": message(DEPENDENCY_OTHER_PLAN)})
     return depends_on
 
 
@@ -377,7 +386,7 @@ def task_people_check(
         .filter(pk=assignee.pk)
         .exists()
     ):
-        errors["assignee"] = ASSIGNEE_NOT_IN_TASK_ORGANIZATIONS.format(user=assignee)
+        errors["assignee"] = message(ASSIGNEE_NOT_IN_TASK_ORGANIZATIONS, user=assignee)
     if manager is not None and not (
         policy.manager_candidates(
             plan_id=plan_id,
@@ -387,7 +396,7 @@ def task_people_check(
         .filter(pk=manager.pk)
         .exists()
     ):
-        errors["manager"] = MANAGER_NOT_IN_TASK_ORGANIZATIONS.format(user=manager)
+        errors["manager"] = message(MANAGER_NOT_IN_TASK_ORGANIZATIONS, user=manager)
     if errors:
         raise ValidationError(errors)
 
@@ -424,7 +433,7 @@ def task_create(
         **fields,
     )
     if task.status != S.PLANNED:
-        raise ValidationError({"status": NEW_TASK_PLANNED})
+        raise ValidationError({"status": message(NEW_TASK_PLANNED)})
     supporting_organizations = list(supporting_organizations)
     if isinstance(lead_organization, Organization):
         task_people_check(
@@ -498,7 +507,7 @@ def task_update(
     """Change a task's descriptive fields. Status, deadline and assignee have their own services."""
     refused = set(fields) - UPDATABLE_FIELDS
     if refused:
-        raise ValidationError(NOT_UPDATABLE.format(fields=", ".join(sorted(refused))))
+        raise ValidationError(message(NOT_UPDATABLE, fields=", ".join(sorted(refused))))
     task = _lock(task)
     policy.ensure(actor, policy.CHANGE, task)
     _check_version(task, expected_version)
@@ -509,7 +518,7 @@ def task_update(
     if {"title", "title_en", "title_ko"} & set(changed) and not content_language.shown(
         task, "title"
     )[0]:
-        raise ValidationError({"title": TITLE_REQUIRED})
+        raise ValidationError({"title": message(TITLE_REQUIRED)})
     # A ref, text or date stored before the input rules must not block other edits. A text
     # changed by its plain name (title) is checked in the version it wrote (title_ko).
     checked = {
@@ -571,11 +580,19 @@ def task_transition(
     note = note.strip()
     if move.needs_note and not note:
         raise ValidationError(
-            {"note": NOTE_REQUIRED.format(from_status=task.status, to_status=to_status)}
+            {
+                "note": message(
+                    NOTE_REQUIRED,
+                    from_status=task.status,
+                    to_status=to_status,
+                    from_status_label=status_label(task.status),
+                    to_status_label=status_label(to_status),
+                )
+            }
         )
     _validate_url("evidence_url", evidence_url)
     if move.needs_evidence and task.plan.requires_evidence and not evidence_url:
-        raise ValidationError({"evidence_url": EVIDENCE_REQUIRED})
+        raise ValidationError({"evidence_url": message(EVIDENCE_REQUIRED)})
 
     now = at or timezone.now()
     from_status = task.status
@@ -594,7 +611,7 @@ def task_transition(
         # Returned for revision or reopened: it is no longer complete.
         task.completed_at = None
         fields.append("completed_at")
-    _touch(task, actor, fields)
+    _touch(task, actor, fields, reason=note)
     _record(
         task=task,
         actor=actor,
@@ -643,8 +660,8 @@ def task_assign(
         ):
             raise ValidationError(
                 {
-                    "assignee": ASSIGNEE_OUTSIDE_ORGANIZATION.format(
-                        organization=task.lead_organization
+                    "assignee": message(
+                        ASSIGNEE_OUTSIDE_ORGANIZATION, organization=task.lead_organization
                     )
                 }
             )
@@ -668,11 +685,12 @@ def task_assign(
         task.manager = manager
         fields.append("manager")
     if not fields:
-        raise ValidationError({"assignee": ASSIGNMENT_UNCHANGED})
+        raise ValidationError({"assignee": message(ASSIGNMENT_UNCHANGED)})
+    reason = note.strip()
     if "manager" in fields:
         change = f"Manager: {old_manager or 'none'} -> {manager or 'none'}."
         note = f"{note.strip()}\n{change}".strip()
-    _touch(task, actor, fields)
+    _touch(task, actor, fields, reason=reason)
     _record(
         task=task,
         actor=actor,
@@ -702,20 +720,20 @@ def task_change_deadline(
     _check_version(task, expected_version)
     reason = reason.strip()
     if not reason:
-        raise ValidationError({"reason": REASON_REQUIRED})
+        raise ValidationError({"reason": message(REASON_REQUIRED)})
     if not task.is_open:
         raise TaskClosed(status=task.status, action="changing the deadline")
     _validate_date("due_date", due_date)
     if due_date == task.due_date:
-        raise ValidationError({"due_date": DEADLINE_UNCHANGED.format(due_date=due_date)})
+        raise ValidationError({"due_date": message(DEADLINE_UNCHANGED, due_date=due_date)})
     if task.start_date and due_date < task.start_date:
         raise ValidationError(
-            {"due_date": DEADLINE_BEFORE_START.format(start_date=task.start_date)}
+            {"due_date": message(DEADLINE_BEFORE_START, start_date=task.start_date)}
         )
     old_due = task.due_date
     task.due_date = due_date
     task.deadline_at = Task.deadline_for(due_date, task.plan.time_zone)
-    _touch(task, actor, ["due_date", "deadline_at"])
+    _touch(task, actor, ["due_date", "deadline_at"], reason=reason)
     _record(
         task=task,
         actor=actor,
@@ -754,16 +772,16 @@ def status_update_add(
     _check_version(task, expected_version)
     note = note.strip()
     if not note and progress is None and not evidence_url:
-        raise ValidationError({"note": EMPTY_UPDATE})
+        raise ValidationError({"note": message(EMPTY_UPDATE)})
     _validate_url("evidence_url", evidence_url)
     if progress is not None:
         if isinstance(progress, bool) or not isinstance(progress, int) or not 0 <= progress <= 100:
-            raise ValidationError({"progress": PROGRESS_RANGE})
+            raise ValidationError({"progress": message(PROGRESS_RANGE)})
         if not task.is_open:
             raise TaskClosed(status=task.status, action="reporting progress")
         if progress != task.progress:
             task.progress = progress
-            _touch(task, actor, ["progress"])
+            _touch(task, actor, ["progress"], reason=note)
     update = _record(
         task=task,
         actor=actor,

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.utils import translation
 
 
 def _services_missing() -> str:
@@ -84,3 +85,12 @@ def _require_services(request):
         missing = _services_missing()
         if missing and os.environ.get("TRACKER_REQUIRE_SERVICES") == "1":
             pytest.fail(f"TRACKER_REQUIRE_SERVICES=1 but these are not set: {missing}")
+
+
+@pytest.fixture(autouse=True)
+def _no_language_left_over():
+    """A request answers in its user's language and leaves it active in the thread; messages
+    are translated when read, so each test starts and ends in the default language."""
+    translation.deactivate()
+    yield
+    translation.deactivate()

@@ -3,6 +3,8 @@ registered by plans/admin.py, where the permission policy that governs them live
 
 from django.contrib import admin, messages
 from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from .models import ApiToken, WorkerHeartbeat
 from .services import api_token_create, api_token_revoke
@@ -86,13 +88,19 @@ class ApiTokenAdmin(admin.ModelAdmin):
         obj._state.adding = False
         self.message_user(
             request,
-            format_html("New token (copy it now, it will not be shown again): <code>{}</code>",
-                        full),
+            format_html("{} <code>{}</code>",
+                        _("New token (copy it now, it will not be shown again):"), full),
             messages.WARNING,
         )  # fmt: skip
 
-    @admin.action(description="Revoke the selected tokens")
+    @admin.action(description=_("Revoke the selected tokens"))
     def revoke(self, request, queryset):
         for token in queryset:
             api_token_revoke(actor=request.user, token=token)
-        self.message_user(request, f"Revoked {queryset.count()} token(s).", messages.SUCCESS)
+        count = queryset.count()
+        self.message_user(
+            request,
+            ngettext("Revoked %(count)d token.", "Revoked %(count)d tokens.", count)
+            % {"count": count},
+            messages.SUCCESS,
+        )

@@ -6,6 +6,7 @@ import re
 import django_filters as filters
 from django import forms
 from django.utils import translation
+from django.utils.translation import gettext_lazy as _
 from django_filters.filters import QuerySetRequestMixin
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
@@ -47,7 +48,9 @@ class IdFilter(filters.Filter):
     field_class = IdField
 
 
-INSTANT_OUT_OF_RANGE = "Enter an instant that exists in UTC (offset within ±24 hours, year 1-9999)."
+INSTANT_OUT_OF_RANGE = _(
+    "Enter an instant that exists in UTC (offset within ±24 hours, year 1-9999)."
+)
 
 
 class InstantField(filters.fields.IsoDateTimeField):

@@ -21,10 +21,11 @@ from django.db.models import Max, Q
 from django.dispatch import receiver
 from django.shortcuts import render
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 log = logging.getLogger("tracker.login")
 
-LOGIN_LOCKED = (
+LOGIN_LOCKED = _(
     "Too many failed sign-in attempts for this account or from this address: signing in is "
     "paused. Try again after the time in Retry-After, or ask an administrator to unlock it."
 )

@@ -7,6 +7,7 @@ from django.db.models import F, Q, Value
 from django.db.models.functions import Upper
 from django.db.models.lookups import Exact
 from django.utils.crypto import salted_hmac
+from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
 from .content_language import TranslatedContent
@@ -16,10 +17,10 @@ from .validators import validate_single_line, validate_time_zone, validate_web_u
 class User(AbstractUser):
     # AbstractUser's name fields, with the rule every name shown to people follows.
     first_name = models.CharField(
-        "first name", max_length=150, blank=True, validators=[validate_single_line]
+        _("first name"), max_length=150, blank=True, validators=[validate_single_line]
     )
     last_name = models.CharField(
-        "last name", max_length=150, blank=True, validators=[validate_single_line]
+        _("last name"), max_length=150, blank=True, validators=[validate_single_line]
     )
 
     class Language(models.TextChoices):
@@ -27,36 +28,45 @@ class User(AbstractUser):
         KOREAN = "ko", "한국어 (Korean)"
 
     time_zone = models.CharField(
+        _("time zone"),
         max_length=64,
         default="Asia/Seoul",
         validators=[validate_time_zone],
-        help_text="IANA time zone used to show times and to time reminders, e.g. Asia/Seoul.",
+        help_text=_("IANA time zone used to show times and to time reminders, e.g. Asia/Seoul."),
     )
-    language = models.CharField(max_length=2, choices=Language.choices, default=Language.ENGLISH)
+    language = models.CharField(
+        _("language"), max_length=2, choices=Language.choices, default=Language.ENGLISH
+    )
     is_system = models.BooleanField(
+        _("is system"),
         default=False,
         editable=False,
-        help_text="The account automated work (Celery, commands) acts and is recorded as.",
+        help_text=_("The account automated work (Celery, commands) acts and is recorded as."),
     )
     session_epoch = models.PositiveIntegerField(
+        _("session epoch"),
         default=0,
         editable=False,
-        help_text="Raised to sign the user out everywhere (e.g. when they lose their last "
-        "membership): every session carries a hash of it.",
+        help_text=_(
+            "Raised to sign the user out everywhere (e.g. when they lose their last "
+            "membership): every session carries a hash of it."
+        ),
     )
 
     class Meta:
+        verbose_name = _("user")
+        verbose_name_plural = _("users")
         constraints = [
             models.UniqueConstraint(
                 fields=["is_system"],
                 condition=Q(is_system=True),
                 name="user_one_system_account",
-                violation_error_message="There is only one system account.",
+                violation_error_message=_("There is only one system account."),
             ),
             models.CheckConstraint(
                 condition=Q(language__in=["en", "ko"]),
                 name="user_language_valid",
-                violation_error_message="Language must be 'en' or 'ko'.",
+                violation_error_message=_("Language must be 'en' or 'ko'."),
             ),
         ]
 
@@ -87,36 +97,45 @@ class User(AbstractUser):
 
 class Organization(TranslatedContent):
     class Kind(models.TextChoices):
-        MINISTRY = "ministry", "Ministry"
-        AGENCY = "agency", "Agency"
-        PUBLIC_INSTITUTION = "public_institution", "Public institution"
-        COMPANY = "company", "Company"
-        ASSOCIATION = "association", "Association"
-        RESEARCH_INSTITUTE = "research_institute", "Research institute"
-        UNIVERSITY = "university", "University"
-        FINANCIAL_INSTITUTION = "financial_institution", "Financial institution"
-        OTHER = "other", "Other"
+        MINISTRY = "ministry", _("Ministry")
+        AGENCY = "agency", _("Agency")
+        PUBLIC_INSTITUTION = "public_institution", _("Public institution")
+        COMPANY = "company", _("Company")
+        ASSOCIATION = "association", _("Association")
+        RESEARCH_INSTITUTE = "research_institute", _("Research institute")
+        UNIVERSITY = "university", _("University")
+        FINANCIAL_INSTITUTION = "financial_institution", _("Financial institution")
+        OTHER = "other", _("Other")
 
     GOVERNMENT_KINDS = (Kind.MINISTRY, Kind.AGENCY, Kind.PUBLIC_INSTITUTION)
 
     # In English and Korean: name_en, name_ko, acronym_en, acronym_ko (tracker/translation.py).
-    name = models.CharField(max_length=200, unique=True, validators=[validate_single_line])
-    acronym = models.CharField(max_length=30, blank=True, validators=[validate_single_line])
-    kind = models.CharField(max_length=32, choices=Kind.choices)
-    country = models.CharField(max_length=2, help_text="ISO 3166-1 alpha-2 code, e.g. KR, US, JP.")
+    name = models.CharField(
+        _("name"), max_length=200, unique=True, validators=[validate_single_line]
+    )
+    acronym = models.CharField(
+        _("acronym"), max_length=30, blank=True, validators=[validate_single_line]
+    )
+    kind = models.CharField(_("kind"), max_length=32, choices=Kind.choices)
+    country = models.CharField(
+        _("country"), max_length=2, help_text=_("ISO 3166-1 alpha-2 code, e.g. KR, US, JP.")
+    )
     parent = models.ForeignKey(
         "self",
+        verbose_name=_("parent"),
         null=True,
         blank=True,
         on_delete=models.PROTECT,
         related_name="children",
-        help_text="e.g. KATS under MOTIE, Absolics under SKC.",
+        help_text=_("e.g. KATS under MOTIE, Absolics under SKC."),
     )
-    website = models.URLField(blank=True, validators=[validate_web_url])
+    website = models.URLField(_("website"), blank=True, validators=[validate_web_url])
 
     history = HistoricalRecords()
 
     class Meta:
+        verbose_name = _("organization")
+        verbose_name_plural = _("organizations")
         ordering = ["name"]
         constraints = [
             models.CheckConstraint(
@@ -134,19 +153,19 @@ class Organization(TranslatedContent):
                     ]
                 ),
                 name="organization_kind_valid",
-                violation_error_message="Organization kind is not one of the known kinds.",
+                violation_error_message=_("Organization kind is not one of the known kinds."),
             ),
             models.CheckConstraint(
                 condition=Q(country__regex=r"^[A-Z]{2}$"),
                 name="organization_country_iso2",
-                violation_error_message=(
+                violation_error_message=_(
                     "Country must be a two-letter ISO 3166-1 code in capitals, e.g. KR."
                 ),
             ),
             models.CheckConstraint(
                 condition=~Q(parent=models.F("pk")),
                 name="organization_not_own_parent",
-                violation_error_message="An organization cannot be its own parent.",
+                violation_error_message=_("An organization cannot be its own parent."),
             ),
             models.UniqueConstraint(
                 Upper("acronym"),
@@ -154,7 +173,7 @@ class Organization(TranslatedContent):
                 # `acronym` to the active language's column (acronym_en), in place.
                 condition=~Q(Exact(F("acronym"), Value(""))),
                 name="organization_acronym_unique",
-                violation_error_message="Another organization already uses this acronym.",
+                violation_error_message=_("Another organization already uses this acronym."),
             ),
         ]
 
@@ -168,32 +187,43 @@ class Organization(TranslatedContent):
 
 class Membership(models.Model):
     class Role(models.TextChoices):
-        COORDINATOR = "coordinator", "Coordinator"
-        MANAGER = "manager", "Manager"
-        CONTRIBUTOR = "contributor", "Contributor"
-        VIEWER = "viewer", "Viewer"
+        COORDINATOR = "coordinator", _("Coordinator")
+        MANAGER = "manager", _("Manager")
+        CONTRIBUTOR = "contributor", _("Contributor")
+        VIEWER = "viewer", _("Viewer")
 
-    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="memberships")
-    organization = models.ForeignKey(
-        Organization, on_delete=models.CASCADE, related_name="memberships"
+    user = models.ForeignKey(
+        User, verbose_name=_("user"), on_delete=models.CASCADE, related_name="memberships"
     )
-    role = models.CharField(max_length=16, choices=Role.choices)
-    created_at = models.DateTimeField(auto_now_add=True)
+    organization = models.ForeignKey(
+        Organization,
+        verbose_name=_("organization"),
+        on_delete=models.CASCADE,
+        related_name="memberships",
+    )
+    role = models.CharField(_("role"), max_length=16, choices=Role.choices)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     history = HistoricalRecords()
 
     class Meta:
+        verbose_name = _("membership")
+        verbose_name_plural = _("memberships")
         ordering = ["organization__name", "user__username"]
         constraints = [
             models.UniqueConstraint(
                 fields=["user", "organization"],
                 name="membership_one_per_user_and_organization",
-                violation_error_message="This user already has a membership in this organization.",
+                violation_error_message=_(
+                    "This user already has a membership in this organization."
+                ),
             ),
             models.CheckConstraint(
                 condition=Q(role__in=["coordinator", "manager", "contributor", "viewer"]),
                 name="membership_role_valid",
-                violation_error_message="Role must be coordinator, manager, contributor or viewer.",
+                violation_error_message=_(
+                    "Role must be coordinator, manager, contributor or viewer."
+                ),
             ),
         ]
 
@@ -204,11 +234,15 @@ class Membership(models.Model):
 class WorkerHeartbeat(models.Model):
     """One row per Celery worker host, stamped by the periodic heartbeat task."""
 
-    hostname = models.CharField(max_length=255, unique=True)
-    last_seen_at = models.DateTimeField()
-    beats = models.PositiveBigIntegerField(default=0)
+    hostname = models.CharField(_("hostname"), max_length=255, unique=True)
+    last_seen_at = models.DateTimeField(
+        _("last seen at"),
+    )
+    beats = models.PositiveBigIntegerField(_("beats"), default=0)
 
     class Meta:
+        verbose_name = _("worker heartbeat")
+        verbose_name_plural = _("worker heartbeats")
         ordering = ["-last_seen_at"]
 
     def __str__(self):
@@ -223,31 +257,35 @@ class ApiToken(models.Model):
     """
 
     class Scope(models.TextChoices):
-        READ = "read", "Read only"
-        READ_WRITE = "read_write", "Read and write"
+        READ = "read", _("Read only")
+        READ_WRITE = "read_write", _("Read and write")
 
-    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="api_tokens")
+    user = models.ForeignKey(
+        User, verbose_name=_("user"), on_delete=models.CASCADE, related_name="api_tokens"
+    )
     name = models.CharField(
+        _("name"),
         max_length=100,
-        help_text="What the token is for, e.g. 'ERP sync'.",
+        help_text=_("What the token is for, e.g. 'ERP sync'."),
         validators=[validate_single_line],
     )
-    prefix = models.CharField(max_length=16, unique=True, editable=False)
-    key_hash = models.CharField(max_length=64, editable=False)
-    scope = models.CharField(max_length=16, choices=Scope.choices, default=Scope.READ)
-    created_at = models.DateTimeField(auto_now_add=True)
-    expires_at = models.DateTimeField(null=True, blank=True)
-    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
-    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    prefix = models.CharField(_("prefix"), max_length=16, unique=True, editable=False)
+    key_hash = models.CharField(_("key hash"), max_length=64, editable=False)
+    scope = models.CharField(_("scope"), max_length=16, choices=Scope.choices, default=Scope.READ)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    expires_at = models.DateTimeField(_("expires at"), null=True, blank=True)
+    last_used_at = models.DateTimeField(_("last used at"), null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(_("revoked at"), null=True, blank=True, editable=False)
 
     class Meta:
-        verbose_name = "API token"
+        verbose_name_plural = _("API tokens")
+        verbose_name = _("API token")
         ordering = ["-created_at"]
         constraints = [
             models.CheckConstraint(
                 condition=Q(scope__in=["read", "read_write"]),
                 name="apitoken_scope_valid",
-                violation_error_message="Scope must be 'read' or 'read_write'.",
+                violation_error_message=_("Scope must be 'read' or 'read_write'."),
             ),
         ]
 

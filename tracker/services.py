@@ -7,6 +7,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 
 from . import signals, tokens
 from .models import ApiToken, Membership, User, WorkerHeartbeat
@@ -92,8 +93,10 @@ def user_revoke_access(*, user: User) -> None:
         signals.access_revoked.send(sender=User, user=user)
 
 
-TOKEN_OWNER_ONLY = "Only the user or a superuser can create or revoke that user's tokens."
-TOKEN_EXPIRY_PAST = "The expiry must be in the future."
+TOKEN_OWNER_ONLY = gettext_lazy(
+    "Only the user or a superuser can create or revoke that user's tokens."
+)
+TOKEN_EXPIRY_PAST = gettext_lazy("The expiry must be in the future.")
 
 
 def _token_manager(actor: User, owner: User) -> None:

@@ -91,6 +91,8 @@ MIDDLEWARE = [
 
 # The audit history is a record, never a way back: no "revert" in the admin.
 SIMPLE_HISTORY_REVERT_DISABLED = True
+# The reason of a change (a deadline's reason, a transition's note) is kept whole, however long.
+SIMPLE_HISTORY_HISTORY_CHANGE_REASON_USE_TEXT_FIELD = True
 
 ROOT_URLCONF = "tracker.urls"
 WSGI_APPLICATION = "tracker.wsgi.application"
@@ -358,7 +360,7 @@ LOGGING["loggers"]["axes"] = {"level": "WARNING"}
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "tracker.api.authentication.BearerTokenAuthentication",
-        "rest_framework.authentication.SessionAuthentication",
+        "tracker.api.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": [
         "rest_framework.permissions.IsAuthenticated",

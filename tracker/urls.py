@@ -1,10 +1,11 @@
 from django.contrib import admin
 from django.urls import include, path
+from django.utils.translation import gettext, gettext_lazy
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-admin.site.site_header = "Joint Action Plan Tracker"
-admin.site.site_title = "Joint Plan Tracker"
-admin.site.index_title = "Forums, outcomes, plans and tasks"
+admin.site.site_header = gettext_lazy("Joint Action Plan Tracker")
+admin.site.site_title = gettext_lazy("Joint Plan Tracker")
+admin.site.index_title = gettext_lazy("Forums, outcomes, plans and tasks")
 
 api_v1 = [
     path("", include("tracker.api.urls")),
@@ -28,7 +29,7 @@ def handler404(request, exception=None):
     if request.path.startswith("/api/"):
         from tracker.api.errors import problem_json
 
-        return problem_json(request, 404, "Not found.")
+        return problem_json(request, 404, gettext("Not found."))
     from django.views.defaults import page_not_found
 
     return page_not_found(request, exception)
@@ -38,7 +39,7 @@ def handler500(request):
     if request.path.startswith("/api/"):
         from tracker.api.errors import problem_json
 
-        return problem_json(request, 500, "The server failed; the error has been logged.")
+        return problem_json(request, 500, gettext("The server failed; the error has been logged."))
     from django.views.defaults import server_error
 
     return server_error(request)

@@ -8,8 +8,12 @@ from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
+from django.utils.text import format_lazy
+from django.utils.translation import gettext_lazy as _
 
-UNKNOWN_TIME_ZONE = "'%(value)s' is not a known IANA time zone (e.g. Asia/Seoul, America/New_York)."
+UNKNOWN_TIME_ZONE = _(
+    "'%(value)s' is not a known IANA time zone (e.g. Asia/Seoul, America/New_York)."
+)
 
 
 # Names in the tz database that are not places: "localtime" means the machine's own zone
@@ -38,16 +42,18 @@ def time_zone_choices() -> list[tuple[str, str]]:
 # offset never leaves the range Python and the database can represent.
 MIN_YEAR = 1900
 MAX_YEAR = 2200
-DATE_OUT_OF_RANGE = f"Enter a date from the year {MIN_YEAR} to {MAX_YEAR}."
+DATE_OUT_OF_RANGE = format_lazy(
+    _("Enter a date from the year {min_year} to {max_year}."), min_year=MIN_YEAR, max_year=MAX_YEAR
+)
 
-CONTROL_CHARACTERS = (
+CONTROL_CHARACTERS = _(
     "Enter text without control characters (line breaks, tabs and other invisible codes)."
 )
-CONTROL_CHARACTERS_IN_TEXT = (
+CONTROL_CHARACTERS_IN_TEXT = _(
     "Enter text without control characters (line breaks and tabs are allowed)."
 )
-URL_WITH_CREDENTIALS = "Enter a link without a user name or password in it."
-URL_SCHEME = "Enter a web link (http:// or https://)."
+URL_WITH_CREDENTIALS = _("Enter a link without a user name or password in it.")
+URL_SCHEME = _("Enter a web link (http:// or https://).")
 
 # Kept in free text (descriptions, notes): a line break, a carriage return and a tab.
 _TEXT_WHITESPACE = frozenset("\t\n\r")

@@ -2,7 +2,8 @@
 
 Runs after AuthenticationMiddleware. Django's LocaleMiddleware (earlier) has already picked
 the language cookie or Accept-Language; that choice stays for anonymous visitors. The API
-keeps the request's Accept-Language (its clients are systems, not people).
+decides after its own authentication (tracker.api.authentication): the request's
+Accept-Language when it sends one, else the token's or session's user's language.
 """
 
 from django.conf import settings

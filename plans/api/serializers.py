@@ -2,6 +2,7 @@
 
 import datetime as dt
 
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import OpenApiExample, extend_schema_serializer
 from rest_framework import serializers
 
@@ -10,6 +11,7 @@ from plans import services
 from plans.models import Forum, Outcome, Plan, PlanParticipant, StatusUpdate, Task, Workstream
 from tracker import content_language
 from tracker.api.fields import IdRelatedField
+from tracker.i18n import message
 from tracker.models import Organization, User
 from tracker.validators import validate_date_in_range, validate_single_line, validate_text
 
@@ -286,15 +288,15 @@ def _visible(serializer, model):
 
 
 WORKFLOW_FIELD_HINTS = {
-    "status": "Change the status with POST /api/v1/tasks/{id}/transition/.",
-    "progress": "Report progress with POST /api/v1/tasks/{id}/updates/.",
-    "due_date": "Move the deadline with POST /api/v1/tasks/{id}/deadline/ and a reason.",
-    "assignee": "Assign with POST /api/v1/tasks/{id}/assign/.",
-    "manager": "Set the manager with POST /api/v1/tasks/{id}/assign/.",
-    "plan": "A task cannot move to another plan.",
-    "ref": "A task's ref cannot change.",
+    "status": _("Change the status with POST /api/v1/tasks/{id}/transition/."),
+    "progress": _("Report progress with POST /api/v1/tasks/{id}/updates/."),
+    "due_date": _("Move the deadline with POST /api/v1/tasks/{id}/deadline/ and a reason."),
+    "assignee": _("Assign with POST /api/v1/tasks/{id}/assign/."),
+    "manager": _("Set the manager with POST /api/v1/tasks/{id}/assign/."),
+    "plan": _("A task cannot move to another plan."),
+    "ref": _("A task's ref cannot change."),
 }
-UNKNOWN_FIELD = "Unknown field."
+UNKNOWN_FIELD = _("Unknown field.")
 
 
 class StrictSerializer(serializers.Serializer):
@@ -402,7 +404,7 @@ class TaskCreateSerializer(TaskWriteSerializer):
         attrs = super().validate(attrs)
         english, korean = attrs.get("title_en"), attrs.get("title_ko")
         if not (english or korean):
-            raise serializers.ValidationError({"title": [TITLE_REQUIRED]})
+            raise serializers.ValidationError({"title": [message(TITLE_REQUIRED)]})
         # Both versions named, so that the model does not copy `title` into the request
         # language's; `title` (the original column) is the English one, or the Korean one.
         attrs["title_en"], attrs["title_ko"] = english, korean

@@ -119,7 +119,7 @@ def test_the_worker_task_records_a_build_failure_and_returns(world, mailoutbox):
 def test_a_digest_that_cannot_be_built_is_recorded_as_not_sent(world, mailoutbox, monkeypatch):
     services.notification_preferences_update(actor=world.new_york, user=world.new_york, digest=True)
     # A subject template broken in a translation: the build fails, whatever the cause.
-    monkeypatch.setitem(emails.DIGEST_SUBJECTS, "en", "Digest {day}\n{count}")
+    monkeypatch.setattr(emails, "DIGEST_SUBJECT", "Digest {day}\n{count}")
     with time_machine.travel(MOMENT, tick=False):
         services.digests_sweep(enqueue=False)
         (result,) = services.digests_deliver_pending()

@@ -461,9 +461,16 @@ def test_coordinator_verifies_a_done_task_with_the_action(client, world):
     sign_in(client, world, "coordinator")
     changelist = url("plans_task_changelist", scope="all")
 
-    response = client.post(
+    # "Go" shows the tasks to verify, with the status and version each one has ...
+    intermediate = client.post(
         changelist, {"action": "verify", "_selected_action": [world.task.pk], "index": "0"}
     )
+    assert intermediate.status_code == 200
+    assert Task.objects.get(pk=world.task.pk).status == S.DONE
+    data = _intermediate_data(intermediate)
+    assert data[f"version_{world.task.pk}"] == [str(world.task.version)]
+    # ... and "Apply" verifies them.
+    response = client.post(changelist, data)
 
     assert response.status_code == 302
     task = Task.objects.get(pk=world.task.pk)
@@ -474,6 +481,29 @@ def test_coordinator_verifies_a_done_task_with_the_action(client, world):
         S.DONE,
         S.VERIFIED,
     )
+
+
+def test_verify_refuses_a_task_changed_after_its_page_was_shown(client, world):
+    """Verify completion carries the version its page showed (If-Match), as the others do."""
+    _make_done(world)
+    sign_in(client, world, "coordinator")
+    changelist = url("plans_task_changelist", scope="all")
+    intermediate = client.post(
+        changelist, {"action": "verify", "_selected_action": [world.task.pk], "index": "0"}
+    )
+    data = _intermediate_data(intermediate)
+    # Meanwhile someone assigns it: the task moves to a new version, still done.
+    services.task_assign(
+        actor=system_user(), task=world.task, assignee=world.user("contributor_lead")
+    )
+    assert Task.objects.get(pk=world.task.pk).version != world.task.version
+
+    response = client.post(changelist, data, follow=True)
+
+    assert Task.objects.get(pk=world.task.pk).status == S.DONE
+    errors = messages_of(response, "error")
+    assert len(errors) == 1 and errors[0].startswith(f"{TASK_REF}: ")
+    assert "version" in errors[0]
 
 
 def test_coordinator_changes_a_deadline_with_the_action_and_its_form(client, world):

@@ -396,16 +396,17 @@ def test_the_readme_walkthrough_works_on_the_demo(debug, client):
         note="Curriculum and trainers confirmed with KSIA.",
         evidence_url=evidence_url,
     )
-    assert started == finished == ["Change status: 1 task(s) updated."]
+    # The demo's people read the admin in their own language (samsung and coordinator.kr: Korean).
+    assert started == finished == ["상태 변경: 과제 1건을 처리했습니다."]
     client.logout()
 
     assert client.login(username="coordinator.kr", password=debug.DEMO_PASSWORD)
-    assert _admin_action(client, "verify", task) == ["Verify completion: 1 task(s) updated."]
+    assert _admin_action(client, "verify", task) == ["완료 검증: 과제 1건을 처리했습니다."]
     other = Task.objects.get(plan__code="KUS-JP2", ref="SC-05")
     moved = _admin_action(
         client, "change_deadline", other, due_date="2027-03-31", reason="One more quarter."
     )
-    assert moved == ["Change deadline: 1 task(s) updated."]
+    assert moved == ["마감일 변경: 과제 1건을 처리했습니다."]
     assert client.get(f"/admin/plans/task/{task.pk}/history/").status_code == 200
 
     task.refresh_from_db()

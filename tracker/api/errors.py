@@ -11,6 +11,7 @@ Served as application/problem+json. Every refusal a service raises (tracker.exce
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
+from django.utils.translation import gettext_lazy as _
 from rest_framework import exceptions, serializers
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -18,19 +19,21 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from tracker.exceptions import ProblemError
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
-INVALID_FIELDS = "The request has invalid fields."
+INVALID_FIELDS = _("The request has invalid fields.")
 TITLES = {
-    400: "Bad request",
-    401: "Unauthorized",
-    403: "Forbidden",
-    404: "Not found",
-    405: "Method not allowed",
-    406: "Not acceptable",
-    409: "Conflict",
-    412: "Precondition failed",
-    415: "Unsupported media type",
-    429: "Too many requests",
+    400: _("Bad request"),
+    401: _("Unauthorized"),
+    403: _("Forbidden"),
+    404: _("Not found"),
+    405: _("Method not allowed"),
+    406: _("Not acceptable"),
+    409: _("Conflict"),
+    412: _("Precondition failed"),
+    415: _("Unsupported media type"),
+    429: _("Too many requests"),
 }
+ERROR_TITLE = _("Error")
+SERVER_ERROR_TITLE = _("Server error")
 
 
 class FieldErrorSerializer(serializers.Serializer):
@@ -71,9 +74,11 @@ def _flatten(detail, path: str = "") -> list[dict]:
 def problem_response(
     status: int, detail: str | None = None, errors=None, headers=None, instance: str | None = None
 ) -> Response:
-    body = {"type": "about:blank", "title": TITLES.get(status, "Error"), "status": status}
+    # Titles and details are lazy: rendered here, in the language of the request (the user's
+    # own, see tracker.api.authentication; else Accept-Language).
+    body = {"type": "about:blank", "title": str(TITLES.get(status, ERROR_TITLE)), "status": status}
     if detail:
-        body["detail"] = detail
+        body["detail"] = str(detail)
     if instance:
         body["instance"] = instance
     if errors:
@@ -87,8 +92,9 @@ def problem_json(request, status: int, detail: str):
 
     from django.http import HttpResponse
 
-    body = {"type": "about:blank", "title": TITLES.get(status, "Server error"), "status": status,
-            "detail": detail, "instance": request.get_full_path()}  # fmt: skip
+    title = str(TITLES.get(status, SERVER_ERROR_TITLE))
+    body = {"type": "about:blank", "title": title, "status": status, "detail": str(detail),
+            "instance": request.get_full_path()}  # fmt: skip
     return HttpResponse(json.dumps(body), status=status, content_type=PROBLEM_CONTENT_TYPE)
 
 

@@ -14,11 +14,12 @@ from urllib import parse
 
 from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 from rest_framework.pagination import Cursor as CursorPosition
 from rest_framework.pagination import CursorPagination
 
-INVALID_CURSOR = "Invalid cursor: use the `next` or `previous` link of a page of this list."
+INVALID_CURSOR = _("Invalid cursor: use the `next` or `previous` link of a page of this list.")
 MAX_CURSOR_LENGTH = 1000
 _INTEGER = re.compile(r"-?[0-9]{1,19}")
 _OFFSET = re.compile(r"[0-9]{1,9}")

@@ -10,13 +10,17 @@ import codecs
 
 import orjson
 from django.conf import settings
+from django.utils.text import format_lazy
+from django.utils.translation import gettext_lazy as _
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser as DRFJSONParser
 
 # An object holding a list is depth 2; leave room for clients that wrap things.
 MAX_DEPTH = 32
-TOO_DEEP = f"JSON parse error - nested deeper than {MAX_DEPTH} levels."
-JSON_PARSE_ERROR = "JSON parse error - {error}"
+TOO_DEEP = format_lazy(
+    _("JSON parse error - nested deeper than {max_depth} levels."), max_depth=MAX_DEPTH
+)
+JSON_PARSE_ERROR = _("JSON parse error - {error}")
 
 
 def depth_exceeds(data, limit: int) -> bool:

@@ -1,10 +1,11 @@
 """API-wide gates: signed in, and a read-only token never writes."""
 
+from django.utils.translation import gettext_lazy as _
 from rest_framework import permissions
 
 from tracker.models import ApiToken
 
-READ_ONLY_TOKEN = "This API token is read-only: its scope does not allow writes."
+READ_ONLY_TOKEN = _("This API token is read-only: its scope does not allow writes.")
 
 
 class TokenScope(permissions.BasePermission):

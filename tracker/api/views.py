@@ -1,6 +1,7 @@
 """Identity endpoints: organizations, the signed-in user, API tokens and password login."""
 
 from django.contrib.auth import authenticate
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import exceptions, mixins, status, viewsets
 from rest_framework.permissions import AllowAny
@@ -15,7 +16,7 @@ from tracker.services import api_token_create, api_token_revoke, user_update_pre
 from . import serializers as s
 from .throttling import LoginRateThrottle
 
-BAD_CREDENTIALS = "Unknown username or wrong password."
+BAD_CREDENTIALS = _("Unknown username or wrong password.")
 
 
 class LoginLocked(exceptions.APIException):
