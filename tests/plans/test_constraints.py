@@ -48,7 +48,12 @@ def constraint_message(name: str) -> str:
 
 
 def _update(instance, **values):
-    return lambda: type(instance).objects.filter(pk=instance.pk).update(**values)
+    manager = type(instance).objects
+    # Columns as named: modeltranslation would write `name` into the active language's
+    # version (name_en) instead of the original column.
+    if hasattr(manager, "rewrite"):
+        manager = manager.rewrite(False)
+    return lambda: manager.filter(pk=instance.pk).update(**values)
 
 
 def _status_update(**fields):
@@ -64,6 +69,15 @@ def _forum_duplicate():
     first = ForumFactory()
     second = ForumFactory(held_on=first.held_on)
     return _update(second, name=first.name)
+
+
+def _forum_duplicate_version(language):
+    """Two forums on one day with the same name in `language` (the copies of the constraint
+    that django-modeltranslation makes per language)."""
+    first = ForumFactory(name_ko="포럼")
+    second = ForumFactory(held_on=first.held_on, name_ko="다른 포럼")
+    field = f"name_{language}"
+    return _update(second, **{field: getattr(first, field)})
 
 
 def _participant_duplicate():
@@ -102,6 +116,16 @@ def _plan_own_predecessor():
 DATABASE_VIOLATIONS = [
     ("forum_kind_valid", "unknown", lambda: _update(ForumFactory(), kind="party")),
     ("forum_unique_name_and_date", "duplicate", _forum_duplicate),
+    (
+        "forum_unique_name_and_date-en",
+        "duplicate English name",
+        lambda: _forum_duplicate_version("en"),
+    ),
+    (
+        "forum_unique_name_and_date-ko",
+        "duplicate Korean name",
+        lambda: _forum_duplicate_version("ko"),
+    ),
     ("outcome_kind_valid", "unknown", lambda: _update(OutcomeFactory(), kind="wish")),
     ("outcome_status_valid", "unknown", lambda: _update(OutcomeFactory(), status="forgotten")),
     (
@@ -228,6 +252,11 @@ def _forum_duplicate_instance():
     return ForumFactory.build(name=first.name, held_on=first.held_on)
 
 
+def _forum_duplicate_korean_instance():
+    first = ForumFactory(name_ko="포럼")
+    return ForumFactory.build(name="Another forum", name_ko="포럼", held_on=first.held_on)
+
+
 def _participant_duplicate_instance():
     first = PlanParticipantFactory()
     return PlanParticipant(plan=first.plan, organization=first.organization)
@@ -262,6 +291,12 @@ def _status_update_instance(**fields):
 
 VALIDATION_VIOLATIONS = [
     ("forum_unique_name_and_date", "duplicate", _forum_duplicate_instance),
+    ("forum_unique_name_and_date-en", "duplicate", _forum_duplicate_instance),
+    (
+        "forum_unique_name_and_date-ko",
+        "duplicate Korean name",
+        lambda: _forum_duplicate_korean_instance(),
+    ),
     (
         "outcome_amount_has_currency",
         "amount without currency",

@@ -151,7 +151,7 @@ def test_admin_add_form_shows_the_refusal_on_assignee(world, client):
     add_url = reverse("admin:plans_task_add")
     data = form_data(client.get(add_url), "task_form")
     data.update(
-        plan=[str(world.plan_a.pk)], ref=["ADM-1"], title=["From the admin"],
+        plan=[str(world.plan_a.pk)], ref=["ADM-1"], title_en=["From the admin"],
         lead_organization=[str(world.lead.pk)], due_date=["2030-01-31"],
         priority=["normal"], visibility=["participants"],
         assignee=[str(world.user("contributor_other").pk)], _save=["Save"],
