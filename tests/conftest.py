@@ -15,17 +15,16 @@ Rules for new tests:
 - Celery: a private queue per test (`test-<uuid>`: celery_worker_process, reminder_queue),
   never the default queues' names.
 - Tests that start processes on the shared REDIS_URL (a Celery worker, gunicorn) are kept on
-  one xdist process at a time: every test under tests/integration/ is in the xdist group
+  one xdist process at a time: every test under tests/integration/ is in the group
   "services" (or "faults", the fault suite with its private PostgreSQL and Redis), which
-  loadgroup runs in one process, one test after another, as before. Such a test elsewhere:
-  mark it `@pytest.mark.xdist_group("services")`.
+  runs in one process, one test after another, as before (test_group() below). Put such a
+  test under tests/integration/.
 - Heavy shared state (a big world of rows) built once per class or module: a
   `scope="module"` fixture using `django_db_blocker.unblock()` and deleting what it made, or
   django.test.TestCase with setUpTestData; not a per-test fixture rebuilt 50 times.
 """
 
 import os
-from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -41,36 +40,35 @@ def _services_missing() -> str:
     return ", ".join(missing)
 
 
-INTEGRATION_DIR = Path(__file__).parent / "integration"
-FAULT_SUITE = INTEGRATION_DIR / "test_delivery_faults.py"
+def test_group(nodeid: str) -> str | None:
+    """The xdist group of a test that starts processes on the shared services: the fault suite
+    in "faults", the rest of tests/integration in "services"; None for the others."""
+    if nodeid.startswith("tests/integration/test_delivery_faults.py::"):
+        return "faults"
+    if nodeid.startswith("tests/integration/"):
+        return "services"
+    return None
 
 
-def _xdist_groups(config, items) -> None:
-    """Under xdist: the tests that start processes on the shared services into their groups,
-    and those groups first in the queue (the longest units start at once, one per process,
-    while the short tests fill the other processes)."""
-    if getattr(config.option, "dist", "no") == "no" and not os.environ.get("PYTEST_XDIST_WORKER"):
-        return
-    first = {"faults": [], "services": []}
-    rest = []
-    for item in items:
-        path = Path(str(item.path))
-        if path == FAULT_SUITE:
-            group = "faults"
-        elif INTEGRATION_DIR in path.parents or item.get_closest_marker("xdist_group"):
-            group = "services"
-        else:
-            rest.append(item)
-            continue
-        if not item.get_closest_marker("xdist_group"):
-            item.add_marker(pytest.mark.xdist_group(group))
-        first.setdefault(group, []).append(item)
-    items[:] = [*first["faults"], *first["services"], *rest]
+def pytest_xdist_make_scheduler(config, log):
+    """`--dist loadgroup` with the groups of test_group(): each group is one unit of work, run
+    in one process, test after test; every other test is a unit of its own. xdist hands out
+    the biggest units first, so the groups start at once, one per process, while the short
+    tests fill the other processes. (Done here on the node id rather than with xdist_group
+    marks: xdist 3.8 tags a marked test by rewriting `item._nodeid`, which pytest 9 no longer
+    reads, so the marks group nothing.)"""
+    if config.option.dist != "loadgroup":
+        return None
+    from xdist.scheduler import LoadGroupScheduling
+
+    class Scheduling(LoadGroupScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return test_group(nodeid) or super()._split_scope(nodeid)
+
+    return Scheduling(config, log)
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the xdist_group marks
 def pytest_collection_modifyitems(config, items):
-    _xdist_groups(config, items)
     missing = _services_missing()
     if not missing or os.environ.get("TRACKER_REQUIRE_SERVICES") == "1":
         return  # run them; _require_services fails them if services are missing

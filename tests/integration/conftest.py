@@ -51,7 +51,9 @@ class Worker:
         self.name = name
         self.concurrency = concurrency
         self.extra_args = extra_args or []
-        self.log = ROOT / "var" / f"test-worker-{queue}{'-' + name if name else ''}.log"
+        # The xdist process in the name: two processes never write one log (tests/conftest.py).
+        process = os.environ.get("PYTEST_XDIST_WORKER", "main")
+        self.log = ROOT / "var" / f"test-worker-{queue}{'-' + name if name else ''}-{process}.log"
         self.process: subprocess.Popen | None = None
 
     def start(self) -> "Worker":
