@@ -30,6 +30,7 @@ import django  # noqa: E402
 
 django.setup()
 
+from django.conf import settings  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
 from django.test import Client  # noqa: E402
@@ -41,6 +42,11 @@ from benchmarks.api_list import ensure_data  # noqa: E402
 from notifications.models import Notification  # noqa: E402
 from plans.models import Forum, Outcome, Task  # noqa: E402
 from tracker.models import Organization  # noqa: E402
+
+# Pages link their stylesheets: serve the names as they are (no collectstatic manifest needed).
+settings.STORAGES["staticfiles"]["BACKEND"] = (
+    "django.contrib.staticfiles.storage.StaticFilesStorage"
+)
 
 PLAN_CODE = "BENCH-PAGES"
 TASKS = 10_000

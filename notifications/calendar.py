@@ -16,6 +16,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone, translation
+from django.utils.translation import gettext
 
 from plans import permissions as policy
 from plans.exceptions import NotAllowed
@@ -95,9 +96,9 @@ def _event(task: Task, host: str, now: dt.datetime) -> icalendar.Event:
     event.add("summary", f"[{task.ref}] {task.title}")
     event.add(
         "description",
-        f"Status: {status}\n"
-        f"Plan: {task.plan.code}\n"
-        f"Lead organization: {task.lead_organization.name}\n"
+        f"{gettext('Status')}: {status}\n"
+        f"{gettext('Plan')}: {task.plan.code}\n"
+        f"{gettext('Lead organization')}: {task.lead_organization.name}\n"
         f"{link}",
     )
     event.add("url", link)

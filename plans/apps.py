@@ -1,7 +1,13 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 from django.utils.translation import gettext_lazy as _
 
 
 class PlansConfig(AppConfig):
     name = "plans"
     verbose_name = _("Plans")
+
+    def ready(self):
+        from .role_groups import ensure_role_groups
+
+        post_migrate.connect(ensure_role_groups, sender=self, dispatch_uid="plans.role_groups")

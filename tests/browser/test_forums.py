@@ -28,6 +28,7 @@ from .test_workspace import shoot_both_languages, sign_in
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 FORUM = "Korea-US Business Forum"
+FORUM_KO = "한미 비즈니스 포럼"  # its Korean name in the demo (fixtures/demo_ko.py)
 OUTCOME = "Doosan Enerbility, NuScale Power and US EXIM: SMR supply chain and export financing"
 
 
@@ -46,15 +47,15 @@ def test_from_a_forum_to_a_task_and_the_inbox(live_server, browser):
     page = sign_in(browser, live_server, "coordinator.kr")
     page.get_by_role("navigation", name="주 메뉴").get_by_role("link", name="포럼").click()
     expect(page.get_by_role("heading", name="포럼", exact=True)).to_be_visible()
-    row = page.locator("tbody tr", has_text=FORUM)
+    row = page.locator("tbody tr", has_text=FORUM_KO)
     expect(row).to_contain_text("2023-04-25")
     expect(row).to_contain_text("비즈니스 포럼")
     figures = [card[name] for name in ("total", *plan_selectors.SCORECARD_CATEGORIES)]
     assert row.locator("td.num").all_inner_texts() == [str(value) for value in figures]
     shoot_both_languages(page, "forum-list")
 
-    row.get_by_role("link", name=FORUM).click()
-    expect(page.get_by_role("heading", name=FORUM, exact=True)).to_be_visible()
+    row.get_by_role("link", name=FORUM_KO).click()
+    expect(page.get_by_role("heading", name=FORUM_KO, exact=True)).to_be_visible()
     expect(page.locator(".scorecard")).to_contain_text(f"이행 중{card['in_implementation']}")
     shoot_both_languages(page, "forum-detail")
 
@@ -63,12 +64,12 @@ def test_from_a_forum_to_a_task_and_the_inbox(live_server, browser):
     clicks += 1
     expect(page.get_by_role("heading", name=OUTCOME)).to_be_visible()
     expect(page.locator(".summary-list")).to_contain_text("두산에너빌리티")
-    expect(page.locator(".breadcrumb").get_by_role("link", name=FORUM)).to_be_visible()
+    expect(page.locator(".breadcrumb").get_by_role("link", name=FORUM_KO)).to_be_visible()
     shoot_both_languages(page, "outcome-detail")
 
     page.get_by_role("link", name=re.compile(r"^EN-01 ")).click()
     clicks += 1
-    heading = page.get_by_role("heading", name=re.compile(r"EN-01 SMR main components"))
+    heading = page.get_by_role("heading", name=re.compile(r"EN-01 뉴스케일파워와 SMR 주기기"))
     expect(heading).to_be_visible()
     assert clicks == 2  # "what happened to what we agreed?" is two clicks from the forum
     # ... and back: the task page links its source outcome and its forum

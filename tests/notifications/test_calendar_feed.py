@@ -77,12 +77,15 @@ def test_feed_lists_the_tasks_the_user_sees_as_all_day_events(world):
     description = str(event["description"])
     assert world.plan.code in description
     assert world.lead.name in description
-    assert "Planned" in description
+    # In the feed owner's language (Korean for world.seoul), labels and status alike.
+    assert world.seoul.language == "ko"
+    assert "상태: 계획\n" in description
+    assert "Status" not in description and "Planned" not in description
     assert reverse("admin:plans_task_change", args=[world.task.pk]) in description
     assert event.decoded("last-modified") == world.task.updated_at.replace(microsecond=0)
     assert str(event["status"]) == "CONFIRMED"
     assert str(found[uid(cancelled)]["status"]) == "CANCELLED"
-    assert found[uid(cancelled)]["categories"].cats == ["Cancelled"]
+    assert found[uid(cancelled)]["categories"].cats == ["취소"]  # the status, in Korean
 
     # The coordinator of the plan sees both; the feed is theirs, not the contributor's.
     _feed, coordinator_url = calendar.calendar_feed_rotate(
