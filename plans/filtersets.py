@@ -3,8 +3,9 @@
 Text search (`q`) matches the English and the Korean versions of titles, names and
 descriptions alike.
 
-Id filters take one or more ids (`?plan=3` or `?plan=3,4`); status takes several values
-(`?status=planned&status=in_progress` or `?status=planned,in_progress`); dates are ranges.
+Id filters take one or more ids (`?plan=3` or `?plan=3,4`); status takes several values by
+repeating the parameter (`?status=planned&status=in_progress`; a comma list is refused with
+400, as the schema says); dates are ranges.
 Filters narrow a queryset the policy has already scoped, so no filter reveals a hidden row.
 """
 
