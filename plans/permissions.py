@@ -50,6 +50,8 @@ The rules (DESIGN.md, "Permission policy"):
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.db import models
 from django.db.models import Exists, OuterRef, Q
 from django.utils.translation import gettext_noop
@@ -160,6 +162,84 @@ def _task_q(user: User, action: str, prefix: str = "") -> Q:
     if action == DELETE:
         return Q(pk__in=[])  # a task keeps its history: it is cancelled, never deleted
     raise ValueError(f"unknown action {action!r}")
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """The ids a user's task VIEW scope depends on, read once (one query) and applied as
+    literal id lists: cheaper to compile and to plan than the six subqueries of `_task_q`."""
+
+    user_id: int
+    organization_ids: tuple[int, ...] = ()
+    coordinated_plan_ids: tuple[int, ...] = ()  # a coordinator org of theirs coordinates it
+    overseen_plan_ids: tuple[int, ...] = ()  # any org of theirs coordinates it
+    participating_plan_ids: tuple[int, ...] = ()  # any org of theirs takes part
+
+
+def viewer(user: User) -> Viewer:
+    """The user's memberships and their organizations' plan participations: ONE query."""
+    rows = Membership.objects.filter(user=user).values_list(
+        "organization_id",
+        "role",
+        "organization__plan_participations__plan_id",
+        "organization__plan_participations__role",
+    )
+    orgs, coordinated, overseen, participating = set(), set(), set(), set()
+    coordinating = PlanParticipant.Role.COORDINATING
+    for organization_id, role, plan_id, plan_role in rows:
+        orgs.add(organization_id)
+        if plan_id is None:
+            continue
+        participating.add(plan_id)
+        if plan_role == coordinating:
+            overseen.add(plan_id)
+            if role == Role.COORDINATOR:
+                coordinated.add(plan_id)
+    return Viewer(
+        user.pk, *(tuple(sorted(ids)) for ids in (orgs, coordinated, overseen, participating))
+    )
+
+
+def task_view_q_for(seen: Viewer, prefix: str = "") -> Q:
+    """`_task_q(user, VIEW)` written with the literal ids of `seen` (see `Viewer`); supporting
+    organizations as a correlated EXISTS (not a hash of every supported task's id)."""
+
+    def q(**kwargs):
+        return Q(**{prefix + key: value for key, value in kwargs.items()})
+
+    parts = []
+    if seen.coordinated_plan_ids:
+        parts.append(q(plan_id__in=seen.coordinated_plan_ids))
+    if seen.organization_ids:
+        parts.append(q(lead_organization_id__in=seen.organization_ids))
+        through = Task.supporting_organizations.through.objects.filter(
+            task_id=OuterRef(f"{prefix}pk"),
+            organization_id__in=seen.organization_ids,
+        )
+        parts.append(Q(Exists(through)))
+    if seen.overseen_plan_ids:
+        parts.append(
+            (q(assignee_id=seen.user_id) | q(manager_id=seen.user_id))
+            & q(plan_id__in=seen.overseen_plan_ids)
+        )
+    if seen.participating_plan_ids:
+        parts.append(q(visibility=Task.Visibility.PLAN, plan_id__in=seen.participating_plan_ids))
+    if not parts:
+        return Q(pk__in=[])
+    scope = parts[0]
+    for part in parts[1:]:
+        scope |= part
+    return scope
+
+
+def task_view_scope(user) -> Q:
+    """`scope_q(user, VIEW, Task)` with literal ids: one query now (none for superusers and
+    anonymous users), then none of its own inside the caller's query."""
+    if is_unrestricted(user):
+        return Q()
+    if not is_signed_in(user):
+        return Q(pk__in=[])
+    return task_view_q_for(viewer(user))
 
 
 def _plan_q(user: User, action: str) -> Q:

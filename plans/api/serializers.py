@@ -144,6 +144,58 @@ def _day(value):
     return value.isoformat() if value is not None else None
 
 
+def task_row_data(rows) -> list[dict]:
+    """`TaskSerializer`'s JSON for rows of `selectors.task_rows` (dicts, no model instances):
+    the same keys and values, `title` and `description` resolved in the request's language
+    with the model's own fallback (modeltranslation's descriptor)."""
+    title, description = Task.title, Task.description  # the translation descriptors
+    row_view = _RowView()
+    data = []
+    for row in rows:
+        row_view.__dict__ = row
+        data.append(
+            {
+                "id": row["id"],
+                "plan": row["plan_id"],
+                "plan_code": row["plan__code"],
+                "workstream": row["workstream_id"],
+                "ref": row["ref"],
+                "title": title.__get__(row_view, Task),
+                "title_en": row["title_en"],
+                "title_ko": row["title_ko"],
+                "description": description.__get__(row_view, Task),
+                "description_en": row["description_en"],
+                "description_ko": row["description_ko"],
+                "lead_organization": row["lead_organization_id"],
+                "supporting_organizations": row["support_ids"],
+                "source_outcomes": row["outcome_ids"],
+                "assignee": row["shown_assignee_id"],
+                "manager": row["shown_manager_id"],
+                "parent": row["shown_parent_id"],
+                "depends_on": row["depends_on_ids"],
+                "start_date": _day(row["start_date"]),
+                "due_date": _day(row["due_date"]),
+                "time_zone": row["plan__time_zone"],
+                "deadline_at": _instant(row["deadline_at"]),
+                "status": row["status"],
+                "priority": row["priority"],
+                "progress": row["progress"],
+                "visibility": row["visibility"],
+                "is_overdue": row["is_overdue"],
+                "completed_at": _instant(row["completed_at"]),
+                "verified_at": _instant(row["verified_at"]),
+                "version": row["version"],
+                "created_at": _instant(row["created_at"]),
+                "updated_at": _instant(row["updated_at"]),
+            }
+        )
+    return data
+
+
+class _RowView:
+    """A row dict seen as an object, for the translation descriptors' attribute reads."""
+
+
 @extend_schema_serializer(examples=[OpenApiExample("A task", value=TASK_EXAMPLE)])
 class TaskSerializer(serializers.Serializer):
     """A task as the API shows it. Many-to-many ids, and the parent and people the reader

@@ -3,7 +3,7 @@ write goes through plans.services, which check the action (not allowed -> 403)."
 
 import re
 
-from django.db.models import Case, IntegerField, Prefetch, Value, When
+from django.db.models import Prefetch
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
@@ -161,16 +161,10 @@ class TaskOrdering(OrderingFilter):
         ordering = self.get_ordering(request, queryset, view)
         if not ordering:
             return queryset
-        # The rank is computed only when a page is sorted by it (it is not shown).
-        if any(term.lstrip("-") == "priority_rank" for term in ordering):
-            queryset = queryset.annotate(priority_rank=PRIORITY_RANK)
+        # priority_rank is a stored column (Task.priority_rank) with its own indexes.
         return queryset.order_by(*ordering)
 
 
-PRIORITY_RANK = Case(
-    *[When(priority=value, then=Value(rank)) for rank, value in enumerate(Task.Priority.values)],
-    output_field=IntegerField(),
-)
 ETAG_RE = re.compile(r'^(?:W/)?"v(\d+)"$')
 IF_MATCH = OpenApiParameter(
     "If-Match",
@@ -247,11 +241,19 @@ class TaskViewSet(
             headers={"ETag": etag(task)},
         )
 
+    def get_queryset(self):
+        if self.action != "list":
+            return super().get_queryset()
+        # The list: the viewer's ids resolved once (one query) and applied as literal lists,
+        # reused for the dependencies and parents the page names (selectors.task_rows).
+        self.task_scope = policy.task_view_scope(self.request.user)
+        return Task.objects.with_overdue().filter(self.task_scope)
+
     def list(self, request, *args, **kwargs):
         queryset = self.filter_queryset(self.get_queryset())
-        page = self.paginate_queryset(queryset)
-        selectors.task_attach_relations(page, reader=request.user)
-        return self.get_paginated_response(s.TaskSerializer(page, many=True).data)
+        rows = selectors.task_rows(queryset, user=request.user, scope=self.task_scope)
+        page = self.paginate_queryset(rows)  # ONE query: the rows and their related ids
+        return self.get_paginated_response(s.task_row_data(page))
 
     def retrieve(self, request, *args, **kwargs):
         task = self.get_object()

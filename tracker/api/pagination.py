@@ -47,6 +47,8 @@ def _ordering_field(queryset, name: str):
         model = field.related_model
     if field is not None and field.is_relation:
         field = field.target_field
+    if isinstance(field, models.GeneratedField):
+        field = field.output_field
     return field
 
 
