@@ -1,6 +1,17 @@
 """Rate limits per token, per user and per client address, kept in the cache (Redis when
-REDIS_URL is set, so every web process shares the count)."""
+REDIS_URL is set, so every web process shares the count).
 
+The per-token and per-user limits are fixed-window counters (the window opens with the first
+request and lasts the rate's period): on Redis, every counter a request touches is bumped in
+ONE pipelined round trip (SET NX EX, INCR, TTL per key), where DRF's sliding-window throttles
+made a GET and a SET per throttle. Other caches (the embedded setup's local memory) use
+add + incr. A refused request counts too: hammering does not earn a reset.
+"""
+
+import time
+
+from django.core.cache import cache
+from django.core.cache.backends.redis import RedisCache
 from rest_framework.throttling import AnonRateThrottle, SimpleRateThrottle
 
 from tracker.client_ip import client_ip
@@ -16,7 +27,72 @@ class ClientAddressMixin:
         return client_ip(request) or ""
 
 
-class TokenRateThrottle(ClientAddressMixin, SimpleRateThrottle):
+def _bump(keys: dict[str, int]) -> dict[str, tuple[int, float]]:
+    """Add one to each counter `key` (created with a lifetime of `keys[key]` seconds):
+    {key: (count, seconds left)}. One round trip on Redis."""
+    if isinstance(cache, RedisCache):
+        names = {key: cache.make_and_validate_key(key) for key in keys}
+        client = cache._cache.get_client(None, write=True)
+        pipe = client.pipeline(transaction=False)
+        for key, duration in keys.items():
+            pipe.set(names[key], 0, ex=duration, nx=True)
+            pipe.incr(names[key])
+            pipe.ttl(names[key])
+        replies = pipe.execute()
+        result = {}
+        for n, (key, duration) in enumerate(keys.items()):
+            count, ttl = replies[3 * n + 1], replies[3 * n + 2]
+            result[key] = (int(count), float(ttl if ttl and ttl > 0 else duration))
+        return result
+    result = {}
+    now = time.time()
+    for key, duration in keys.items():
+        cache.add(f"{key}:opened", now, duration)
+        cache.add(key, 0, duration)
+        try:
+            count = cache.incr(key)
+        except ValueError:  # expired in between
+            cache.set(key, 1, duration)
+            count = 1
+        opened = cache.get(f"{key}:opened", now)
+        result[key] = (count, max(duration - (now - opened), 1.0))
+    return result
+
+
+class CounterThrottle(ClientAddressMixin, SimpleRateThrottle):
+    """A fixed-window counter; all of a view's counters are bumped together (see above)."""
+
+    def allow_request(self, request, view):
+        if self.rate is None:
+            return True
+        self.key = self.get_cache_key(request, view)
+        if self.key is None:
+            return True
+        counts = getattr(request, "_throttle_counts", None)
+        if counts is None or self.key not in counts:
+            counts = request._throttle_counts = _bump(self._keys_of(request, view))
+        self.count, self.left = counts.get(self.key, (0, float(self.duration)))
+        return self.count <= self.num_requests
+
+    def _keys_of(self, request, view) -> dict[str, int]:
+        """The counters of every CounterThrottle of `view` that applies to `request`."""
+        keys = {self.key: self.duration}
+        for throttle_class in getattr(view, "throttle_classes", ()):
+            if throttle_class is type(self) or not issubclass(throttle_class, CounterThrottle):
+                continue
+            other = throttle_class()
+            if other.rate is None:
+                continue
+            key = other.get_cache_key(request, view)
+            if key is not None:
+                keys[key] = other.duration
+        return keys
+
+    def wait(self):
+        return self.left
+
+
+class TokenRateThrottle(CounterThrottle):
     scope = "token"
 
     def get_cache_key(self, request, view):
@@ -25,7 +101,7 @@ class TokenRateThrottle(ClientAddressMixin, SimpleRateThrottle):
         return None
 
 
-class UserRateThrottle(ClientAddressMixin, SimpleRateThrottle):
+class UserRateThrottle(CounterThrottle):
     scope = "user"
 
     def get_cache_key(self, request, view):
