@@ -43,6 +43,9 @@ os.environ.setdefault("DJANGO_SECRET_KEY", "benchmark-only-not-a-secret")
 os.environ.setdefault("DJANGO_ALLOWED_HOSTS", "testserver,127.0.0.1,localhost")
 os.environ.setdefault("API_THROTTLE_TOKEN", "100000000/minute")
 os.environ.setdefault("API_THROTTLE_USER", "100000000/minute")
+# As in production: DEBUG off (a local .env turns it on), plain HTTP behind "a proxy".
+os.environ.setdefault("DJANGO_DEBUG", "0")
+os.environ.setdefault("DJANGO_SSL_REDIRECT_BY_PROXY", "1")
 
 import django  # noqa: E402
 

@@ -54,6 +54,7 @@ from dataclasses import dataclass
 
 from django.db import models
 from django.db.models import Exists, OuterRef, Q
+from django.db.models.expressions import RawSQL
 from django.utils.translation import gettext_noop
 
 from tracker.i18n import message
@@ -200,46 +201,75 @@ def viewer(user: User) -> Viewer:
     )
 
 
-def task_view_q_for(seen: Viewer, prefix: str = "") -> Q:
-    """`_task_q(user, VIEW)` written with the literal ids of `seen` (see `Viewer`); supporting
-    organizations as a correlated EXISTS (not a hash of every supported task's id)."""
+def task_view_sql(seen: Viewer, alias: str) -> tuple[str, list]:
+    """`_task_q(user, VIEW)` as an SQL condition on the task table aliased `alias`, written
+    with the literal ids of `seen` (see `Viewer`), supporting organizations as a correlated
+    EXISTS (not a hash of every supported task's id). Plain SQL (PostgreSQL and SQLite): it
+    costs nothing to compile, on the hottest path of the API. ("0 = 1" when nothing is seen.)"""
 
-    def q(**kwargs):
-        return Q(**{prefix + key: value for key, value in kwargs.items()})
+    def marks(ids):
+        return ", ".join(["%s"] * len(ids))
 
-    parts = []
+    support = Task.supporting_organizations.through._meta.db_table
+    parts, params = [], []
     if seen.coordinated_plan_ids:
-        parts.append(q(plan_id__in=seen.coordinated_plan_ids))
+        parts.append(f'{alias}."plan_id" IN ({marks(seen.coordinated_plan_ids)})')
+        params += seen.coordinated_plan_ids
     if seen.organization_ids:
-        parts.append(q(lead_organization_id__in=seen.organization_ids))
-        through = Task.supporting_organizations.through.objects.filter(
-            task_id=OuterRef(f"{prefix}pk"),
-            organization_id__in=seen.organization_ids,
-        )
-        parts.append(Q(Exists(through)))
-    if seen.overseen_plan_ids:
+        orgs = marks(seen.organization_ids)
+        parts.append(f'{alias}."lead_organization_id" IN ({orgs})')
         parts.append(
-            (q(assignee_id=seen.user_id) | q(manager_id=seen.user_id))
-            & q(plan_id__in=seen.overseen_plan_ids)
+            f'EXISTS (SELECT 1 FROM "{support}" s WHERE s."task_id" = {alias}."id" '
+            f'AND s."organization_id" IN ({orgs}))'
         )
+        params += seen.organization_ids * 2
+    if seen.overseen_plan_ids:
+        # Assignee or manager: only while a member of a coordinating organization.
+        parts.append(
+            f'(({alias}."assignee_id" = %s OR {alias}."manager_id" = %s) '
+            f'AND {alias}."plan_id" IN ({marks(seen.overseen_plan_ids)}))'
+        )
+        params += [seen.user_id, seen.user_id, *seen.overseen_plan_ids]
     if seen.participating_plan_ids:
-        parts.append(q(visibility=Task.Visibility.PLAN, plan_id__in=seen.participating_plan_ids))
+        parts.append(
+            f'({alias}."visibility" = %s '
+            f'AND {alias}."plan_id" IN ({marks(seen.participating_plan_ids)}))'
+        )
+        params += [Task.Visibility.PLAN, *seen.participating_plan_ids]
     if not parts:
-        return Q(pk__in=[])
-    scope = parts[0]
-    for part in parts[1:]:
-        scope |= part
-    return scope
+        return "0 = 1", []
+    return "(" + " OR ".join(parts) + ")", params
 
 
-def task_view_scope(user) -> Q:
+class TaskScope:
+    """The task VIEW scope of one reader for one request: `q` filters a Task queryset,
+    `sql(alias)` states it on another alias (related tasks named by the page)."""
+
+    def __init__(self, user):
+        self.unrestricted = is_unrestricted(user)
+        self.seen = None if self.unrestricted or not is_signed_in(user) else viewer(user)
+
+    def sql(self, alias: str) -> tuple[str, list]:
+        if self.unrestricted:
+            return "1 = 1", []
+        if self.seen is None:
+            return "0 = 1", []
+        return task_view_sql(self.seen, alias)
+
+    @property
+    def q(self) -> Q:
+        if self.unrestricted:
+            return Q()
+        if self.seen is None:
+            return Q(pk__in=[])
+        sql, params = task_view_sql(self.seen, f'"{Task._meta.db_table}"')
+        return Q(RawSQL(sql, params, output_field=models.BooleanField()))
+
+
+def task_view_scope(user) -> TaskScope:
     """`scope_q(user, VIEW, Task)` with literal ids: one query now (none for superusers and
-    anonymous users), then none of its own inside the caller's query."""
-    if is_unrestricted(user):
-        return Q()
-    if not is_signed_in(user):
-        return Q(pk__in=[])
-    return task_view_q_for(viewer(user))
+    anonymous users), then none of its own inside the caller's query. Apply `.q`."""
+    return TaskScope(user)
 
 
 def _plan_q(user: User, action: str) -> Q:

@@ -9,8 +9,6 @@ from django.db.models import (
     Case,
     Count,
     Exists,
-    ExpressionWrapper,
-    F,
     OuterRef,
     Q,
     QuerySet,
@@ -18,6 +16,7 @@ from django.db.models import (
     Value,
     When,
 )
+from django.db.models.expressions import RawSQL
 
 from tracker.models import Membership, User
 
@@ -71,7 +70,7 @@ def task_list(*, user: User, filters: dict | None = None, queryset: QuerySet | N
 
     from .filtersets import TaskFilterSet
 
-    scope = policy.task_view_scope(user)  # literal ids: one query, then none inside the page's
+    scope = policy.task_view_scope(user).q  # literal ids: one query, none inside the page's
     scoped = (queryset if queryset is not None else Task.objects.all()).filter(scope)
     filterset = TaskFilterSet(filters or {}, queryset=scoped)
     if not filterset.is_valid():
@@ -85,7 +84,7 @@ def task_list(*, user: User, filters: dict | None = None, queryset: QuerySet | N
 
 
 class IdListField(models.Field):
-    """The output of `IdArray`: a list of ids (PostgreSQL sends an array, SQLite JSON text)."""
+    """A list of ids in one column (PostgreSQL sends an array, SQLite JSON text)."""
 
     def get_internal_type(self):
         return "TextField"
@@ -98,19 +97,12 @@ class IdListField(models.Field):
         return list(value)
 
 
-class IdArray(Subquery):
-    """The ids `queryset` selects in `column` (ascending), as one list per outer row, in the
-    outer query itself: ARRAY(SELECT ...) on PostgreSQL, json_group_array on SQLite."""
-
-    def __init__(self, queryset: QuerySet, column: str):
-        queryset = queryset.annotate(listed_id=F(column)).values("listed_id")
-        super().__init__(queryset.order_by("listed_id"), output_field=IdListField())
-
-    def as_sql(self, compiler, connection, template=None, **extra_context):
-        sql, params = super().as_sql(compiler, connection, template, **extra_context)
-        if connection.vendor == "postgresql":
-            return f"ARRAY{sql}", params
-        return f"(SELECT json_group_array(listed.listed_id) FROM {sql} listed)", params
+def _id_array(select: str) -> str:
+    """SQL of the ids `select` (one column, `listed`) lists, as one value: an array on
+    PostgreSQL, JSON on SQLite, in ascending order."""
+    if connection.vendor == "postgresql":
+        return f"ARRAY({select} ORDER BY 1)"
+    return f"(SELECT json_group_array(listed) FROM ({select} ORDER BY 1))"
 
 
 # What a task list row holds (`task_rows`): the columns the API shows, and the keys its cursor
@@ -125,43 +117,74 @@ TASK_ROW_FIELDS = (
 )  # fmt: skip
 
 
-def task_rows(queryset: QuerySet, *, user: User, scope: Q | None = None) -> QuerySet:
-    """The tasks of `queryset` (already inside `user`'s VIEW scope) as dicts of
+def task_rows(queryset: QuerySet, *, scope: "policy.TaskScope") -> QuerySet:
+    """The tasks of `queryset` (already inside the reader's VIEW `scope`) as dicts of
     `TASK_ROW_FIELDS`, with what `task_attach_relations` adds (supporting organizations,
     source outcomes, visible dependencies, the parent and people the reader may see) computed
     in the SAME query: one round trip for a page, no model instances.
 
-    `scope` is the reader's task VIEW scope (`policy.task_view_scope`), reused for the
-    dependencies and parent shown. People: the assignee and manager of a task the reader may
-    view are people the reader may see (decision 0010), save the system account."""
-    unrestricted = policy.is_unrestricted(user)
-    if scope is None:
-        scope = policy.task_view_scope(user)
-    support = Task.supporting_organizations.through.objects.filter(task_id=OuterRef("pk"))
-    outcomes = Task.source_outcomes.through.objects.filter(task_id=OuterRef("pk"))
-    depends = Task.depends_on.through.objects.filter(from_task_id=OuterRef("pk"))
-    if unrestricted:
-        parent, assignee, manager = F("parent_id"), F("assignee_id"), F("manager_id")
+    The related parts are plain SQL (valid on PostgreSQL and SQLite) with the scope's literal
+    ids: they cost nothing to compile. People: the assignee and manager of a task the reader
+    may view are people the reader may see (decision 0010), save the system account."""
+    task = f'"{Task._meta.db_table}"'
+    support = Task.supporting_organizations.through._meta.db_table
+    outcomes = Task.source_outcomes.through._meta.db_table
+    depends = Task.depends_on.through._meta.db_table
+    users = User._meta.db_table
+    number = models.IntegerField()
+    depends_sql = (
+        f'SELECT d."to_task_id" AS listed FROM "{depends}" d WHERE d."from_task_id" = {task}."id"'
+    )
+    depends_params = []
+    if scope.unrestricted:
+        parent = RawSQL(f'{task}."parent_id"', [], output_field=number)
+        assignee = RawSQL(f'{task}."assignee_id"', [], output_field=number)
+        manager = RawSQL(f'{task}."manager_id"', [], output_field=number)
     else:
-        depends = depends.filter(
-            Exists(Task.objects.filter(scope, pk=OuterRef("to_task_id")).values("pk"))
+        seen_sql, seen_params = scope.sql("v")
+        depends_sql += (
+            f' AND EXISTS (SELECT 1 FROM {task} v WHERE v."id" = d."to_task_id" AND {seen_sql})'
         )
-        seen_parent = Exists(Task.objects.filter(scope, pk=OuterRef("parent_id")).values("pk"))
-        parent = Case(When(seen_parent, then=F("parent_id")), default=None)
+        depends_params = seen_params
+        parent = RawSQL(
+            f'CASE WHEN EXISTS (SELECT 1 FROM {task} v WHERE v."id" = {task}."parent_id" '
+            f'AND {seen_sql}) THEN {task}."parent_id" END',
+            seen_params,
+            output_field=number,
+        )
 
-        def person(field):
-            system = User.objects.filter(pk=OuterRef(field), is_system=True)
-            return Case(When(~Exists(system), then=F(field)), default=None)
+        def person(column):
+            return RawSQL(
+                f'CASE WHEN EXISTS (SELECT 1 FROM "{users}" u WHERE u."id" = {task}."{column}" '
+                f'AND u."is_system") THEN NULL ELSE {task}."{column}" END',
+                [],
+                output_field=number,
+            )
 
         assignee, manager = person("assignee_id"), person("manager_id")
-    number = models.IntegerField()
+    listed = IdListField()
+    queryset = queryset.rewrite(False) if hasattr(queryset, "rewrite") else queryset
     return queryset.annotate(
-        support_ids=IdArray(support, "organization_id"),
-        outcome_ids=IdArray(outcomes, "outcome_id"),
-        depends_on_ids=IdArray(depends, "to_task_id"),
-        shown_parent_id=ExpressionWrapper(parent, output_field=number),
-        shown_assignee_id=ExpressionWrapper(assignee, output_field=number),
-        shown_manager_id=ExpressionWrapper(manager, output_field=number),
+        support_ids=RawSQL(
+            _id_array(
+                f'SELECT s."organization_id" AS listed FROM "{support}" s '
+                f'WHERE s."task_id" = {task}."id"'
+            ),
+            [],
+            output_field=listed,
+        ),
+        outcome_ids=RawSQL(
+            _id_array(
+                f'SELECT o."outcome_id" AS listed FROM "{outcomes}" o '
+                f'WHERE o."task_id" = {task}."id"'
+            ),
+            [],
+            output_field=listed,
+        ),
+        depends_on_ids=RawSQL(_id_array(depends_sql), depends_params, output_field=listed),
+        shown_parent_id=parent,
+        shown_assignee_id=assignee,
+        shown_manager_id=manager,
     ).values(*TASK_ROW_FIELDS)
 
 

@@ -2,8 +2,11 @@
 
 import datetime as dt
 
+from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import OpenApiExample, extend_schema_serializer
+from modeltranslation.fields import NONE
+from modeltranslation.utils import build_localized_fieldname, resolution_order
 from rest_framework import serializers
 
 from plans import permissions as policy
@@ -144,56 +147,71 @@ def _day(value):
     return value.isoformat() if value is not None else None
 
 
+def _shown_version(field: str):
+    """A function of a row giving `field` as `task.field` reads it: the request language's
+    version, else the next fallback language's, else the field's default (modeltranslation's
+    descriptor, its language order resolved once instead of per row)."""
+    descriptor = getattr(Task, field)
+    undefined = descriptor.fallback_undefined
+    if undefined is NONE:
+        undefined = descriptor.field.get_default()
+    columns = [
+        build_localized_fieldname(field, language)
+        for language in resolution_order(get_language(), descriptor.fallback_languages)
+    ]
+    default = descriptor.field.get_default()
+
+    def shown(row):
+        for column in columns:
+            value = row.get(column)
+            if value is not None and value != undefined:
+                return value
+        return default
+
+    return shown
+
+
 def task_row_data(rows) -> list[dict]:
     """`TaskSerializer`'s JSON for rows of `selectors.task_rows` (dicts, no model instances):
-    the same keys and values, `title` and `description` resolved in the request's language
-    with the model's own fallback (modeltranslation's descriptor)."""
-    title, description = Task.title, Task.description  # the translation descriptors
-    row_view = _RowView()
-    data = []
-    for row in rows:
-        row_view.__dict__ = row
-        data.append(
-            {
-                "id": row["id"],
-                "plan": row["plan_id"],
-                "plan_code": row["plan__code"],
-                "workstream": row["workstream_id"],
-                "ref": row["ref"],
-                "title": title.__get__(row_view, Task),
-                "title_en": row["title_en"],
-                "title_ko": row["title_ko"],
-                "description": description.__get__(row_view, Task),
-                "description_en": row["description_en"],
-                "description_ko": row["description_ko"],
-                "lead_organization": row["lead_organization_id"],
-                "supporting_organizations": row["support_ids"],
-                "source_outcomes": row["outcome_ids"],
-                "assignee": row["shown_assignee_id"],
-                "manager": row["shown_manager_id"],
-                "parent": row["shown_parent_id"],
-                "depends_on": row["depends_on_ids"],
-                "start_date": _day(row["start_date"]),
-                "due_date": _day(row["due_date"]),
-                "time_zone": row["plan__time_zone"],
-                "deadline_at": _instant(row["deadline_at"]),
-                "status": row["status"],
-                "priority": row["priority"],
-                "progress": row["progress"],
-                "visibility": row["visibility"],
-                "is_overdue": row["is_overdue"],
-                "completed_at": _instant(row["completed_at"]),
-                "verified_at": _instant(row["verified_at"]),
-                "version": row["version"],
-                "created_at": _instant(row["created_at"]),
-                "updated_at": _instant(row["updated_at"]),
-            }
-        )
-    return data
-
-
-class _RowView:
-    """A row dict seen as an object, for the translation descriptors' attribute reads."""
+    the same keys and values."""
+    title, description = _shown_version("title"), _shown_version("description")
+    return [
+        {
+            "id": row["id"],
+            "plan": row["plan_id"],
+            "plan_code": row["plan__code"],
+            "workstream": row["workstream_id"],
+            "ref": row["ref"],
+            "title": title(row),
+            "title_en": row["title_en"],
+            "title_ko": row["title_ko"],
+            "description": description(row),
+            "description_en": row["description_en"],
+            "description_ko": row["description_ko"],
+            "lead_organization": row["lead_organization_id"],
+            "supporting_organizations": row["support_ids"],
+            "source_outcomes": row["outcome_ids"],
+            "assignee": row["shown_assignee_id"],
+            "manager": row["shown_manager_id"],
+            "parent": row["shown_parent_id"],
+            "depends_on": row["depends_on_ids"],
+            "start_date": _day(row["start_date"]),
+            "due_date": _day(row["due_date"]),
+            "time_zone": row["plan__time_zone"],
+            "deadline_at": _instant(row["deadline_at"]),
+            "status": row["status"],
+            "priority": row["priority"],
+            "progress": row["progress"],
+            "visibility": row["visibility"],
+            "is_overdue": row["is_overdue"],
+            "completed_at": _instant(row["completed_at"]),
+            "verified_at": _instant(row["verified_at"]),
+            "version": row["version"],
+            "created_at": _instant(row["created_at"]),
+            "updated_at": _instant(row["updated_at"]),
+        }
+        for row in rows
+    ]
 
 
 @extend_schema_serializer(examples=[OpenApiExample("A task", value=TASK_EXAMPLE)])

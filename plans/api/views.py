@@ -247,11 +247,11 @@ class TaskViewSet(
         # The list: the viewer's ids resolved once (one query) and applied as literal lists,
         # reused for the dependencies and parents the page names (selectors.task_rows).
         self.task_scope = policy.task_view_scope(self.request.user)
-        return Task.objects.with_overdue().filter(self.task_scope)
+        return Task.objects.with_overdue().filter(self.task_scope.q)
 
     def list(self, request, *args, **kwargs):
         queryset = self.filter_queryset(self.get_queryset())
-        rows = selectors.task_rows(queryset, user=request.user, scope=self.task_scope)
+        rows = selectors.task_rows(queryset, scope=self.task_scope)
         page = self.paginate_queryset(rows)  # ONE query: the rows and their related ids
         return self.get_paginated_response(s.task_row_data(page))
 

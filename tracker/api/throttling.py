@@ -10,7 +10,7 @@ add + incr. A refused request counts too: hammering does not earn a reset.
 
 import time
 
-from django.core.cache import cache
+from django.core.cache import caches
 from django.core.cache.backends.redis import RedisCache
 from rest_framework.throttling import AnonRateThrottle, SimpleRateThrottle
 
@@ -30,6 +30,7 @@ class ClientAddressMixin:
 def _bump(keys: dict[str, int]) -> dict[str, tuple[int, float]]:
     """Add one to each counter `key` (created with a lifetime of `keys[key]` seconds):
     {key: (count, seconds left)}. One round trip on Redis."""
+    cache = caches["default"]
     if isinstance(cache, RedisCache):
         names = {key: cache.make_and_validate_key(key) for key in keys}
         client = cache._cache.get_client(None, write=True)
