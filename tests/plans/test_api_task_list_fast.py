@@ -180,8 +180,10 @@ def test_search_matches_either_language_and_postgres_has_its_indexes(world):
     for column in ("ref", "title_en", "title_ko", "description_en", "description_ko"):
         assert f"task_{column}_trgm" in names
     with connection.cursor() as cursor:  # the planner can use them for icontains
-        cursor.execute("SET LOCAL enable_seqscan = off")
-        sql, params = Task.objects.filter(title_ko__icontains="터빈").query.sql_with_params()
+        cursor.execute("SET LOCAL enable_seqscan = off")  # a tiny table: make the choice visible
+        cursor.execute("SET LOCAL enable_indexscan = off")
+        query = Task.objects.filter(title_ko__icontains="터빈").order_by().values("pk").query
+        sql, params = query.sql_with_params()
         cursor.execute(f"EXPLAIN {sql}", params)
         plan = "\n".join(row[0] for row in cursor.fetchall())
     assert "task_title_ko_trgm" in plan, plan
