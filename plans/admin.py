@@ -56,9 +56,9 @@ class PolicyAdminMixin(LabelledHistoryMixin):
         return policy.for_user(request.user, policy.VIEW, super().get_queryset(request))
 
     # Model-level questions every admin page asks (the menu: may each model's list be opened,
-    # for viewing or changing; the task list's actions), answered in one query per request
-    # (plans/policy_memo.py).
-    model_actions = (policy.VIEW, policy.CHANGE)
+    # for viewing or changing; a form's related-object links: add, change, delete; the task
+    # list's actions), answered in one query per request (plans/policy_memo.py).
+    model_actions = (policy.VIEW, policy.CHANGE, policy.DELETE)
 
     def _staff(self, request) -> bool:
         return policy.is_signed_in(request.user) and request.user.is_staff
@@ -130,9 +130,21 @@ class PolicyAdminMixin(LabelledHistoryMixin):
         self._limit_choices(db_field, request, kwargs)
         return super().formfield_for_manytomany(db_field, request, **kwargs)
 
+    # What the change page asks about its object, answered in one query with its visibility.
+    object_actions = (policy.VIEW, policy.CHANGE, policy.DELETE)
+
     def _visible_or_404(self, request, object_id):
         try:
-            visible = self.get_queryset(request).filter(pk=unquote(object_id)).exists()
+            pk = self.model._meta.pk.to_python(unquote(object_id))
+            answers = None
+            if self._staff(request):
+                answers = policy_memo.prefetch_row(
+                    request.user, self.model, pk, self.object_actions
+                )
+            if answers is None:
+                visible = self.get_queryset(request).filter(pk=pk).exists()
+            else:
+                visible = answers[policy.VIEW]
         except (ValueError, ValidationError):
             visible = False
         if not visible:
@@ -482,11 +494,15 @@ class PlanParticipantInline(PolicyInlineMixin, admin.TabularInline):
         field = formset.form.base_fields.get("organization")
         widget = getattr(getattr(field, "widget", None), "widget", None)
         if obj is not None and isinstance(widget, KnownAutocompleteSelect):
-            # The plan's participating organizations the viewer may pick, in one query.
-            widget.known = {
-                str(org.pk): field.label_from_instance(org)
-                for org in field.queryset.filter(plan_participations__plan=obj).distinct()
-            }
+            # The plan's participating organizations the viewer may pick: one query a page.
+            widget.known = policy_memo.remember(
+                request.user,
+                f"plan_participant_labels:{obj.pk}",
+                lambda: {
+                    str(org.pk): field.label_from_instance(org)
+                    for org in field.queryset.filter(plan_participations__plan=obj).distinct()
+                },
+            )
         return formset
 
 
@@ -502,7 +518,7 @@ class WorkstreamInline(PolicyInlineMixin, TranslationTabularInline):
         if field is not None and db_field.name == "parent":
             # Every row's "parent" select offers the same workstreams: read them once (each
             # form's copy of the field keeps the list; validation still uses the queryset).
-            field.choices = list(field.choices)
+            field.choices = [*iter(field.choices)]  # iter(): no COUNT first
         return field
 
 
@@ -580,6 +596,11 @@ class StatusHistoryInline(admin.TabularInline):
     )
     readonly_fields = fields
     ordering = ("created_at", "pk")
+
+    def get_queryset(self, request):
+        # The task (each row's title names it) and the people each entry names, in the
+        # entries' query (none per row).
+        return super().get_queryset(request).select_related("task", "author", "assignee_to")
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -1064,6 +1085,10 @@ class TaskAdmin(
         *(policy.TRANSITION, policy.VERIFY, policy.ASSIGN, policy.CHANGE_DEADLINE),
         policy.ADD_UPDATE,
     )
+    object_actions = (
+        *(policy.VIEW, policy.CHANGE, policy.DELETE, policy.TRANSITION, policy.VERIFY),
+        policy.ADD_UPDATE,
+    )
     actions = [change_status, verify, return_for_revision, cancel, assign, change_deadline]
     record_fields = (
         "deadline_display",
@@ -1129,6 +1154,19 @@ class TaskAdmin(
 
     def get_queryset(self, request):
         return super().get_queryset(request).with_overdue()
+
+    def get_object(self, request, object_id, from_field=None):
+        if from_field is not None:
+            return super().get_object(request, object_id, from_field)
+        # The change page shows who created and last changed the task: read with it.
+        try:
+            return (
+                self.get_queryset(request)
+                .select_related("plan", "workstream", "created_by", "updated_by")
+                .get(pk=self.model._meta.pk.to_python(object_id))
+            )
+        except (self.model.DoesNotExist, ValidationError, ValueError):
+            return None
 
     def filter_choices(self, field_name, request):
         """The list filters' choices: plans and workstreams in sight, and the organizations

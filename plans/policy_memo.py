@@ -118,6 +118,15 @@ def _remember(memo, key, compute):
     return answer
 
 
+def remember(user, name: str, compute):
+    """`compute()` once a request for `user` while a memo is open (else every time): for an
+    admin's own read-only questions about the viewer (e.g. "has my preferences row yet?")."""
+    memo, user_key = _open(user)
+    if memo is None:
+        return compute()
+    return _remember(memo, (name, user_key), compute)
+
+
 def memberships(user) -> list[tuple[int, str]] | None:
     """The user's (organization id, role) pairs, read once a request; None without a memo."""
     from tracker.models import Membership
@@ -229,6 +238,37 @@ def prefetch(user, questions) -> None:
         return
     for name, (key, _action, _model) in wanted.items():
         memo[key] = bool(answers[name])
+
+
+def prefetch_row(user, model, pk, actions) -> dict | None:
+    """Answer `can(user, action, row)` for the row `model` `pk` and every action in `actions`
+    in one query (one EXISTS per action, each the policy's scope narrowed to the row) and
+    remember them; the answers as {action: bool}, None without an open memo."""
+    from . import permissions as policy
+
+    memo, user_key = _open(user)
+    if memo is None:
+        return None
+    keys = {action: ("can", user_key, action, (model, pk)) for action in actions}
+    if all(key in memo for key in keys.values()):
+        return {action: memo[key] for action, key in keys.items()}
+    if not (policy.is_unrestricted(user) or policy.is_signed_in(user)):
+        answers = dict.fromkeys(actions, False)
+    else:
+        rows = model._default_manager.filter(pk=pk)
+        row = rows.values(
+            **{
+                f"q{n}": Exists(
+                    rows.filter(policy.scope_q(user, action, model)).order_by().values("pk")
+                )
+                for n, action in enumerate(actions)
+            }
+        ).first()
+        answers = {action: bool(row and row[f"q{n}"]) for n, action in enumerate(actions)}
+    if not memo.get("closed"):
+        for action, key in keys.items():
+            memo[key] = answers[action]
+    return answers
 
 
 def _any_row(user, action, model):
