@@ -220,6 +220,8 @@ class PolicyFormMixin:
     """Form errors instead of server errors when a service refuses a save."""
 
     def _changeform_view(self, request, object_id, form_url, extra_context):
+        if request.method != "POST":  # showing the form writes nothing: no savepoint
+            return super()._changeform_view(request, object_id, form_url, extra_context)
         try:
             with transaction.atomic():
                 return super()._changeform_view(request, object_id, form_url, extra_context)

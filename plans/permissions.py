@@ -548,6 +548,11 @@ def register(model: type[models.Model], scope, may_create, nobody=(), listed=Non
 from . import policy_memo as _policy_memo  # noqa: E402
 
 can = _policy_memo.memoized(can, "can", with_obj=True)
+# Tasks, workstreams and participants: one rule in _may_create (coordinating a plan that has
+# participants), asked once a request for the three.
+_may_create = _policy_memo.memoized(
+    _may_create, "may_create", with_obj=True, alike=[(Task, Workstream, PlanParticipant)]
+)
 _orgs = _policy_memo.literal_orgs(_orgs)
 _coordinated_plans = _policy_memo.literal_coordinated_plans(
     _coordinated_plans, _orgs, Role.COORDINATOR, PlanParticipant.Role.COORDINATING, PlanParticipant

@@ -49,7 +49,7 @@ def _user_key(user):
 
 
 def _obj_key(obj):
-    if isinstance(obj, type):
+    if isinstance(obj, (type, tuple)):
         return ("model", obj)
     if obj is None or getattr(obj, "pk", None) is None:
         return None
@@ -68,8 +68,10 @@ def forget() -> None:
         memo["closed"] = True
 
 
-def memoized(fn, name: str, with_obj: bool = False):
-    """`fn(user, *args)` remembered per user (and arguments) while a memo is open."""
+def memoized(fn, name: str, with_obj: bool = False, alike=()):
+    """`fn(user, *args)` remembered per user (and arguments) while a memo is open. `alike`:
+    groups of models `fn` answers by one and the same rule (asked once for the group)."""
+    groups = {model: group for group in alike for model in group}
 
     @functools.wraps(fn)
     def wrapper(user, *args):
@@ -79,7 +81,7 @@ def memoized(fn, name: str, with_obj: bool = False):
             return fn(user, *args)
         if with_obj:
             *head, obj = args
-            obj_key = _obj_key(obj)
+            obj_key = _obj_key(groups.get(obj, obj) if isinstance(obj, type) else obj)
             if obj_key is None:
                 return fn(user, *args)
             key = (name, user_key, *head, obj_key)

@@ -221,3 +221,15 @@ def test_a_change_page_object_questions_agree_with_the_policy(world):
                 assert policy_memo.prefetch_row(user, Task, task.pk, actions) == expected
             finally:
                 policy_memo._memo.reset(token)
+
+
+def test_tasks_workstreams_and_participants_share_one_creation_rule(world):
+    """The memo asks `_may_create` once for the three (plans/permissions.py, end): if their
+    rules ever part, this fails and the `alike` group there must go."""
+    from plans.models import Workstream
+
+    for viewer in [*VIEWERS, "viewer", "contributor_lead", "coordinator_other_plan", "superuser"]:
+        user = world.user(viewer)
+        answers = {policy.can(user, policy.ADD, model) for model in (Task, Workstream)}
+        answers.add(policy.can(user, policy.ADD, PlanParticipant))
+        assert len(answers) == 1, viewer
