@@ -16,6 +16,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
 from plans import permissions as policy
+from plans import policy_memo
 from plans.admin import PolicyAdminMixin, PolicyFormMixin, error_text
 from plans.exceptions import DomainError
 from tracker.models import User
@@ -656,7 +657,12 @@ class MyNotificationPreferenceAdmin(PolicyAdminMixin, PolicyFormMixin, admin.Mod
         return super().has_view_permission(request, obj)
 
     def _own_row(self, request):
-        return self.get_queryset(request).filter(user_id=request.user.pk).first()
+        # Asked by the menu on every admin page: once a request (until the request writes).
+        return policy_memo.remember(
+            request.user,
+            "own_notification_preference",
+            lambda: self.get_queryset(request).filter(user_id=request.user.pk).first(),
+        )
 
     def has_add_permission(self, request, *args):
         # Your first save creates your row; after that you change it.

@@ -8,6 +8,7 @@ actions appear, which choices a select or autocomplete offers) comes from
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
+from django.contrib.admin.widgets import AutocompleteSelect
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
@@ -25,7 +26,7 @@ from tracker.models import Membership, Organization, User
 from tracker.validators import validate_date_in_range, validate_web_url
 
 from . import permissions as policy
-from . import selectors, services
+from . import policy_memo, selectors, services
 from .admin_history import LabelledHistoryMixin
 from .admin_translations import TranslatedAdmin
 from .exceptions import DomainError, VersionConflict, status_label
@@ -54,18 +55,52 @@ class PolicyAdminMixin(LabelledHistoryMixin):
     def get_queryset(self, request):
         return policy.for_user(request.user, policy.VIEW, super().get_queryset(request))
 
+    # Model-level questions every admin page asks (the menu: may each model's list be opened,
+    # for viewing or changing; a form's related-object links: add, change, delete; the task
+    # list's actions), answered in one query per request (plans/policy_memo.py).
+    model_actions = (policy.VIEW, policy.CHANGE, policy.DELETE)
+
     def _staff(self, request) -> bool:
         return policy.is_signed_in(request.user) and request.user.is_staff
 
-    def _allowed(self, request, action, obj=None) -> bool:
-        return self._staff(request) and policy.can(
-            request.user, action, obj if obj is not None else self.model
+    def _prefetch(self, request) -> None:
+        if getattr(request, "_policy_prefetched", False) or not policy_memo.active():
+            return
+        request._policy_prefetched = True
+        policy_memo.prefetch(
+            request.user,
+            [
+                (action, model)
+                for model, model_admin in self.admin_site._registry.items()
+                if isinstance(model_admin, PolicyAdminMixin)
+                for action in model_admin.model_actions
+            ],
         )
+
+    def _allowed(self, request, action, obj=None) -> bool:
+        if not self._staff(request):
+            return False
+        if obj is None:
+            self._prefetch(request)
+        return policy.can(request.user, action, obj if obj is not None else self.model)
 
     # The menu entry and the list: whoever may use the page, even before a row exists for
     # them (a coordinator's first reminder policy, a person's calendar feed or digests).
     def has_module_permission(self, request):
-        return self._staff(request) and policy.may_open_list(request.user, self.model)
+        if not self._staff(request):
+            return False
+        self._prefetch(request)
+        return policy.may_open_list(request.user, self.model)
+
+    def get_model_perms(self, request):
+        # The menu (and the index) links a model's list and its add page; it never offers a
+        # delete, which each page asks for itself: not asked here (one EXISTS per model fewer).
+        return {
+            "add": self.has_add_permission(request),
+            "change": self.has_change_permission(request),
+            "delete": False,
+            "view": self.has_view_permission(request),
+        }
 
     def has_view_permission(self, request, obj=None):
         if obj is None:
@@ -95,9 +130,21 @@ class PolicyAdminMixin(LabelledHistoryMixin):
         self._limit_choices(db_field, request, kwargs)
         return super().formfield_for_manytomany(db_field, request, **kwargs)
 
+    # What the change page asks about its object, answered in one query with its visibility.
+    object_actions = (policy.VIEW, policy.CHANGE, policy.DELETE)
+
     def _visible_or_404(self, request, object_id):
         try:
-            visible = self.get_queryset(request).filter(pk=unquote(object_id)).exists()
+            pk = self.model._meta.pk.to_python(unquote(object_id))
+            answers = None
+            if self._staff(request):
+                answers = policy_memo.prefetch_row(
+                    request.user, self.model, pk, self.object_actions
+                )
+            if answers is None:
+                visible = self.get_queryset(request).filter(pk=pk).exists()
+            else:
+                visible = answers[policy.VIEW]
         except (ValueError, ValidationError):
             visible = False
         if not visible:
@@ -173,6 +220,8 @@ class PolicyFormMixin:
     """Form errors instead of server errors when a service refuses a save."""
 
     def _changeform_view(self, request, object_id, form_url, extra_context):
+        if request.method != "POST":  # showing the form writes nothing: no savepoint
+            return super()._changeform_view(request, object_id, form_url, extra_context)
         try:
             with transaction.atomic():
                 return super()._changeform_view(request, object_id, form_url, extra_context)
@@ -358,14 +407,18 @@ class ForumAdmin(PolicyAdminMixin, TranslatedAdmin, SimpleHistoryAdmin):
 
 
 class RollupAdminMixin:
-    """Columns rolled up from the tasks the viewer can see (never from hidden ones)."""
+    """Columns rolled up from the tasks the viewer can see (never from hidden ones). Only the
+    list shows them: the change page does not roll up every task of the plan to open it."""
+
+    def changelist_view(self, request, extra_context=None):
+        request._rollup_columns = True
+        return super().changelist_view(request, extra_context)
 
     def get_queryset(self, request):
-        return (
-            super()
-            .get_queryset(request)
-            .with_progress(tasks=policy.for_user(request.user, policy.VIEW, Task))
-        )
+        queryset = super().get_queryset(request)
+        if not getattr(request, "_rollup_columns", False):
+            return queryset
+        return queryset.with_progress(tasks=policy.for_user(request.user, policy.VIEW, Task))
 
     @admin.display(description=_("tasks"), ordering="task_count")
     def task_count(self, obj):
@@ -406,10 +459,53 @@ class OutcomeAdmin(RollupAdminMixin, PolicyAdminMixin, TranslatedAdmin, SimpleHi
 # --- Plans and workstreams -------------------------------------------------------------------
 
 
+class KnownAutocompleteSelect(AutocompleteSelect):
+    """An autocomplete that shows its selected row from `known` ({pk: label}, filled once for
+    the whole formset) instead of one query per row; anything else as Django does."""
+
+    known: dict | None = None
+
+    def optgroups(self, name, value, attr=None):
+        selected = {str(v) for v in value if str(v) not in self.choices.field.empty_values}
+        if self.known is None or not selected <= self.known.keys():
+            return super().optgroups(name, value, attr)
+        default = (None, [], 0)
+        if not self.is_required:
+            default[1].append(self.create_option(name, "", "", False, 0))
+        for pk in sorted(selected):
+            index = len(default[1])
+            default[1].append(self.create_option(name, pk, self.known[pk], selected, index))
+        return [default]
+
+
 class PlanParticipantInline(PolicyInlineMixin, admin.TabularInline):
     model = PlanParticipant
     extra = 0
     autocomplete_fields = ["organization"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("organization", "plan")
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "organization":
+            kwargs["widget"] = KnownAutocompleteSelect(db_field, self.admin_site)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def get_formset(self, request, obj=None, **kwargs):
+        formset = super().get_formset(request, obj, **kwargs)
+        field = formset.form.base_fields.get("organization")
+        widget = getattr(getattr(field, "widget", None), "widget", None)
+        if obj is not None and isinstance(widget, KnownAutocompleteSelect):
+            # The plan's participating organizations the viewer may pick: one query a page.
+            widget.known = policy_memo.remember(
+                request.user,
+                f"plan_participant_labels:{obj.pk}",
+                lambda: {
+                    str(org.pk): field.label_from_instance(org)
+                    for org in field.queryset.filter(plan_participations__plan=obj).distinct()
+                },
+            )
+        return formset
 
 
 class WorkstreamInline(PolicyInlineMixin, TranslationTabularInline):
@@ -418,6 +514,14 @@ class WorkstreamInline(PolicyInlineMixin, TranslationTabularInline):
     extra = 0
     show_change_link = True
     fk_name = "plan"
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        field = super().formfield_for_foreignkey(db_field, request, **kwargs)
+        if field is not None and db_field.name == "parent":
+            # Every row's "parent" select offers the same workstreams: read them once (each
+            # form's copy of the field keeps the list; validation still uses the queryset).
+            field.choices = [*iter(field.choices)]  # iter(): no COUNT first
+        return field
 
 
 @admin.register(Plan)
@@ -494,6 +598,11 @@ class StatusHistoryInline(admin.TabularInline):
     )
     readonly_fields = fields
     ordering = ("created_at", "pk")
+
+    def get_queryset(self, request):
+        # The task (each row's title names it) and the people each entry names, in the
+        # entries' query (none per row).
+        return super().get_queryset(request).select_related("task", "author", "assignee_to")
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -714,6 +823,14 @@ class TaskAdminForm(forms.ModelForm):
                 for field, messages_ in exc.message_dict.items():
                     self.add_error(field, messages_)
         return cleaned
+
+
+class InSightFilter(admin.RelatedFieldListFilter):
+    """A related-field filter whose choices are the rows of the (small) related table the
+    viewer may see (`model_admin.filter_choices`), not a DISTINCT over every task in sight."""
+
+    def field_choices(self, field, request, model_admin):
+        return [(row.pk, str(row)) for row in model_admin.filter_choices(field.name, request)]
 
 
 class OverdueFilter(admin.SimpleListFilter):
@@ -939,11 +1056,16 @@ class TaskAdmin(
         OverdueFilter,
         "status",
         "priority",
-        ("plan", admin.RelatedOnlyFieldListFilter),
-        ("workstream", admin.RelatedOnlyFieldListFilter),
-        ("lead_organization", admin.RelatedOnlyFieldListFilter),
+        ("plan", InSightFilter),
+        ("workstream", InSightFilter),
+        ("lead_organization", InSightFilter),
         "visibility",
     )
+    # One COUNT a page (the filtered one): no second count of every task in sight.
+    show_full_result_count = False
+    # 50 rows a page, as the API's and the workspace's task lists: rendering the rows is the
+    # larger part of the page's time.
+    list_per_page = 50
     search_fields = ("ref", "title", "description")
     date_hierarchy = "due_date"
     ordering = ("deadline_at", "ref")
@@ -960,6 +1082,15 @@ class TaskAdmin(
         "depends_on",
     ]
     inlines = [StatusHistoryInline, AddStatusUpdateInline]
+    model_actions = (
+        *PolicyAdminMixin.model_actions,
+        *(policy.TRANSITION, policy.VERIFY, policy.ASSIGN, policy.CHANGE_DEADLINE),
+        policy.ADD_UPDATE,
+    )
+    object_actions = (
+        *(policy.VIEW, policy.CHANGE, policy.DELETE, policy.TRANSITION, policy.VERIFY),
+        policy.ADD_UPDATE,
+    )
     actions = [change_status, verify, return_for_revision, cancel, assign, change_deadline]
     record_fields = (
         "deadline_display",
@@ -1025,6 +1156,38 @@ class TaskAdmin(
 
     def get_queryset(self, request):
         return super().get_queryset(request).with_overdue()
+
+    def get_object(self, request, object_id, from_field=None):
+        if from_field is not None:
+            return super().get_object(request, object_id, from_field)
+        # The change page shows who created and last changed the task: read with it.
+        try:
+            return (
+                self.get_queryset(request)
+                .select_related("plan", "workstream", "created_by", "updated_by")
+                .get(pk=self.model._meta.pk.to_python(object_id))
+            )
+        except (self.model.DoesNotExist, ValidationError, ValueError):
+            return None
+
+    def filter_choices(self, field_name, request):
+        """The list filters' choices: plans and workstreams in sight, and the organizations
+        taking part in the plans in sight (a task's lead organization takes part in its plan)."""
+        user = request.user
+        plans = policy.for_user(user, policy.VIEW, Plan)
+        if field_name == "plan":
+            return plans.order_by("code")
+        if field_name == "workstream":
+            return (
+                policy.for_user(user, policy.VIEW, Workstream)
+                .select_related("plan")
+                .order_by("plan__code", "order", "code")
+            )
+        if field_name == "lead_organization":
+            return Organization.objects.filter(
+                pk__in=PlanParticipant.objects.filter(plan__in=plans).values("organization_id")
+            ).order_by("name")
+        raise ValueError(field_name)
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name in ("assignee", "manager"):

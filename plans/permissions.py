@@ -649,3 +649,26 @@ def register(model: type[models.Model], scope, may_create, nobody=(), listed=Non
     NOBODY.update((model, action) for action in nobody)
     if listed is not None:
         LISTED[model] = listed
+
+
+# --- Per-request memo (plans/policy_memo.py) -------------------------------------------------
+# Within an admin request the same questions get the same answers from a memo; anywhere else
+# (and after the request's first write) these run exactly as written above. The names are
+# rebound here, so the functions above (ensure, may_open_list, _may_create...) use the memo too.
+from . import policy_memo as _policy_memo  # noqa: E402
+
+can = _policy_memo.memoized(can, "can", with_obj=True)
+# Tasks, workstreams and participants: one rule in _may_create (coordinating a plan that has
+# participants), asked once a request for the three.
+_may_create = _policy_memo.memoized(
+    _may_create, "may_create", with_obj=True, alike=[(Task, Workstream, PlanParticipant)]
+)
+_orgs = _policy_memo.literal_orgs(_orgs)
+_coordinated_plans = _policy_memo.literal_coordinated_plans(
+    _coordinated_plans, _orgs, Role.COORDINATOR, PlanParticipant.Role.COORDINATING, PlanParticipant
+)
+is_coordinator = _policy_memo.holds_role(is_coordinator, [Role.COORDINATOR])
+may_manage_organization_resources = _policy_memo.holds_role(
+    may_manage_organization_resources, [Role.COORDINATOR, Role.MANAGER]
+)
+may_open_list = _policy_memo.memoized(may_open_list, "may_open_list", with_obj=True)

@@ -86,6 +86,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "tracker.middleware.UserTimezoneMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
+    # The admin asks the policy the same questions many times a page: answered once a request.
+    "plans.policy_memo.PolicyMemoMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
 ]
 
