@@ -11,19 +11,37 @@ import pytest
 
 from plans.models import Forum, Outcome, Plan, PlanParticipant, Workstream
 from tests.factories import ForumFactory, OutcomeFactory, WorkstreamFactory
-from tests.permission_matrix import ALLOW, DENY, EXPECTED, EXPECTED_ADD, ROLES, matrix_cases
-from tests.plans.test_api_permissions import (  # noqa: F401 (fixtures)
+from tests.permission_matrix import (
+    ALLOW,
+    DENY,
+    EXPECTED,
+    EXPECTED_ADD,
+    ROLES,
+    build_world,
+    matrix_cases,
+)
+from tests.plans.test_api_permissions import (
     API,
     MISSING_ID,
     OFFERED,
     RESOURCES,
-    api,
+    Api,
     assert_problem,
     assert_same_as_for_a_missing_id,
     fingerprint,
-    world,
 )
 from tracker.models import Organization
+
+
+@pytest.fixture
+def world(db):
+    return build_world()
+
+
+@pytest.fixture
+def api(world):
+    return Api(world)
+
 
 CHANGES = {
     "forum": {"location": "COEX, Seoul"},
@@ -129,8 +147,9 @@ CREATED = {
     "outcome": lambda: Outcome.objects.filter(title_en="Pilot plant"),
     "plan": lambda: Plan.objects.filter(code="PLAN-C"),
     "workstream": lambda: Workstream.objects.filter(code="WS-NEW"),
-    "planparticipant": lambda: PlanParticipant.objects.filter(role="member", plan__code="PLAN-A")
-    .filter(organization__name="Ministry M2"),
+    "planparticipant": lambda: PlanParticipant.objects.filter(
+        role="member", plan__code="PLAN-A"
+    ).filter(organization__name="Ministry M2"),
     "organization": lambda: Organization.objects.filter(name_en="Hydrogen Korea"),
 }
 
