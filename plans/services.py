@@ -832,7 +832,6 @@ PARTICIPANT_LOCKOUT = gettext_noop(
     "After this change you could no longer manage this plan: keep one of your own "
     "organizations coordinating."
 )
-PARTICIPANT_PLAN_FIXED = gettext_noop("A participant cannot move to another plan.")
 
 
 @transaction.atomic
