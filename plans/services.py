@@ -935,15 +935,17 @@ def participant_update(
     *,
     actor: User,
     participant: PlanParticipant,
-    role: str,
+    role: str | None = None,
     expected_etag: str | None = None,
 ) -> PlanParticipant:
-    """Change a participant's role (member <-> coordinating)."""
+    """Change a participant's role (member <-> coordinating); None keeps it."""
     policy.ensure(actor, policy.CHANGE, participant)
     participant = (
         PlanParticipant.objects.select_for_update().select_related("plan").get(pk=participant.pk)
     )
     etags.check(participant, expected_etag)
+    if role is None or role == participant.role:
+        return participant
     participant.role = role
     participant.full_clean()
     participant._history_user = actor
