@@ -24,6 +24,7 @@ from plans.filtersets import (
     WorkstreamFilterSet,
 )
 from plans.models import Forum, Outcome, Plan, PlanParticipant, StatusUpdate, Task, Workstream
+from tracker.api.serializers import OrganizationSerializer
 from tracker.api.views import OrganizationViewSet
 from tracker.models import Organization
 
@@ -471,19 +472,21 @@ class RecordWriteMixin:
         raise NotImplementedError
 
 
-def _write_schema(kind: str, create, update, deletable=True, delete_note=""):
-    """The OpenAPI words for a record's writes."""
+def _write_schema(kind: str, read, create, update, deletable=True, delete_note=""):
+    """The OpenAPI words for a record's writes: the body is `create` / `update`, the answer
+    the record as GET shows it (`read`)."""
     views = {
         "retrieve": extend_schema(
-            summary=f"A {kind}", description="The ETag header is what If-Match takes."
+            summary=f"A {kind}", description="The ETag header is what If-Match takes.",
+            responses={200: read},
         ),
         "create": extend_schema(
             summary=f"Create a {kind} (coordinators)", request=create,
-            responses={201: None},
+            responses={201: read},
         ),
         "partial_update": extend_schema(
             summary=f"Change a {kind} (coordinators)", request=update,
-            parameters=[RECORD_IF_MATCH],
+            responses={200: read}, parameters=[RECORD_IF_MATCH],
         ),
     }  # fmt: skip
     if deletable:
@@ -496,7 +499,11 @@ def _write_schema(kind: str, create, update, deletable=True, delete_note=""):
 
 @extend_schema_view(
     **_write_schema(
-        "forum", s.ForumWriteSerializer, s.ForumWriteSerializer, delete_note="it has outcomes"
+        "forum",
+        s.ForumSerializer,
+        s.ForumWriteSerializer,
+        s.ForumWriteSerializer,
+        delete_note="it has outcomes",
     )
 )
 class ForumWriteViewSet(RecordWriteMixin, mixins.CreateModelMixin, mixins.UpdateModelMixin,
@@ -537,6 +544,7 @@ class ForumWriteViewSet(RecordWriteMixin, mixins.CreateModelMixin, mixins.Update
 @extend_schema_view(
     **_write_schema(
         "outcome",
+        s.OutcomeSerializer,
         s.OutcomeWriteSerializer,
         s.OutcomeWriteSerializer,
         delete_note="a task implements it",
@@ -580,7 +588,9 @@ class OutcomeWriteViewSet(RecordWriteMixin, mixins.CreateModelMixin, mixins.Upda
 
 
 @extend_schema_view(
-    **_write_schema("plan", s.PlanCreateSerializer, s.PlanWriteSerializer, deletable=False)
+    **_write_schema(
+        "plan", s.PlanSerializer, s.PlanCreateSerializer, s.PlanWriteSerializer, deletable=False
+    )
 )
 class PlanWriteViewSet(RecordWriteMixin, mixins.CreateModelMixin, mixins.UpdateModelMixin,
                        PlanViewSet):  # fmt: skip
@@ -624,6 +634,7 @@ class PlanWriteViewSet(RecordWriteMixin, mixins.CreateModelMixin, mixins.UpdateM
 @extend_schema_view(
     **_write_schema(
         "workstream",
+        s.WorkstreamSerializer,
         s.WorkstreamWriteSerializer,
         s.WorkstreamUpdateSerializer,
         delete_note="it holds tasks or sub-workstreams",
@@ -648,7 +659,8 @@ class WorkstreamWriteViewSet(RecordWriteMixin, mixins.CreateModelMixin, mixins.U
 @extend_schema_view(
     list=extend_schema(summary="List the participants of the plans you can see"),
     **_write_schema(
-        "plan participant", s.ParticipantCreateSerializer, s.ParticipantUpdateSerializer,
+        "plan participant", s.PlanParticipantSerializer, s.ParticipantCreateSerializer,
+        s.ParticipantUpdateSerializer,
         delete_note="the organization leads or supports a task of the plan",
     ),
 )  # fmt: skip
@@ -679,8 +691,8 @@ class PlanParticipantViewSet(RecordWriteMixin, PolicyViewSetMixin, mixins.ListMo
 @extend_schema_view(
     list=extend_schema(summary="List organizations", description="Public records."),
     **_write_schema(
-        "organization", s.OrganizationWriteSerializer, s.OrganizationWriteSerializer,
-        deletable=False,
+        "organization", OrganizationSerializer, s.OrganizationWriteSerializer,
+        s.OrganizationWriteSerializer, deletable=False,
     ),
 )  # fmt: skip
 class OrganizationWriteViewSet(RecordWriteMixin, mixins.CreateModelMixin,
