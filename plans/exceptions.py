@@ -131,3 +131,31 @@ class VersionConflict(DomainError):
         super().__init__(message(VERSION_CONFLICT, expected=expected, actual=actual))
         self.expected = expected
         self.actual = actual
+
+
+RECORD_CHANGED = gettext_noop(
+    "This {kind} has changed since you read it (you sent ETag {expected}, it is now {actual}). "
+    "Fetch it again and retry."
+)
+IN_USE = gettext_noop("This {kind} cannot be deleted: {reason}")
+
+
+class RecordChanged(DomainError):
+    """If-Match on a forum, outcome, plan, workstream, participant or organization no longer
+    matches its ETag (plans.etags): answered as 412."""
+
+    http_status = 412
+    title = _("Precondition failed")
+
+    def __init__(self, kind: str, expected: str, actual: str):
+        super().__init__(message(RECORD_CHANGED, kind=kind, expected=expected, actual=actual))
+        self.expected = expected
+        self.actual = actual
+
+
+class InUse(DomainError):
+    """A delete refused because other records still point at the row: 409."""
+
+    def __init__(self, kind: str, reason: str):
+        super().__init__(message(IN_USE, kind=kind, reason=reason))
+        self.reason = reason

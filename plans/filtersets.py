@@ -15,7 +15,7 @@ from django.db.models import Q
 from tracker.content_language import search_q
 from tracker.filtersets import DayFilter, FilterSet, IdsFilter, InstantFilter
 
-from .models import Forum, Outcome, Plan, StatusUpdate, Task, Workstream
+from .models import Forum, Outcome, Plan, PlanParticipant, StatusUpdate, Task, Workstream
 
 
 class TaskFilterSet(FilterSet):
@@ -151,3 +151,13 @@ class OutcomeFilterSet(FilterSet):
 
     def search(self, queryset, name, value):
         return queryset.filter(search_q(Outcome, ("title", "text"), value))
+
+
+class PlanParticipantFilterSet(FilterSet):
+    plan = IdsFilter(field_name="plan_id")
+    organization = IdsFilter(field_name="organization_id")
+    role = filters.MultipleChoiceFilter(distinct=False, choices=PlanParticipant.Role.choices)
+
+    class Meta:
+        model = PlanParticipant
+        fields = []

@@ -484,6 +484,16 @@ class Task(TranslatedContent):
     visibility = models.CharField(
         _("visibility"), max_length=16, choices=Visibility.choices, default=Visibility.PARTICIPANTS
     )
+    predecessor = models.ForeignKey(
+        "self",
+        verbose_name=_("carried over from"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="successors",
+        editable=False,
+        help_text=_("The task of the previous plan version this one carries over."),
+    )
     completed_at = models.DateTimeField(_("completed at"), null=True, blank=True, editable=False)
     verified_at = models.DateTimeField(_("verified at"), null=True, blank=True, editable=False)
     version = models.PositiveIntegerField(_("version"), default=1, editable=False)

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import models, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_noop
 
@@ -23,10 +23,11 @@ from tracker.models import Membership, Organization, User
 from tracker.services import membership_sync_access
 from tracker.validators import validate_date_in_range, validate_web_url
 
+from . import etags, signals
 from . import permissions as policy
-from . import signals
 from .exceptions import (
     GrantNotAllowed,
+    InUse,
     NotAllowed,
     NotVisible,
     TaskClosed,
@@ -217,15 +218,30 @@ def forum_create(
 
 
 @transaction.atomic
-def forum_update(*, actor: User, forum: Forum, **fields) -> Forum:
-    """Change a forum's fields (e.g. its Korean name `name_ko`)."""
+def forum_update(
+    *,
+    actor: User,
+    forum: Forum,
+    hosts: Iterable[Organization] | None = None,
+    participants: Iterable[Organization] | None = None,
+    expected_etag: str | None = None,
+    **fields,
+) -> Forum:
+    """Change a forum's fields (e.g. its Korean name `name_ko`) and, when given, its hosts
+    and participants. `expected_etag`: the If-Match value (plans.etags); stale -> 412."""
     policy.ensure(actor, policy.CHANGE, forum)
     forum = Forum.objects.select_for_update().get(pk=forum.pk)
+    etags.check(forum, expected_etag)
     for name, value in fields.items():
         setattr(forum, name, value)
-    forum.full_clean()
+    with content_language.errors_named_as_given(set(fields) & {"name", "summary"}):
+        forum.full_clean()
     forum._history_user = actor
     forum.save(update_fields=list(fields) or None)
+    if hosts is not None:
+        forum.hosts.set(hosts)
+    if participants is not None:
+        forum.participants.set(participants)
     return forum
 
 
@@ -286,14 +302,16 @@ def plan_create(
 
 
 @transaction.atomic
-def plan_update(*, actor: User, plan: Plan, **fields) -> Plan:
+def plan_update(*, actor: User, plan: Plan, expected_etag: str | None = None, **fields) -> Plan:
     """Change a plan's fields; a new time zone moves every task's deadline instant with it."""
     policy.ensure(actor, policy.CHANGE, plan)
     plan = Plan.objects.select_for_update().get(pk=plan.pk)
+    etags.check(plan, expected_etag)
     old_zone = plan.time_zone
     for name, value in fields.items():
         setattr(plan, name, value)
-    plan.full_clean()
+    with content_language.errors_named_as_given(set(fields) & {"title", "description"}):
+        plan.full_clean()
     plan._history_user = actor
     plan.save(update_fields=[*fields, "updated_at"])
     if plan.time_zone != old_zone:
@@ -328,15 +346,18 @@ def workstream_update(
     actor: User,
     workstream: Workstream,
     lead_organizations: Iterable[Organization] | None = None,
+    expected_etag: str | None = None,
     **fields,
 ) -> Workstream:
     policy.ensure(actor, policy.CHANGE, workstream)
     workstream = Workstream.objects.select_for_update().get(pk=workstream.pk)
+    etags.check(workstream, expected_etag)
     if "plan" in fields and fields["plan"].pk != workstream.plan_id:
         policy.ensure(actor, policy.CHANGE, fields["plan"])
     for name, value in fields.items():
         setattr(workstream, name, value)
-    workstream.full_clean()
+    with content_language.errors_named_as_given(set(fields) & {"title", "description"}):
+        workstream.full_clean()
     workstream._history_user = actor
     workstream.save(update_fields=list(fields) or None)
     if lead_organizations is not None:
@@ -793,6 +814,370 @@ def status_update_add(
     )
     _announce("status_update.created", task.pk, status_update_id=update.pk)
     return update
+
+
+# --- Write API: outcomes, deletes, participants, organizations (issue 12) -------------------
+
+FORUM_HAS_OUTCOMES = gettext_noop("it has {count} outcome(s); delete them first.")
+OUTCOME_HAS_TASKS = gettext_noop("{count} task(s) implement it; unlink them first.")
+WORKSTREAM_IN_USE = gettext_noop(
+    "it holds {tasks} task(s) and {children} sub-workstream(s); move or delete them first."
+)
+PARTICIPANT_HAS_TASKS = gettext_noop(
+    "the organization leads or supports {count} task(s) of this plan."
+)
+PARTICIPANT_ALREADY = gettext_noop("This organization already participates in this plan.")
+PARTICIPANT_LAST_COORDINATING = gettext_noop("A plan keeps at least one coordinating organization.")
+PARTICIPANT_LOCKOUT = gettext_noop(
+    "After this change you could no longer manage this plan: keep one of your own "
+    "organizations coordinating."
+)
+
+
+@transaction.atomic
+def outcome_update(
+    *,
+    actor: User,
+    outcome: Outcome,
+    parties: Iterable[Organization] | None = None,
+    expected_etag: str | None = None,
+    **fields,
+) -> Outcome:
+    """Change an outcome's fields (title_en / title_ko, kind, status, amount...) and, when
+    given, its parties. `expected_etag`: the If-Match value (plans.etags); stale -> 412."""
+    policy.ensure(actor, policy.CHANGE, outcome)
+    outcome = Outcome.objects.select_for_update().get(pk=outcome.pk)
+    etags.check(outcome, expected_etag)
+    for name, value in fields.items():
+        setattr(outcome, name, value)
+    titled = {"title", "title_en", "title_ko"} & set(fields)
+    if titled and not content_language.shown(outcome, "title")[0]:
+        raise ValidationError({"title": message(TITLE_REQUIRED)})
+    with content_language.errors_named_as_given(set(fields) & {"title"}):
+        outcome.full_clean()
+    outcome._history_user = actor
+    outcome.save(update_fields=list(fields) or None)
+    if parties is not None:
+        outcome.parties.set(parties)
+    return outcome
+
+
+@transaction.atomic
+def outcome_delete(*, actor: User, outcome: Outcome) -> None:
+    """Delete an outcome no task implements (a referenced one: InUse, 409)."""
+    policy.ensure(actor, policy.DELETE, outcome)
+    outcome = Outcome.objects.select_for_update().get(pk=outcome.pk)
+    count = outcome.tasks.count()
+    if count:
+        raise InUse(
+            kind=str(Outcome._meta.verbose_name), reason=message(OUTCOME_HAS_TASKS, count=count)
+        )
+    outcome._history_user = actor
+    outcome.delete()
+
+
+@transaction.atomic
+def forum_delete(*, actor: User, forum: Forum) -> None:
+    """Delete a forum without outcomes (one with outcomes: InUse, 409)."""
+    policy.ensure(actor, policy.DELETE, forum)
+    forum = Forum.objects.select_for_update().get(pk=forum.pk)
+    count = forum.outcomes.count()
+    if count:
+        raise InUse(
+            kind=str(Forum._meta.verbose_name), reason=message(FORUM_HAS_OUTCOMES, count=count)
+        )
+    forum._history_user = actor
+    forum.delete()
+
+
+@transaction.atomic
+def workstream_delete(*, actor: User, workstream: Workstream) -> None:
+    """Delete a workstream with no task and no sub-workstream (else InUse, 409)."""
+    policy.ensure(actor, policy.DELETE, workstream)
+    workstream = Workstream.objects.select_for_update().get(pk=workstream.pk)
+    tasks, children = workstream.tasks.count(), workstream.children.count()
+    if tasks or children:
+        raise InUse(
+            kind=str(Workstream._meta.verbose_name),
+            reason=message(WORKSTREAM_IN_USE, tasks=tasks, children=children),
+        )
+    workstream._history_user = actor
+    workstream.delete()
+
+
+def _plan_still_managed(actor: User, plan: Plan, field: str) -> None:
+    """After a participant change: the plan keeps a coordinating organization, and the actor
+    keeps the right to manage it (else the change is refused and rolled back)."""
+    if not PlanParticipant.objects.filter(
+        plan_id=plan.pk, role=PlanParticipant.Role.COORDINATING
+    ).exists():
+        raise ValidationError({field: message(PARTICIPANT_LAST_COORDINATING)})
+    if not policy.can(actor, policy.CHANGE, plan):
+        raise ValidationError({field: message(PARTICIPANT_LOCKOUT)})
+
+
+@transaction.atomic
+def participant_add(
+    *, actor: User, plan: Plan, organization: Organization, role: str = PlanParticipant.Role.MEMBER
+) -> PlanParticipant:
+    """Add an organization to a plan as a member or a coordinating organization."""
+    policy.ensure(actor, policy.CHANGE, plan)
+    plan = Plan.objects.select_for_update().get(pk=plan.pk)
+    if PlanParticipant.objects.filter(plan=plan, organization=organization).exists():
+        raise ValidationError({"organization": message(PARTICIPANT_ALREADY)})
+    participant = PlanParticipant(plan=plan, organization=organization, role=role)
+    _save_new(participant, actor)
+    return participant
+
+
+@transaction.atomic
+def participant_update(
+    *,
+    actor: User,
+    participant: PlanParticipant,
+    role: str | None = None,
+    expected_etag: str | None = None,
+) -> PlanParticipant:
+    """Change a participant's role (member <-> coordinating); None keeps it."""
+    policy.ensure(actor, policy.CHANGE, participant)
+    participant = (
+        PlanParticipant.objects.select_for_update().select_related("plan").get(pk=participant.pk)
+    )
+    etags.check(participant, expected_etag)
+    if role is None or role == participant.role:
+        return participant
+    participant.role = role
+    participant.full_clean()
+    participant._history_user = actor
+    participant.save(update_fields=["role"])
+    _plan_still_managed(actor, participant.plan, "role")
+    return participant
+
+
+@transaction.atomic
+def participant_remove(*, actor: User, participant: PlanParticipant) -> None:
+    """Take an organization out of a plan: refused (409) while it leads or supports a task of
+    the plan; refused (400) when the plan would lose its last coordinating organization or
+    the actor their own right to manage it."""
+    policy.ensure(actor, policy.DELETE, participant)
+    participant = (
+        PlanParticipant.objects.select_for_update().select_related("plan").get(pk=participant.pk)
+    )
+    plan, org_id = participant.plan, participant.organization_id
+    supported = Task.supporting_organizations.through.objects.filter(
+        organization_id=org_id, task__plan_id=plan.pk
+    ).values("task_id")
+    count = (
+        Task.objects.filter(plan_id=plan.pk)
+        .filter(models.Q(lead_organization_id=org_id) | models.Q(pk__in=supported))
+        .count()
+    )
+    if count:
+        raise InUse(
+            kind=str(PlanParticipant._meta.verbose_name),
+            reason=message(PARTICIPANT_HAS_TASKS, count=count),
+        )
+    participant._history_user = actor
+    participant.delete()
+    _plan_still_managed(actor, plan, "organization")
+
+
+@transaction.atomic
+def organization_create(*, actor: User, **fields) -> Organization:
+    """Record an organization (coordinators). `name` / `acronym` are the request language's;
+    or give `name_en` / `name_ko` and `acronym_en` / `acronym_ko`."""
+    policy.ensure(actor, policy.ADD, Organization)
+    organization = Organization(**fields)
+    with content_language.errors_named_as_given(set(fields) & {"name", "acronym"}):
+        organization.full_clean()
+    organization._history_user = actor
+    organization.save()
+    return organization
+
+
+@transaction.atomic
+def organization_update(
+    *, actor: User, organization: Organization, expected_etag: str | None = None, **fields
+) -> Organization:
+    policy.ensure(actor, policy.CHANGE, organization)
+    organization = Organization.objects.select_for_update().get(pk=organization.pk)
+    etags.check(organization, expected_etag)
+    for name, value in fields.items():
+        setattr(organization, name, value)
+    with content_language.errors_named_as_given(set(fields) & {"name", "acronym"}):
+        organization.full_clean()
+    organization._history_user = actor
+    organization.save(update_fields=list(fields) or None)
+    return organization
+
+
+# --- Plan versions (Joint Plan 1.0 -> 2.0; docs/decisions/0012) -----------------------------
+
+CARRY_NOT_OPEN = gettext_noop(
+    "{refs}: only open tasks of this plan can be carried over (planned, in progress, at risk "
+    "or blocked)."
+)
+CARRIED_FROM = "Carried over from {plan} {ref} (was {status}, {progress}%)."
+CARRIED_TO = "Carried over to {plan} as {ref}."
+
+# What a carried-over task keeps of its predecessor.
+CARRIED_FIELDS = (
+    "ref", "title_en", "title_ko", "description_en", "description_ko", "lead_organization_id",
+    "start_date", "due_date", "priority", "visibility",
+)  # fmt: skip
+
+
+@transaction.atomic
+def plan_new_version(
+    *,
+    actor: User,
+    plan: Plan,
+    code: str,
+    period_start: dt.date,
+    period_end: dt.date,
+    carry_over: Iterable[Task] = (),
+    title: str | None = None,
+    status: str = Plan.Status.ACTIVE,
+    at: dt.datetime | None = None,
+    **fields,
+) -> Plan:
+    """The next version of `plan` (its coordinators): a new plan with `plan` as predecessor,
+    the same participants (and roles), time zone, evidence rule and workstreams, and a copy
+    of each open task in `carry_over`, linked to it (`Task.predecessor`). Each copy starts
+    planned with a first history line naming where it came from; each original is closed as
+    cancelled with a note naming its successor (its own history stays). One transaction.
+
+    `title` is the request language's, or give `title_en` / `title_ko` (likewise
+    `description`); both default to the old plan's.
+    """
+    policy.ensure(actor, policy.CHANGE, plan)
+    policy.ensure(actor, policy.ADD, Plan)
+    plan = Plan.objects.select_for_update().get(pk=plan.pk)
+    picked = sorted({task.pk if isinstance(task, Task) else int(task) for task in carry_over})
+    tasks = list(
+        Task.objects.select_for_update()
+        .filter(pk__in=picked, plan_id=plan.pk)
+        .order_by("due_date", "ref", "pk")
+    )
+    refused = [t.ref for t in tasks if not t.is_open]
+    missing = set(picked) - {t.pk for t in tasks}
+    if refused or missing:
+        refs = ", ".join(refused + [f"#{pk}" for pk in sorted(missing)])
+        raise ValidationError({"tasks": message(CARRY_NOT_OPEN, refs=refs)})
+    now = at or timezone.now()
+
+    language = content_language.active_language()
+    if title is not None:
+        fields[content_language.localized("title", language)] = title
+    if "description" in fields:
+        fields[content_language.localized("description", language)] = fields.pop("description")
+    texts = {}
+    for field in ("title", "description"):
+        names = content_language.all_columns(Plan, [field])
+        given = {name: fields.pop(name) for name in names if name in fields}
+        source = given if given else {name: getattr(plan, name) for name in names}
+        texts.update({name: content_language.empty_to_none(source.get(name)) for name in names})
+    if not (texts["title_en"] or texts["title_ko"]):
+        raise ValidationError({"title": message(TITLE_REQUIRED)})
+    new = Plan(
+        code=code, period_start=period_start, period_end=period_end, status=status,
+        time_zone=plan.time_zone, requires_evidence=plan.requires_evidence, predecessor=plan,
+        title=texts["title_en"] or texts["title_ko"],
+        description=texts["description_en"] or texts["description_ko"] or "",
+        **texts, **fields,
+    )  # fmt: skip
+    _save_new(new, actor)
+    for participant in plan.participations.order_by("pk"):
+        _save_new(
+            PlanParticipant(plan=new, organization_id=participant.organization_id,
+                            role=participant.role),
+            actor,
+        )  # fmt: skip
+
+    # Workstreams: parents before children; the same codes, so tasks find theirs.
+    copies: dict[int, Workstream] = {}
+    old_workstreams = list(plan.workstreams.prefetch_related("lead_organizations").order_by("pk"))
+    for old in old_workstreams:
+        copy = Workstream(
+            plan=new, code=old.code, title_en=old.title_en, title_ko=old.title_ko,
+            description_en=old.description_en, description_ko=old.description_ko,
+            order=old.order,
+        )  # fmt: skip
+        _save_new(copy, actor)
+        copy.lead_organizations.set(old.lead_organizations.all())
+        copies[old.pk] = copy
+    for old in old_workstreams:
+        if old.parent_id:
+            copy = copies[old.pk]
+            copy.parent = copies[old.parent_id]
+            copy._history_user = actor
+            copy.save(update_fields=["parent"])
+
+    carried: dict[int, Task] = {}
+    for old in tasks:
+        supporting = list(old.supporting_organizations.values_list("pk", flat=True))
+        assignee = old.assignee if old.assignee_id and policy.assignee_candidates(
+            lead_organization_id=old.lead_organization_id, supporting_organization_ids=supporting
+        ).filter(pk=old.assignee_id).exists() else None  # fmt: skip
+        manager = old.manager if old.manager_id and policy.manager_candidates(
+            plan_id=new.pk, lead_organization_id=old.lead_organization_id,
+            supporting_organization_ids=supporting,
+        ).filter(pk=old.manager_id).exists() else None  # fmt: skip
+        task = Task(
+            plan=new,
+            workstream=copies.get(old.workstream_id),
+            predecessor=old,
+            assignee=assignee,
+            manager=manager,
+            created_by=actor,
+            updated_by=actor,
+            title=old.title_en or old.title_ko,
+            description=old.description_en or old.description_ko or "",
+            **{name: getattr(old, name) for name in CARRIED_FIELDS},
+        )
+        task.deadline_at = Task.deadline_for(task.due_date, new.time_zone)
+        task.full_clean(exclude=list(LEGACY_TOLERATED))
+        task._history_user = actor
+        task._change_reason = CARRIED_FROM.format(
+            plan=plan.code, ref=old.ref, status=old.status, progress=old.progress
+        )
+        task.save()
+        task.supporting_organizations.set(supporting)
+        task.source_outcomes.set(old.source_outcomes.all())
+        _record(
+            task=task, actor=actor, kind=StatusUpdate.Kind.CREATED, at=now,
+            status_to=task.status, note=task._change_reason,
+        )  # fmt: skip
+        carried[old.pk] = task
+
+        note = CARRIED_TO.format(plan=new.code, ref=task.ref)
+        from_status = old.status
+        old.status = S.CANCELLED
+        _touch(old, actor, ["status"], reason=note)
+        _record(
+            task=old, actor=actor, kind=StatusUpdate.Kind.TRANSITION, at=now,
+            status_from=from_status, status_to=S.CANCELLED, progress=old.progress, note=note,
+        )  # fmt: skip
+        _announce("task.status_changed", old.pk, status_from=from_status, status_to=S.CANCELLED)
+        _announce("task.created", task.pk)
+
+    # Milestones and dependencies among the carried tasks follow them.
+    for old in tasks:
+        task = carried[old.pk]
+        if old.parent_id in carried:
+            task.parent = carried[old.parent_id]
+            task.save(update_fields=["parent"])
+        depends = [
+            carried[pk] for pk in old.depends_on.values_list("pk", flat=True) if pk in carried
+        ]
+        if depends:
+            task.depends_on.set(depends)
+    return new
+
+
+def carry_over_candidates(plan: Plan):
+    """The tasks of `plan` a new version may carry over: the open ones."""
+    return plan.tasks.filter(status__in=Task.OPEN_STATUSES).order_by("due_date", "ref", "pk")
 
 
 # --- Memberships (identity, managed under the plan policy) ----------------------------------

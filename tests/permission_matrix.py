@@ -6,7 +6,8 @@ The world (`build_world()`):
 - ministry M coordinates plan A; ministry M2 coordinates plan B;
 - companies L (lead), S (supporting) and O (other) are members of plan A;
 - task T of plan A: led by L, supported by S, visibility "participants", in progress, with a
-  progress note on it; a workstream of plan A; a forum with an outcome;
+  progress note on it; a workstream of plan A; a forum with an outcome; O's participation in
+  plan A (the plan participant of the matrix);
 - one user per role (see ROLES), each given their membership through
   `plans.services.membership_create`, as production does (staff flag and role group).
 
@@ -25,7 +26,7 @@ import pytest
 from django.contrib.auth.models import AnonymousUser
 
 from plans import services
-from plans.models import Forum, Outcome, Plan, StatusUpdate, Task, Workstream
+from plans.models import Forum, Outcome, Plan, PlanParticipant, StatusUpdate, Task, Workstream
 from tests.factories import (
     ForumFactory,
     OrganizationFactory,
@@ -68,6 +69,7 @@ MODELS: dict[str, type] = {
     "outcome": Outcome,
     "organization": Organization,
     "membership": Membership,
+    "planparticipant": PlanParticipant,
 }
 
 
@@ -87,6 +89,7 @@ class World:
     outcome: Outcome
     membership: Membership  # contributor_lead's membership at L
     users: dict[str, User | None] = field(default_factory=dict)
+    participant: PlanParticipant | None = None  # O's participation in plan A (no tasks)
 
     def user(self, role: str):
         """The user playing `role`; an AnonymousUser for "anonymous"."""
@@ -106,10 +109,13 @@ class World:
             "outcome": self.outcome,
             "organization": self.lead,
             "membership": self.membership,
+            "planparticipant": self.participant,
         }[model]
 
     def refresh(self) -> None:
-        for name in ("task", "plan_a", "plan_b", "workstream", "status_update", "membership"):
+        for name in (
+            "task", "plan_a", "plan_b", "workstream", "status_update", "membership", "participant"
+        ):  # fmt: skip
             getattr(self, name).refresh_from_db()
 
 
@@ -188,6 +194,7 @@ def build_world() -> World:
         outcome=outcome,
         membership=memberships["contributor_lead"],
         users=users,
+        participant=PlanParticipant.objects.get(plan=plan_a, organization=orgs["other"]),
     )
 
 
@@ -214,6 +221,12 @@ _TABLE: dict[tuple[str, str], tuple[str, ...]] = {
     # Workstreams are seen with their plan and written by its coordinators.
     ("workstream", "view"):        (H, A, A, A, A, A, A, H, A),
     ("workstream", "change"):      (H, D, D, D, D, D, A, H, A),
+    ("workstream", "delete"):      (H, D, D, D, D, D, A, H, A),
+    # Plan participants (organization and role) likewise: seen with the plan, written by its
+    # coordinators (issue 12: the write API).
+    ("planparticipant", "view"):   (H, A, A, A, A, A, A, H, A),
+    ("planparticipant", "change"): (H, D, D, D, D, D, A, H, A),
+    ("planparticipant", "delete"): (H, D, D, D, D, D, A, H, A),
     # A status update is seen with its task; history is append-only for everyone.
     ("statusupdate", "view"):      (H, A, A, H, A, A, A, H, A),
     ("statusupdate", "change"):    (H, D, D, H, D, D, D, H, D),
@@ -221,8 +234,10 @@ _TABLE: dict[tuple[str, str], tuple[str, ...]] = {
     # Forums and outcomes: public records, read by the signed-in, written by coordinators.
     ("forum", "view"):             (H, A, A, A, A, A, A, A, A),
     ("forum", "change"):           (H, D, D, D, D, D, A, A, A),
+    ("forum", "delete"):           (H, D, D, D, D, D, A, A, A),
     ("outcome", "view"):           (H, A, A, A, A, A, A, A, A),
     ("outcome", "change"):         (H, D, D, D, D, D, A, A, A),
+    ("outcome", "delete"):         (H, D, D, D, D, D, A, A, A),
     # Organizations: read by the signed-in, written by coordinators, deleted by superusers.
     ("organization", "view"):      (H, A, A, A, A, A, A, A, A),
     ("organization", "change"):    (H, D, D, D, D, D, A, A, A),
@@ -246,6 +261,11 @@ _ADD_TABLE = {
     "plan": (False, False, False, False, False, False, True, True, True),
     "task": (False, False, False, False, False, False, True, True, True),
     "membership": (False, False, False, False, False, False, True, True, True),
+    "outcome": (False, False, False, False, False, False, True, True, True),
+    "organization": (False, False, False, False, False, False, True, True, True),
+    # Workstreams and participants: coordinators of some plan (of which plan: the service).
+    "workstream": (False, False, False, False, False, False, True, True, True),
+    "planparticipant": (False, False, False, False, False, False, True, True, True),
 }
 EXPECTED_ADD: dict[str, dict[str, bool]] = {
     model: dict(zip(ROLES, row, strict=True)) for model, row in _ADD_TABLE.items()

@@ -413,6 +413,15 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {
         "TaskStatusEnum": "plans.models.TaskStatus",
+        # Named once each now that the write API takes them as input (issue 12).
+        "ForumKindEnum": "plans.models.ForumKind",
+        "OutcomeKindEnum": "plans.models.OutcomeKind",
+        "OutcomeStatusEnum": "plans.models.OutcomeStatus",
+        "PlanStatusEnum": "plans.models.PlanStatus",
+        "PlanParticipantRoleEnum": "plans.models.PlanParticipantRole",
+        "StatusUpdateKindEnum": "plans.models.StatusUpdateKind",
+        "OrganizationKindEnum": "tracker.models.Organization.Kind",
+        "MembershipRoleEnum": "tracker.models.Membership.Role",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",

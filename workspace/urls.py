@@ -32,4 +32,5 @@ urlpatterns = [
     path("plans/", views_plans.plan_list, name="plans"),
     path("plans/<int:pk>/", views_plans.plan_detail, name="plan"),
     path("plans/<int:pk>/print/", views_plans.plan_print, name="plan-print"),
+    path("plans/<int:pk>/new-version/", views_plans.plan_new_version, name="plan-new-version"),
 ]

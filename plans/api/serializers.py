@@ -4,6 +4,7 @@ import datetime as dt
 
 from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext_noop
 from drf_spectacular.utils import OpenApiExample, extend_schema_serializer
 from modeltranslation.fields import NONE
 from modeltranslation.utils import build_localized_fieldname, resolution_order
@@ -14,9 +15,15 @@ from plans import services
 from plans.models import Forum, Outcome, Plan, PlanParticipant, StatusUpdate, Task, Workstream
 from tracker import content_language
 from tracker.api.fields import IdRelatedField
+from tracker.filtersets import MAX_ID
 from tracker.i18n import message
 from tracker.models import Organization, User
-from tracker.validators import validate_date_in_range, validate_single_line, validate_text
+from tracker.validators import (
+    validate_date_in_range,
+    validate_single_line,
+    validate_text,
+    validate_time_zone,
+)
 
 # --- Reads -------------------------------------------------------------------------------------
 
@@ -544,3 +551,272 @@ class StatusUpdateCreateSerializer(StrictSerializer):
     evidence_url = serializers.URLField(
         allow_blank=True, required=False, default="", max_length=500
     )
+
+
+# --- Write API for forums, outcomes, plans, workstreams, participants (issue 12) -------------
+
+NAME_REQUIRED = gettext_noop("Give a name in English (name_en) or Korean (name_ko).")
+TEXT_REQUIRED = {"title": TITLE_REQUIRED, "name": NAME_REQUIRED}
+
+
+def _text(max_length=None, help_text="", single_line=True, **kwargs):
+    validators = [validate_single_line] if single_line else [validate_text]
+    extra = {"max_length": max_length} if max_length else {}
+    return serializers.CharField(
+        required=False, validators=validators, help_text=help_text, **extra, **kwargs
+    )
+
+
+class IdListField(serializers.ListField):
+    """A list of related objects by id, resolved in ONE query (DRF's many=True field runs a
+    query per id): fixed query counts however long the list. An id that does not exist (or is
+    out of sight) is a 400 naming the field, as for IdRelatedField."""
+
+    child = serializers.IntegerField(min_value=1, max_value=MAX_ID)
+    default_error_messages = {"does_not_exist": 'Invalid pk "{pk_value}" - object does not exist.'}
+
+    def __init__(self, *, queryset, **kwargs):
+        self.queryset = queryset
+        kwargs.setdefault("max_length", 1000)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        ids = list(dict.fromkeys(super().to_internal_value(data)))
+        found = {obj.pk: obj for obj in self.queryset.filter(pk__in=ids)}
+        for pk in ids:
+            if pk not in found:
+                self.fail("does_not_exist", pk_value=pk)
+        return [found[pk] for pk in ids]
+
+
+def _orgs(**kwargs):
+    return IdListField(queryset=Organization.objects.all(), required=False, **kwargs)
+
+
+class ContentWriteSerializer(StrictSerializer):
+    """Writes of records with texts in two languages (decision 0011): `title_en` /
+    `title_ko` write one version, `title` the request language's (Accept-Language); an empty
+    or null version is removed. On create, `required_text` needs a version in one language.
+    Partial (PATCH) serializers take only the fields given."""
+
+    translated: tuple[str, ...] = ()
+    required_text: str | None = None
+
+    def validate(self, attrs):
+        attrs = super().validate(attrs)
+        language = content_language.active_language()
+        errors = {}
+        for field in self.translated:
+            localized = content_language.localized(field, language)
+            if field in attrs:
+                value = attrs.pop(field)
+                if localized in attrs and (attrs[localized] or "") != (value or ""):
+                    errors[field] = [TWO_VALUES.format(field=field, localized=localized)]
+                attrs[localized] = value
+            for code in content_language.LANGUAGES:
+                name = content_language.localized(field, code)
+                if name in attrs:
+                    attrs[name] = content_language.empty_to_none(attrs[name])
+        if errors:
+            raise serializers.ValidationError(errors)
+        field = self.required_text
+        if field and not self.partial:
+            # Both versions named, so that the model does not copy `title` into the request
+            # language's; the original column holds the English one, or the Korean one.
+            english, korean = attrs.get(f"{field}_en"), attrs.get(f"{field}_ko")
+            if not (english or korean):
+                raise serializers.ValidationError({field: [message(TEXT_REQUIRED[field])]})
+            attrs[f"{field}_en"], attrs[f"{field}_ko"] = english, korean
+            attrs[field] = english or korean
+        return attrs
+
+
+class ForumWriteSerializer(ContentWriteSerializer):
+    translated = ("name", "summary")
+    required_text = "name"
+
+    name = _text(255, "The name in the request's language (Accept-Language).")
+    name_en = _version_field(255, "The English name.", [validate_single_line])
+    name_ko = _version_field(255, "The Korean name.", [validate_single_line])
+    series = _text(100, 'e.g. "SCCD"', allow_blank=True)
+    kind = serializers.ChoiceField(choices=Forum.Kind.choices)
+    held_on = serializers.DateField(validators=[validate_date_in_range])
+    location = _text(255, allow_blank=True)
+    hosts = _orgs()
+    participants = _orgs()
+    summary = _text(single_line=False, allow_blank=True, help_text="In the request's language.")
+    summary_en = _version_field(help_text="English summary.", validators=[validate_text])
+    summary_ko = _version_field(help_text="Korean summary.", validators=[validate_text])
+    source_title = _text(500, allow_blank=True)
+    source_url = serializers.URLField(required=False, allow_blank=True, max_length=500)
+
+
+class OutcomeWriteSerializer(ContentWriteSerializer):
+    translated = ("title",)
+    required_text = "title"
+
+    forum = IdRelatedField(queryset=Forum.objects.all())
+    kind = serializers.ChoiceField(choices=Outcome.Kind.choices)
+    title = _text(300, "The title in the request's language (Accept-Language).")
+    title_en = _version_field(300, "The English title.", [validate_single_line])
+    title_ko = _version_field(300, "The Korean title.", [validate_single_line])
+    text = _text(single_line=False, allow_blank=True, help_text="The verbatim text.")
+    clause_ref = _text(100, allow_blank=True)
+    parties = _orgs()
+    signed_on = serializers.DateField(
+        required=False, allow_null=True, validators=[validate_date_in_range]
+    )
+    amount = serializers.DecimalField(
+        max_digits=20, decimal_places=2, min_value=0, required=False, allow_null=True
+    )
+    currency = serializers.RegexField(
+        r"^[A-Z]{3}$", required=False, allow_blank=True, max_length=3,
+        help_text="ISO 4217 code (USD, KRW); with an amount.",
+    )  # fmt: skip
+    binding = serializers.BooleanField(required=False)
+    status = serializers.ChoiceField(choices=Outcome.Status.choices, required=False)
+
+
+class PlanTextsMixin(serializers.Serializer):
+    title = _text(300, "The title in the request's language (Accept-Language).")
+    title_en = _version_field(300, "The English title.", [validate_single_line])
+    title_ko = _version_field(300, "The Korean title.", [validate_single_line])
+    description = _text(single_line=False, allow_blank=True, help_text="In the request's language.")
+    description_en = _version_field(help_text="English description.", validators=[validate_text])
+    description_ko = _version_field(help_text="Korean description.", validators=[validate_text])
+
+
+class PlanWriteSerializer(PlanTextsMixin, ContentWriteSerializer):
+    translated = ("title", "description")
+    required_text = "title"
+
+    code = serializers.SlugField(max_length=32, help_text="Unique, e.g. KUS-JP2.")
+    period_start = serializers.DateField(validators=[validate_date_in_range])
+    period_end = serializers.DateField(validators=[validate_date_in_range])
+    status = serializers.ChoiceField(choices=Plan.Status.choices, required=False)
+    time_zone = serializers.CharField(
+        max_length=64, required=False, validators=[validate_time_zone]
+    )
+    requires_evidence = serializers.BooleanField(required=False)
+    predecessor = IdRelatedField(queryset=Plan.objects.none(), allow_null=True, required=False)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["predecessor"].queryset = _visible(self, Plan)
+
+
+class PlanCreateSerializer(PlanWriteSerializer):
+    coordinating = _orgs(
+        help_text="Coordinating organizations; include one where you are a coordinator."
+    )
+    members = _orgs(help_text="Member organizations.")
+
+
+class WorkstreamWriteSerializer(ContentWriteSerializer):
+    translated = ("title", "description")
+    required_text = "title"
+
+    plan = IdRelatedField(queryset=Plan.objects.none(), help_text="Set on create only.")
+    code = serializers.CharField(max_length=32, validators=[validate_single_line])
+    title = _text(300, "The title in the request's language (Accept-Language).")
+    title_en = _version_field(300, "The English title.", [validate_single_line])
+    title_ko = _version_field(300, "The Korean title.", [validate_single_line])
+    description = _text(single_line=False, allow_blank=True, help_text="In the request's language.")
+    description_en = _version_field(help_text="English description.", validators=[validate_text])
+    description_ko = _version_field(help_text="Korean description.", validators=[validate_text])
+    lead_organizations = _orgs()
+    parent = IdRelatedField(queryset=Workstream.objects.none(), allow_null=True, required=False)
+    order = serializers.IntegerField(min_value=0, max_value=2_147_483_647, required=False)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["plan"].queryset = _visible(self, Plan)
+        self.fields["parent"].queryset = _visible(self, Workstream)
+
+
+class WorkstreamUpdateSerializer(WorkstreamWriteSerializer):
+    refused_hints = {"plan": _("A workstream cannot move to another plan.")}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["plan"].read_only = True
+
+
+class PlanParticipantSerializer(serializers.ModelSerializer):
+    """A plan participant as its own resource (/api/v1/plan-participants/)."""
+
+    class Meta:
+        model = PlanParticipant
+        fields = ["id", "plan", "organization", "role"]
+        read_only_fields = fields
+
+
+class ParticipantCreateSerializer(StrictSerializer):
+    plan = IdRelatedField(queryset=Plan.objects.none())
+    organization = IdRelatedField(queryset=Organization.objects.all())
+    role = serializers.ChoiceField(choices=PlanParticipant.Role.choices, required=False)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["plan"].queryset = _visible(self, Plan)
+
+
+class ParticipantUpdateSerializer(StrictSerializer):
+    refused_hints = {
+        "plan": _("Add the organization to the other plan instead."),
+        "organization": _("Remove this participant and add the other organization."),
+    }
+    role = serializers.ChoiceField(choices=PlanParticipant.Role.choices)
+
+
+class PlanNewVersionSerializer(PlanTextsMixin, ContentWriteSerializer):
+    """The next version of a plan: a new code and period, titles (default: the old plan's),
+    and the open tasks to carry over."""
+
+    translated = ("title", "description")
+
+    code = serializers.SlugField(max_length=32, help_text="The new plan's code, e.g. KUS-JP3.")
+    period_start = serializers.DateField(validators=[validate_date_in_range])
+    period_end = serializers.DateField(validators=[validate_date_in_range])
+    status = serializers.ChoiceField(choices=Plan.Status.choices, required=False)
+    tasks = IdListField(
+        queryset=Task.objects.none(), required=False,
+        help_text="Open tasks of this plan to carry over (each is copied and the original "
+        "closed as cancelled, carried over). Leave out to carry none.",
+    )  # fmt: skip
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["tasks"].queryset = _visible(self, Task)
+
+
+class ScorecardSerializer(serializers.Serializer):
+    """How a forum's outcomes stand (plans.selectors.outcome_scorecard), counting the
+    implementing tasks you can see."""
+
+    forum = serializers.IntegerField()
+    fulfilled = serializers.IntegerField(help_text="Every implementing task is done or verified.")
+    in_implementation = serializers.IntegerField(help_text="At least one has started.")
+    not_started = serializers.IntegerField(help_text="Every implementing task is still planned.")
+    no_task = serializers.IntegerField(help_text="No (visible, non-cancelled) task implements it.")
+    total = serializers.IntegerField()
+
+
+class OrganizationWriteSerializer(ContentWriteSerializer):
+    """An organization of the registry (coordinators): names and acronyms in two languages."""
+
+    translated = ("name", "acronym")
+    required_text = "name"
+
+    name = _text(200, "The name in the request's language (Accept-Language).")
+    name_en = _version_field(200, "The English name.", [validate_single_line])
+    name_ko = _version_field(200, "The Korean name.", [validate_single_line])
+    acronym = _text(30, "The acronym in the request's language.", allow_blank=True)
+    acronym_en = _version_field(30, "The English acronym, e.g. MOTIE.", [validate_single_line])
+    acronym_ko = _version_field(30, "The Korean acronym, e.g. 산업부.", [validate_single_line])
+    kind = serializers.ChoiceField(choices=Organization.Kind.choices)
+    country = serializers.RegexField(
+        r"^[A-Z]{2}$", max_length=2, help_text="ISO 3166-1 alpha-2 code in capitals, e.g. KR."
+    )
+    parent = IdRelatedField(queryset=Organization.objects.all(), allow_null=True, required=False)
+    website = serializers.URLField(required=False, allow_blank=True, max_length=200)

@@ -3,10 +3,11 @@ from rest_framework.routers import SimpleRouter
 from . import views
 
 router = SimpleRouter()
-router.register("plans", views.PlanViewSet, basename="plan")
-router.register("workstreams", views.WorkstreamViewSet, basename="workstream")
-router.register("forums", views.ForumViewSet, basename="forum")
-router.register("outcomes", views.OutcomeViewSet, basename="outcome")
+router.register("plans", views.PlanWriteViewSet, basename="plan")
+router.register("workstreams", views.WorkstreamWriteViewSet, basename="workstream")
+router.register("forums", views.ForumWriteViewSet, basename="forum")
+router.register("outcomes", views.OutcomeWriteViewSet, basename="outcome")
+router.register("plan-participants", views.PlanParticipantViewSet, basename="planparticipant")
 router.register("tasks", views.TaskViewSet, basename="task")
 router.register("status-updates", views.StatusUpdateViewSet, basename="statusupdate")
 

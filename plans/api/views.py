@@ -11,18 +11,22 @@ from rest_framework.decorators import action
 from rest_framework.filters import OrderingFilter
 from rest_framework.response import Response
 
+from plans import etags, selectors, services
 from plans import permissions as policy
-from plans import selectors, services
 from plans.exceptions import VersionConflict
 from plans.filtersets import (
     ForumFilterSet,
     OutcomeFilterSet,
     PlanFilterSet,
+    PlanParticipantFilterSet,
     StatusUpdateFilterSet,
     TaskFilterSet,
     WorkstreamFilterSet,
 )
 from plans.models import Forum, Outcome, Plan, PlanParticipant, StatusUpdate, Task, Workstream
+from tracker.api.serializers import OrganizationSerializer
+from tracker.api.views import OrganizationViewSet
+from tracker.models import Organization
 
 from . import serializers as s
 
@@ -389,4 +393,325 @@ class TaskViewSet(
             s.StatusUpdateSerializer(update).data,
             status=status.HTTP_201_CREATED,
             headers={"ETag": etag(update.task)},
+        )
+
+
+# --- Write API for the records around tasks (issue 12) -----------------------------------------
+
+RECORD_ETAG_RE = re.compile(r'^(?:W/)?"([0-9a-f]{16})"$')
+RECORD_IF_MATCH = OpenApiParameter(
+    "If-Match",
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    description="The ETag you read (GET answers it in the ETag header). If the record has "
+    "changed since, or the header is not one ETag of this API: 412 and nothing is written. "
+    "Without the header (or with `*`) the write is not checked.",
+)
+WRITE_METHODS = ["get", "post", "patch", "delete", "head", "options"]
+
+
+def record_if_match(request) -> str | None:
+    """The ETag value If-Match names (quotes and W/ removed); None without the header. A
+    malformed header is kept as it is: it matches no record, so the write is refused (412)."""
+    header = request.headers.get("If-Match")
+    if header is None or header.strip() == "*":
+        return None
+    match = RECORD_ETAG_RE.match(header.strip())
+    return match[1] if match else header.strip()
+
+
+class RecordWriteMixin:
+    """Create (POST), change (PATCH, If-Match) and delete (DELETE) for coordinators, each
+    through a service; the answer is the record as GET shows it, with its ETag. Permission
+    before input: a caller who may not write hears 403 (or 404), not a 400 about the body."""
+
+    http_method_names = WRITE_METHODS
+    create_serializer = None
+    update_serializer = None
+
+    def get_serializer_class(self):
+        if self.action == "create" and self.create_serializer is not None:
+            return self.create_serializer
+        if self.action == "partial_update" and self.update_serializer is not None:
+            return self.update_serializer
+        return super().get_serializer_class()
+
+    def show(self, obj, status_code=status.HTTP_200_OK) -> Response:
+        obj = self.base_queryset().get(pk=obj.pk)
+        data = self.serializer_class(obj, context=self.get_serializer_context()).data
+        return Response(data, status=status_code, headers={"ETag": etags.quoted(obj)})
+
+    def retrieve(self, request, *args, **kwargs):
+        obj = self.get_object()
+        data = self.get_serializer(obj).data
+        return Response(data, headers={"ETag": etags.quoted(obj)})
+
+    def create(self, request, *args, **kwargs):
+        policy.ensure(request.user, policy.ADD, self.model)
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        obj = self.perform_write(None, dict(serializer.validated_data))
+        return self.show(obj, status.HTTP_201_CREATED)
+
+    def partial_update(self, request, *args, **kwargs):
+        obj = self.get_object()
+        policy.ensure(request.user, policy.CHANGE, obj)
+        serializer = self.get_serializer(data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        obj = self.perform_write(obj, dict(serializer.validated_data), record_if_match(request))
+        return self.show(obj)
+
+    def destroy(self, request, *args, **kwargs):
+        obj = self.get_object()
+        policy.ensure(request.user, policy.DELETE, obj)
+        self.perform_delete(obj)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    def perform_write(self, obj, data: dict, expected_etag: str | None = None):
+        raise NotImplementedError
+
+    def perform_delete(self, obj) -> None:
+        raise NotImplementedError
+
+
+def _write_schema(kind: str, read, create, update, deletable=True, delete_note=""):
+    """The OpenAPI words for a record's writes: the body is `create` / `update`, the answer
+    the record as GET shows it (`read`)."""
+    views = {
+        "retrieve": extend_schema(
+            summary=f"A {kind}", description="The ETag header is what If-Match takes.",
+            responses={200: read},
+        ),
+        "create": extend_schema(
+            summary=f"Create a {kind} (coordinators)", request=create,
+            responses={201: read},
+        ),
+        "partial_update": extend_schema(
+            summary=f"Change a {kind} (coordinators)", request=update,
+            responses={200: read}, parameters=[RECORD_IF_MATCH],
+        ),
+    }  # fmt: skip
+    if deletable:
+        views["destroy"] = extend_schema(
+            summary=f"Delete a {kind} (coordinators)",
+            description=f"409 while {delete_note}; nothing is deleted then.",
+        )
+    return views
+
+
+@extend_schema_view(
+    **_write_schema(
+        "forum",
+        s.ForumSerializer,
+        s.ForumWriteSerializer,
+        s.ForumWriteSerializer,
+        delete_note="it has outcomes",
+    )
+)
+class ForumWriteViewSet(RecordWriteMixin, mixins.CreateModelMixin, mixins.UpdateModelMixin,
+                        mixins.DestroyModelMixin, ForumViewSet):  # fmt: skip
+    create_serializer = update_serializer = s.ForumWriteSerializer
+
+    def base_queryset(self):
+        if self.action == "scorecard":
+            return Forum.objects.all()
+        return super().base_queryset()
+
+    def perform_write(self, obj, data, expected_etag=None):
+        if obj is None:
+            return services.forum_create(actor=self.request.user, **data)
+        return services.forum_update(
+            actor=self.request.user, forum=obj, expected_etag=expected_etag, **data
+        )
+
+    def perform_delete(self, obj):
+        services.forum_delete(actor=self.request.user, forum=obj)
+
+    @extend_schema(
+        summary="How the forum's outcomes stand",
+        description="Fulfilled, in implementation, not started, or with no task yet, counting "
+        "the implementing tasks you can see (cancelled ones never count).",
+        responses={200: s.ScorecardSerializer},
+    )
+    @action(detail=True, methods=["get"], filterset_class=None, pagination_class=None)
+    def scorecard(self, request, pk=None):
+        forum = self.get_object()
+        rows = selectors.outcome_scorecard(user=request.user, forum=forum)
+        counts = {key: 0 for key in selectors.SCORECARD_CATEGORIES}
+        if rows:
+            counts = {key: rows[0][key] for key in selectors.SCORECARD_CATEGORIES}
+        return Response({"forum": forum.pk, **counts, "total": sum(counts.values())})
+
+
+@extend_schema_view(
+    **_write_schema(
+        "outcome",
+        s.OutcomeSerializer,
+        s.OutcomeWriteSerializer,
+        s.OutcomeWriteSerializer,
+        delete_note="a task implements it",
+    )
+)
+class OutcomeWriteViewSet(RecordWriteMixin, mixins.CreateModelMixin, mixins.UpdateModelMixin,
+                          mixins.DestroyModelMixin, OutcomeViewSet):  # fmt: skip
+    create_serializer = s.OutcomeWriteSerializer
+
+    def get_serializer_class(self):
+        if self.action == "partial_update":
+            return s.OutcomeWriteSerializer
+        return super().get_serializer_class()
+
+    def base_queryset(self):
+        if self.action == "tasks":
+            return Outcome.objects.all()
+        return super().base_queryset()
+
+    def perform_write(self, obj, data, expected_etag=None):
+        if obj is None:
+            return services.outcome_create(actor=self.request.user, **data)
+        return services.outcome_update(
+            actor=self.request.user, outcome=obj, expected_etag=expected_etag, **data
+        )
+
+    def perform_delete(self, obj):
+        services.outcome_delete(actor=self.request.user, outcome=obj)
+
+    @extend_schema(
+        summary="The tasks implementing an outcome",
+        description="The ones you can see: open and done by deadline, cancelled ones last.",
+        responses={200: s.TaskSerializer(many=True)},
+    )
+    @action(detail=True, methods=["get"], filterset_class=None, pagination_class=None)
+    def tasks(self, request, pk=None):
+        outcome = self.get_object()
+        tasks = list(selectors.outcome_task_list(user=request.user, outcome=outcome))
+        selectors.task_attach_relations(tasks, reader=request.user)
+        return Response(s.TaskSerializer(tasks, many=True).data)
+
+
+@extend_schema_view(
+    **_write_schema(
+        "plan", s.PlanSerializer, s.PlanCreateSerializer, s.PlanWriteSerializer, deletable=False
+    )
+)
+class PlanWriteViewSet(RecordWriteMixin, mixins.CreateModelMixin, mixins.UpdateModelMixin,
+                       PlanViewSet):  # fmt: skip
+    """Plans are not deleted (their tasks keep their history): close or archive them."""
+
+    http_method_names = ["get", "post", "patch", "head", "options"]
+    create_serializer = s.PlanCreateSerializer
+    update_serializer = s.PlanWriteSerializer
+
+    def perform_write(self, obj, data, expected_etag=None):
+        if obj is None:
+            return services.plan_create(actor=self.request.user, **data)
+        return services.plan_update(
+            actor=self.request.user, plan=obj, expected_etag=expected_etag, **data
+        )
+
+    @extend_schema(
+        summary="Start the next version of a plan (Joint Plan 1.0 -> 2.0)",
+        description="A new plan with this one as predecessor, its participants and "
+        "workstreams, and copies of the open tasks you pick, each linked to its predecessor; "
+        "the originals are closed as cancelled, carried over (docs/decisions/0012). One "
+        "transaction. Coordinators of the plan.",
+        request=s.PlanNewVersionSerializer,
+        responses={201: s.PlanSerializer},
+    )
+    @action(detail=True, methods=["post"], url_path="new-version", filterset_class=None)
+    def new_version(self, request, pk=None):
+        plan = self.get_object()
+        policy.ensure(request.user, policy.CHANGE, plan)
+        serializer = s.PlanNewVersionSerializer(
+            data=request.data, context=self.get_serializer_context()
+        )
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        new = services.plan_new_version(
+            actor=request.user, plan=plan, carry_over=data.pop("tasks", []), **data
+        )
+        return self.show(new, status.HTTP_201_CREATED)
+
+
+@extend_schema_view(
+    **_write_schema(
+        "workstream",
+        s.WorkstreamSerializer,
+        s.WorkstreamWriteSerializer,
+        s.WorkstreamUpdateSerializer,
+        delete_note="it holds tasks or sub-workstreams",
+    )
+)
+class WorkstreamWriteViewSet(RecordWriteMixin, mixins.CreateModelMixin, mixins.UpdateModelMixin,
+                             mixins.DestroyModelMixin, WorkstreamViewSet):  # fmt: skip
+    create_serializer = s.WorkstreamWriteSerializer
+    update_serializer = s.WorkstreamUpdateSerializer
+
+    def perform_write(self, obj, data, expected_etag=None):
+        if obj is None:
+            return services.workstream_create(actor=self.request.user, **data)
+        return services.workstream_update(
+            actor=self.request.user, workstream=obj, expected_etag=expected_etag, **data
+        )
+
+    def perform_delete(self, obj):
+        services.workstream_delete(actor=self.request.user, workstream=obj)
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List the participants of the plans you can see"),
+    **_write_schema(
+        "plan participant", s.PlanParticipantSerializer, s.ParticipantCreateSerializer,
+        s.ParticipantUpdateSerializer,
+        delete_note="the organization leads or supports a task of the plan",
+    ),
+)  # fmt: skip
+class PlanParticipantViewSet(RecordWriteMixin, PolicyViewSetMixin, mixins.ListModelMixin,
+                             mixins.RetrieveModelMixin, mixins.CreateModelMixin,
+                             mixins.UpdateModelMixin, mixins.DestroyModelMixin,
+                             viewsets.GenericViewSet):  # fmt: skip
+    model = PlanParticipant
+    serializer_class = s.PlanParticipantSerializer
+    filterset_class = PlanParticipantFilterSet
+    create_serializer = s.ParticipantCreateSerializer
+    update_serializer = s.ParticipantUpdateSerializer
+
+    def base_queryset(self):
+        return PlanParticipant.objects.order_by("plan_id", "pk")
+
+    def perform_write(self, obj, data, expected_etag=None):
+        if obj is None:
+            return services.participant_add(actor=self.request.user, **data)
+        return services.participant_update(
+            actor=self.request.user, participant=obj, expected_etag=expected_etag, **data
+        )
+
+    def perform_delete(self, obj):
+        services.participant_remove(actor=self.request.user, participant=obj)
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List organizations", description="Public records."),
+    **_write_schema(
+        "organization", OrganizationSerializer, s.OrganizationWriteSerializer,
+        s.OrganizationWriteSerializer, deletable=False,
+    ),
+)  # fmt: skip
+class OrganizationWriteViewSet(RecordWriteMixin, mixins.CreateModelMixin,
+                               mixins.UpdateModelMixin, OrganizationViewSet):  # fmt: skip
+    """Organizations: coordinators record and change them; only superusers delete one, in
+    the admin (the API has no DELETE)."""
+
+    model = Organization
+    http_method_names = ["get", "post", "patch", "head", "options"]
+    create_serializer = update_serializer = s.OrganizationWriteSerializer
+
+    def base_queryset(self):
+        return Organization.objects.order_by("name", "id")
+
+    def perform_write(self, obj, data, expected_etag=None):
+        if obj is None:
+            return services.organization_create(actor=self.request.user, **data)
+        return services.organization_update(
+            actor=self.request.user, organization=obj, expected_etag=expected_etag, **data
         )

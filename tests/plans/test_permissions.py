@@ -97,12 +97,13 @@ def test_the_matrix_covers_every_model_and_action_asked_for():
             "add_update",
         },
         "plan": {"view", "change"},
-        "workstream": {"view", "change"},
+        "workstream": {"view", "change", "delete"},
         "statusupdate": {"view", "change", "delete"},
-        "forum": {"view", "change"},
-        "outcome": {"view", "change"},
+        "forum": {"view", "change", "delete"},
+        "outcome": {"view", "change", "delete"},
         "organization": {"view", "change", "delete"},
         "membership": {"view", "change", "delete"},
+        "planparticipant": {"view", "change", "delete"},
     }
     covered: dict[str, set[str]] = {}
     for model, action in EXPECTED:

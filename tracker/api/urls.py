@@ -1,10 +1,13 @@
 from django.urls import path
 from rest_framework.routers import DefaultRouter
 
+from plans.api import views as plan_views
+
 from . import views
 
 router = DefaultRouter()
-router.register("organizations", views.OrganizationViewSet, basename="organization")
+# Organizations are written under the plan policy (plans.api.views, issue 12).
+router.register("organizations", plan_views.OrganizationWriteViewSet, basename="organization")
 router.register("tokens", views.ApiTokenViewSet, basename="token")
 
 urlpatterns = [
