@@ -14,8 +14,6 @@ groups ("working groups, which include: ...") is proposed as a decision to keep 
 import re
 from dataclasses import dataclass
 
-from django.utils.translation import gettext_noop
-
 ABBREVIATIONS = {
     "mr", "mrs", "ms", "dr", "prof", "st", "jr", "sr", "inc", "corp", "co", "ltd", "no",
     "vs", "etc", "e.g", "i.e", "approx", "app", "est", "dept", "gov", "sen", "rep", "gen",
@@ -133,9 +131,14 @@ WORKING_GROUPS = re.compile(
     r"\bworking groups?,?\s+(?:which\s+include|including|namely)\s*:?\s*", re.IGNORECASE
 )
 WORKING_GROUPS_PLURAL = re.compile(r"\bworking groups\b", re.IGNORECASE)
+# A sentence recalling what was done before ("had signed", "last year", "has since") is a past
+# achievement, not a new commitment, unless it also looks ahead ("will").
+RECALL = re.compile(
+    r"\b(?:last year|previously|in the past|has since|have since|since then|"
+    r"had (?:already )?(?:signed|agreed|committed|pledged|decided|launched))\b|지난해|작년",
+    re.IGNORECASE,
+)
 QUOTED = re.compile(r"\"[^\"]*\"|“[^”]*”|「[^」]*」")
-
-WORKING_GROUPS_TITLE = gettext_noop("Working groups: {names}")
 
 
 @dataclass(frozen=True)
@@ -158,6 +161,8 @@ def _inside(spans, position: int) -> bool:
 def classify(text: str) -> Finding | None:
     """The commitment `text` (one sentence) states, or None when it only describes."""
     quoted = _quoted_spans(text)
+    if RECALL.search(text) and not re.search(r"\bwill\b|예정|계획", text):
+        return None
     described = [m.start() for m in DESCRIPTIVE.finditer(text) if not _inside(quoted, m.start())]
     best: Finding | None = None
     for kind, strong, pattern in TRIGGER_RES:

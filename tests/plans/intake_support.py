@@ -1,0 +1,33 @@
+"""Shared by the intake tests: the demo's organizations as a registry (keys as ids, no
+database), and where the real forum records are."""
+
+import os
+from pathlib import Path
+
+from fixtures import demo, demo_ko
+from plans.intake.parties import Registry
+
+ROOT = Path(__file__).resolve().parents[2]
+SEEDS = Path(os.environ.get("TRACKER_SEEDS_DIR") or ROOT.parent / "shared" / "seeds")
+
+
+def demo_rows():
+    return [
+        (key, org.name, org.name_ko, org.acronym, demo_ko.ACRONYMS.get(key, ""),
+         demo.ALIASES.get(key, []))
+        for key, org in demo.ORGANIZATIONS.items()
+    ]  # fmt: skip
+
+
+def demo_registry() -> Registry:
+    """Organization keys ("MOTIE", "DOC") stand for ids."""
+    return Registry.build(demo_rows())
+
+
+def seed(prefix: str) -> str | None:
+    """The text of the record whose file name starts with `prefix`, or None without it."""
+    if not SEEDS.is_dir():
+        return None
+    for path in sorted(SEEDS.glob(f"{prefix}_*.txt")):
+        return path.read_text(encoding="utf-8")
+    return None
