@@ -216,8 +216,9 @@ def _korean_half(match, published: dt.date) -> dt.date:
 RULES = _rules()
 
 
-def find_deadline(text: str, published: dt.date) -> Deadline | None:
-    """The strongest deadline phrase in `text` (a sentence), resolved against `published`."""
+def find_deadline(text: str, published: dt.date, not_before: bool = False) -> Deadline | None:
+    """The strongest deadline phrase in `text` (a sentence), resolved against `published`;
+    `not_before`: only deadlines on or after it ("held this May" in June is no deadline)."""
     found = []
     for rank, pattern, resolve in RULES:
         for match in pattern.finditer(text):
@@ -225,7 +226,7 @@ def find_deadline(text: str, published: dt.date) -> Deadline | None:
                 due = resolve(match, published)
             except (KeyError, ValueError, IndexError):
                 due = None
-            if due is None:
+            if due is None or (not_before and due < published):
                 continue
             phrase = match.group(0).strip()
             found.append(Deadline(due, phrase, match.start(), match.end(), rank))

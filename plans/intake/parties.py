@@ -21,8 +21,8 @@ SUFFIXES = {
     "association", "associations", "corporation", "corp", "inc", "company", "co", "ltd",
     "university", "institute", "ministry", "department", "agency", "bank", "foundation",
     "council", "electronics", "group", "holdings", "industries", "chemical", "chemicals",
-    "semiconductor", "systems", "technologies", "authority", "administration", "commission",
-    "laboratory", "laboratories", "motors", "motor", "energy", "power", "enerbility",
+    "semiconductor", "authority", "administration", "commission",
+    "laboratory", "laboratories", "motors", "motor", "power", "enerbility",
     "robotics", "aerospace", "airlines", "pharmaceuticals", "biologics", "steel",
 }  # fmt: skip
 CAPITALIZED = re.compile(
@@ -105,10 +105,10 @@ def _unknown(text: str, taken: list[tuple[int, int]]) -> list[str]:
     for match in CAPITALIZED.finditer("".join(masked)):
         name = LEADING.sub("", match.group(0).strip(" .,'’-"))
         pieces = [LEADING.sub("", piece) for piece in re.split(r"\s+(?:and|&)\s+", name)]
-        if len(pieces) > 1 and all(_looks_like_organization(piece) for piece in pieces):
-            candidates = pieces  # "Hanmi Steel Corporation and Daehan University": two
+        if _looks_like_organization(name) and not all(map(_looks_like_organization, pieces)):
+            candidates = [name]  # "Korea Chamber of Commerce and Industry Association"
         else:
-            candidates = [name]
+            candidates = pieces  # "Hanmi Steel Corporation and Daehan University": two
         for candidate in candidates:
             if _looks_like_organization(candidate) and candidate not in names:
                 names.append(candidate)
@@ -117,4 +117,6 @@ def _unknown(text: str, taken: list[tuple[int, int]]) -> list[str]:
 
 def _looks_like_organization(name: str) -> bool:
     words = name.split()
-    return len(words) >= 2 and re.sub(r"[^\w]", "", words[-1].lower()) in SUFFIXES
+    if len(words) < 2 or re.search(r"working group$", name, re.IGNORECASE):
+        return False
+    return re.sub(r"[^\w]", "", words[-1].lower()) in SUFFIXES

@@ -69,9 +69,9 @@ INVESTMENT_PLEDGE = "investment_pledge"
 COMMITMENT = "commitment"
 DECISION = "decision"
 
-_W = r"(?:\s+\w+){0,4}?"  # a few words between a verb and its object ("signed non-binding ...")
+_W = r"(?:\s+[\w-]+){0,4}?"  # a few words between a verb and its object ("signed non-binding ...")
 MOU_WORDS = (
-    r"(?:MOUs?|MOAs?|memorand(?:um|a)|letters? of intent|LOIs?|agreements?|deals?|"
+    r"(?:MOUs?|MOAs?|memorand(?:ums?|a)|letters? of intent|LOIs?|agreements?|deals?|"
     r"양해각서|업무협약|협약|MOU)"
 )
 
@@ -93,7 +93,7 @@ TRIGGERS = [
     (COMMITMENT, False, r"\bwill\b"),
     (COMMITMENT, False, r"\b(?:plans|plan|planning|intends?|intend)\s+to\b"),
     (COMMITMENT, False, r"\b(?:aims?|seeks?|aim|seek)\s+to\b"),
-    (COMMITMENT, False, r"\bare\s+to\b|\bis\s+to\s+be\b|\bto be (?:set up|established|held|"
+    (COMMITMENT, False, r"\bis\s+to\s+be\b|\bto be (?:set up|established|held|"
                         r"launched|selected)\b"),
     # Korean
     (MOU, True, r"(?:양해각서|업무협약|협약|MOU)[^.]{0,20}?(?:체결|서명)"),
@@ -202,7 +202,7 @@ def title_for(text: str, finding: Finding, limit: int = 160) -> str:
     """A short title: what follows the commitment phrase ("committed to further cooperation on
     healthcare" -> "Further cooperation on healthcare"), cut at a word near `limit`."""
     if finding.mechanism:
-        rest = text[finding.trigger_end :]
+        rest, limit = text[finding.trigger_end :], 280
     elif finding.kind in (MOU, INVESTMENT_PLEDGE) and re.search(r"[A-Za-z]", finding.trigger):
         # Keep the object: "signed preliminary memoranda with ..." -> "Preliminary memoranda ..."
         verb = re.match(r"\S+(?:\s+(?:into|to))?", finding.trigger)

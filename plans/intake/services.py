@@ -54,6 +54,7 @@ COLLECTIVE = re.compile(
     r"officials|delegations|leaders|sides|the two)\b|양측|양국|양 장관|두 장관|양 정부",
     re.IGNORECASE,
 )
+SEPARATOR_LINE = re.compile(r"[-–—*_=#~·•\s]+")
 INVESTMENT = re.compile(r"invest|pledg|투자", re.IGNORECASE)
 MOU_MENTION = re.compile(
     r"\b(?:MOUs?|MOAs?|memorand(?:um|a)(?: of (?:understanding|terms))?|letters? of intent)\b"
@@ -91,27 +92,48 @@ def _kind(finding: sentences.Finding, text: str, amount) -> str:
     return OutcomeKind.COMMITMENT
 
 
+PAST_SPENDING = re.compile(r"\b(?:having|has|have|had)\s+(?:already\s+)?(?:invested|spent)\b",
+                           re.IGNORECASE)  # fmt: skip
+
+
+def _amount(text: str, finding: sentences.Finding):
+    """The amount committed: the first after the commitment phrase, else the first before it;
+    never one of money already spent ("Having invested $9.3 billion, Corning plans to")."""
+    found = []
+    for amount in amounts.find_amounts(text):
+        clause = re.split(r"[,;]", text[: amount.start])[-1]
+        if not PAST_SPENDING.search(clause):
+            found.append(amount)
+    after = [amount for amount in found if amount.start >= finding.trigger_start]
+    return (after or found or [None])[0]
+
+
 def propose(text: str, published_on: dt.date, registry: Registry | None = None) -> list[Proposal]:
     """Every commitment of `text`, read against the organization registry (built from the
     database unless given) and the publication date. Descriptive sentences are left out."""
     registry = registry if registry is not None else Registry.build()
     split = sentences.split(text)
-    text_parties: list = []
-    for sentence in split[:5]:
-        text_parties, _ = registry.find(sentence.text)
-        if text_parties:
-            break
     proposals = []
+    text_parties: list = []
+    seen = 0  # sentences of the current document (a line of dashes starts another)
     for sentence in split:
+        if SEPARATOR_LINE.fullmatch(sentence.text):
+            text_parties, seen = [], 0
+            continue
+        seen += 1
+        if seen <= 3:
+            # The parties of the whole text: those its first sentences name.
+            named, _ = registry.find(sentence.text)
+            text_parties += [pk for pk in named if pk not in text_parties]
         finding = sentences.classify(sentence.text)
         if finding is None:
             continue
         party_ids, new_names = registry.find(sentence.text)
         subject = sentence.text[: finding.trigger_start]
-        if COLLECTIVE.search(subject) or (not party_ids and COLLECTIVE.search(sentence.text)):
+        if COLLECTIVE.search(subject) or (not party_ids and finding.mechanism):
             party_ids = [*text_parties, *(pk for pk in party_ids if pk not in text_parties)]
-        amount = None if finding.mechanism else amounts.find_amount(sentence.text)
-        deadline = deadlines.find_deadline(sentence.text, published_on)
+        amount = None if finding.mechanism else _amount(sentence.text, finding)
+        deadline = deadlines.find_deadline(sentence.text, published_on, not_before=True)
         title = sentences.title_for(sentence.text, finding)
         if finding.mechanism:
             title = f"Working groups: {title}"[:300]

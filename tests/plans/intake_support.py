@@ -8,7 +8,14 @@ from fixtures import demo, demo_ko
 from plans.intake.parties import Registry
 
 ROOT = Path(__file__).resolve().parents[2]
-SEEDS = Path(os.environ.get("TRACKER_SEEDS_DIR") or ROOT.parent / "shared" / "seeds")
+# The public forum records: $TRACKER_SEEDS_DIR, else ../shared/seeds beside the project (one
+# level further up from a git worktree kept in a folder of worktrees).
+SEEDS_CANDIDATES = [ROOT.parent / "shared" / "seeds", ROOT.parent.parent / "shared" / "seeds"]
+SEEDS = (
+    Path(os.environ["TRACKER_SEEDS_DIR"])
+    if os.environ.get("TRACKER_SEEDS_DIR")
+    else next((path for path in SEEDS_CANDIDATES if path.is_dir()), SEEDS_CANDIDATES[0])
+)
 
 
 def demo_rows():
