@@ -38,3 +38,22 @@ def seed(prefix: str) -> str | None:
     for path in sorted(SEEDS.glob(f"{prefix}_*.txt")):
         return path.read_text(encoding="utf-8")
     return None
+
+
+def load_demo_organizations() -> dict:
+    """The demo's organizations in the database (names, acronyms, aliases; no parents):
+    {key: Organization}."""
+    from tracker.models import Organization
+
+    made = {}
+    for key, org in demo.ORGANIZATIONS.items():
+        made[key] = Organization.objects.create(
+            name_en=org.name,
+            name_ko=org.name_ko or None,
+            acronym_en=org.acronym or None,
+            acronym_ko=demo_ko.ACRONYMS.get(key) or None,
+            kind=org.kind,
+            country=org.country,
+            aliases=demo.ALIASES.get(key, []),
+        )
+    return made
