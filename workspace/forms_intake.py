@@ -11,11 +11,6 @@ from .labels import OUTCOME_KIND
 from .templatetags.workspace import org_name
 
 
-class OrganizationChoices(forms.ModelMultipleChoiceField):
-    def label_from_instance(self, obj):
-        return f"{org_name(obj)} ({obj.acronym})" if obj.acronym else org_name(obj)
-
-
 class OrganizationChoice(forms.ModelChoiceField):
     def label_from_instance(self, obj):
         return org_name(obj)
@@ -38,8 +33,9 @@ class IntakeForm(forms.Form):
 class DraftForm(forms.Form):
     title = forms.CharField(label=_("Title"), max_length=300)
     kind = forms.ChoiceField(label=_("Kind"), choices=())
-    parties = OrganizationChoices(
-        label=_("Parties"), queryset=Organization.objects.none(), required=False,
+    # Plain choices built once per page (a queryset field would query again for every draft).
+    parties = forms.TypedMultipleChoiceField(
+        label=_("Parties"), coerce=int, required=False,
         widget=forms.SelectMultiple(attrs={"size": 5}),
     )  # fmt: skip
     amount = forms.DecimalField(
@@ -72,7 +68,14 @@ class DraftForm(forms.Form):
         self.fields["kind"].choices = [
             (value, OUTCOME_KIND.get(value, value)) for value in OutcomeKind.values
         ]
-        self.fields["parties"].queryset = organizations
+        self._organizations = {org.pk: org for org in organizations}
+        self.fields["parties"].choices = [
+            (org.pk, f"{org_name(org)} ({org.acronym})" if org.acronym else org_name(org))
+            for org in organizations
+        ]
+
+    def clean_parties(self):
+        return [self._organizations[pk] for pk in self.cleaned_data["parties"]]
 
 
 class TasksForm(forms.Form):

@@ -45,7 +45,7 @@ def _forum(request, pk):
 
 
 def _organizations():
-    return Organization.objects.order_by("name")
+    return list(Organization.objects.order_by("name"))
 
 
 def _tasks_form(request, forum, data=None):
@@ -55,7 +55,7 @@ def _tasks_form(request, forum, data=None):
     return TasksForm(
         data,
         plans=policy.for_user(request.user, policy.CHANGE, Plan).order_by("code"),
-        organizations=_organizations(),
+        organizations=Organization.objects.order_by("name"),
         drafts=confirmed,
     )
 
