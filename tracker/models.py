@@ -2,12 +2,12 @@
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q, Value
 from django.db.models.functions import Upper
 from django.db.models.lookups import Exact
 from django.utils.crypto import salted_hmac
-from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import gettext_noop
 from simple_history.models import HistoricalRecords
@@ -98,7 +98,7 @@ class User(AbstractUser):
             yield self._with_epoch(base, secret)
 
 
-ALIASES_NOT_A_LIST = gettext_noop("Aliases are a list of names, e.g. [\"Commerce\", \"DOC\"].")
+ALIASES_NOT_A_LIST = gettext_noop('Aliases are a list of names, e.g. ["Commerce", "DOC"].')
 ALIAS_INVALID = gettext_noop("Each alias is a name on one line, up to 200 characters.")
 
 

@@ -244,8 +244,11 @@ def intake_tasks(request, pk: int):
                     "%(count)d tasks created in %(plan)s: %(refs)s.",
                     len(tasks),
                 )
-                % {"count": len(tasks), "plan": data["plan"].code,
-                   "refs": ", ".join(task.ref for task in tasks)},  # fmt: skip
+                % {
+                    "count": len(tasks),
+                    "plan": data["plan"].code,
+                    "refs": ", ".join(task.ref for task in tasks),
+                },  # fmt: skip
             )
             return redirect("workspace:forum-intake", pk=forum.pk)
     return _page(request, forum, tasks_form=form, status=400)

@@ -158,7 +158,9 @@ class ForumIntakeView(APIView):
         forum = self._forum(request, pk)
         serializer = IntakeSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        readout = intake.readout_intake(actor=request.user, forum=forum, **serializer.validated_data)
+        readout = intake.readout_intake(
+            actor=request.user, forum=forum, **serializer.validated_data
+        )
         readout = Readout.objects.prefetch_related("drafts__parties").get(pk=readout.pk)
         return Response(ReadoutSerializer(readout).data, status=status.HTTP_201_CREATED)
 
@@ -190,9 +192,11 @@ class ForumIntakeTasksView(APIView):
             lead_organization=data.get("lead_organization"),
             workstream=data.get("workstream"),
         )
-        tasks = Task.objects.filter(pk__in=[t.pk for t in tasks]).prefetch_related(
-            "source_outcomes"
-        ).order_by("ref")
+        tasks = (
+            Task.objects.filter(pk__in=[t.pk for t in tasks])
+            .prefetch_related("source_outcomes")
+            .order_by("ref")
+        )
         return Response(CreatedTaskSerializer(tasks, many=True).data, status=201)
 
 
@@ -201,9 +205,11 @@ class OutcomeDraftViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     lookup_value_regex = r"[0-9]{1,18}"
 
     def get_queryset(self):
-        return policy.for_user(self.request.user, policy.VIEW, OutcomeDraft).select_related(
-            "readout"
-        ).prefetch_related("parties")
+        return (
+            policy.for_user(self.request.user, policy.VIEW, OutcomeDraft)
+            .select_related("readout")
+            .prefetch_related("parties")
+        )
 
     def _show(self, draft, code=status.HTTP_200_OK):
         draft = self.get_queryset().get(pk=draft.pk)

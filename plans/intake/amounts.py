@@ -20,9 +20,7 @@ SCALES = {
 }  # fmt: skip
 NUMBER = r"(?P<number>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?)"
 SCALE = r"(?:\s*(?P<scale>trillion|billion|million|thousand|bln|bn|mln|mn|tn|trn)\b\.?)?"
-PREFIXED = re.compile(
-    r"(?P<cur>US\$|USD|KRW|EUR|JPY|\$|₩|€|¥)\s?" + NUMBER + SCALE, re.IGNORECASE
-)
+PREFIXED = re.compile(r"(?P<cur>US\$|USD|KRW|EUR|JPY|\$|₩|€|¥)\s?" + NUMBER + SCALE, re.IGNORECASE)
 SUFFIXED = re.compile(
     NUMBER + r"\s*(?P<scale>trillion|billion|million|bln|bn|mln)?\s*"
     r"(?P<cur>U\.?S\.? dollars|dollars|won|euros|yen|USD|KRW|EUR|JPY)\b",
@@ -82,8 +80,12 @@ def find_amounts(text: str) -> list[Amount]:
         if match.group("number"):
             value += (_decimal(match.group("number")) or 0) * SCALES[match.group("scale")]
         found.append(
-            Amount(value.quantize(Decimal("0.01")), _currency(match.group("cur")),
-                   match.group(0).strip(), match.start())  # fmt: skip
+            Amount(
+                value.quantize(Decimal("0.01")),
+                _currency(match.group("cur")),
+                match.group(0).strip(),
+                match.start(),
+            )  # fmt: skip
         )
     # One amount per place: where patterns overlap the earlier, longer reading wins.
     found.sort(key=lambda a: (a.start, -len(a.phrase)))

@@ -121,7 +121,8 @@ def _rules():
         # in the second half of 2024 / the latter half of this year / H2 2024
         (
             1,
-            r"\b(?:(?:in|during|by the end of|from)\s+)?(?:the\s+)?(?P<half>first|second|latter|former|1st|2nd)\s+half\s+of\s+"
+            r"\b(?:(?:in|during|by the end of|from)\s+)?(?:the\s+)?"
+            r"(?P<half>first|second|latter|former|1st|2nd)\s+half\s+of\s+"
             r"(?:" + YEAR + r"|" + rel + r"\s+year)\b|\bH(?P<h>[12])\s+" + YEAR.replace(
                 "year", "hyear"
             ),
@@ -139,7 +140,8 @@ def _rules():
             r"\b(?:19|20)\d{2}" + DASH + r"(?P<last>(?:19|20)\d{2})\b",
             lambda m, p: dt.date(int(m.group("last")), 12, 31),
         ),
-        # Korean: 2027년까지, 2025년 말까지, 연내, 올해 안에, 내년, (2024년|올|올해) 하반기, 3분기, 5월까지
+        # Korean: 2027년까지, 2025년 말까지, 연내, 올해 안에, 내년, (2024년|올해) 하반기,
+        # 3분기, 5월까지
         (0, r"(?P<year>(?:19|20)\d{2})\s*년\s*(?:말|연말)?\s*까지", lambda m, p: dt.date(
             int(m.group("year")), 12, 31)),
         (0, r"연내|올해\s*(?:안|중|말까지|내)", lambda m, p: dt.date(p.year, 12, 31)),

@@ -92,7 +92,9 @@ def _pattern(phrase: str, exact: bool) -> re.Pattern | None:
     tokens = re.findall(r"[^\W_]+|&", phrase)
     if not tokens:
         return None
-    body = SEPARATOR.join("(?:and|&)" if t.lower() in ("and", "&") else re.escape(t) for t in tokens)
+    body = SEPARATOR.join(
+        "(?:and|&)" if t.lower() in ("and", "&") else re.escape(t) for t in tokens
+    )
     flags = 0 if exact or len(tokens) == 1 else re.IGNORECASE
     return re.compile(r"(?<![^\W_])" + body + r"(?![^\W_])", flags)
 

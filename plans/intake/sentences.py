@@ -78,8 +78,12 @@ MOU_WORDS = (
 # (kind hint, strong, pattern). Kind hints: the kind the phrase suggests unless the sentence
 # says more (an amount makes a pledge; an MOU word an MOU).
 TRIGGERS = [
-    (MOU, True, r"\b(?:signed|signing|sign|signs|inked|inking|ink|sealed|entered(?: into)?|"
-                r"concluded|exchanged|entering into)" + _W + r"\s+" + MOU_WORDS + r"\b"),
+    (
+        MOU,
+        True,
+        r"\b(?:signed|signing|sign|signs|inked|inking|ink|sealed|entered(?: into)?|"
+        r"concluded|exchanged|entering into)" + _W + r"\s+" + MOU_WORDS + r"\b",
+    ),
     (INVESTMENT_PLEDGE, True, r"\b(?:pledged|pledges to|pledge to|pledging)\b"),
     (INVESTMENT_PLEDGE, True, r"\bsubmitted" + _W + r"\s+declarations? of investment"),
     (INVESTMENT_PLEDGE, True, r"\bdeclared" + _W + r"\s+investments?\b"),
@@ -87,14 +91,22 @@ TRIGGERS = [
     (COMMITMENT, True, r"\b(?:committed|commit|commits)\s+to\b"),
     (COMMITMENT, True, r"\b(?:resolved?|resolves)\s+to\b"),
     (DECISION, True, r"\b(?:decided|decide|decides)\s+(?:to|on|that)\b"),
-    (DECISION, True, r"\b(?:directed|instructed|tasked)\s+(?:their\s+|the\s+)?"
-                     r"(?:staff|officials|teams?|working[- ]level officials)\s+to\b"),
+    (
+        DECISION,
+        True,
+        r"\b(?:directed|instructed|tasked)\s+(?:their\s+|the\s+)?"
+        r"(?:staff|officials|teams?|working[- ]level officials)\s+to\b",
+    ),
     (DECISION, True, r"\blaunched\b"),
     (COMMITMENT, False, r"\bwill\b"),
     (COMMITMENT, False, r"\b(?:plans|plan|planning|intends?|intend)\s+to\b"),
     (COMMITMENT, False, r"\b(?:aims?|seeks?|aim|seek)\s+to\b"),
-    (COMMITMENT, False, r"\bis\s+to\s+be\b|\bto be (?:set up|established|held|"
-                        r"launched|selected)\b"),
+    (
+        COMMITMENT,
+        False,
+        r"\bis\s+to\s+be\b|\bto be (?:set up|established|held|"
+        r"launched|selected)\b",
+    ),
     # Korean
     (MOU, True, r"(?:양해각서|업무협약|협약|MOU)[^.]{0,20}?(?:체결|서명)"),
     (INVESTMENT_PLEDGE, True, r"투자[^.]{0,12}?(?:약속|서약|신고|의향서)"),
@@ -165,6 +177,7 @@ def classify(text: str) -> Finding | None:
         return None
     described = [m.start() for m in DESCRIPTIVE.finditer(text) if not _inside(quoted, m.start())]
     best: Finding | None = None
+    best_strong = False
     for kind, strong, pattern in TRIGGER_RES:
         for match in pattern.finditer(text):
             if _inside(quoted, match.start()):
@@ -192,10 +205,7 @@ def classify(text: str) -> Finding | None:
 
 
 def _plans_noun(text: str, position: int) -> bool:
-    for match in PLANS_NOUN.finditer(text):
-        if match.start() <= position < match.end():
-            return True
-    return False
+    return any(m.start() <= position < m.end() for m in PLANS_NOUN.finditer(text))
 
 
 def title_for(text: str, finding: Finding, limit: int = 160) -> str:

@@ -362,8 +362,7 @@ def drafts_create_tasks(
         draft.pk: draft
         for draft in policy.for_user(actor, policy.VIEW, OutcomeDraft)
         .filter(pk__in=ids)
-        .select_related("outcome")
-        .prefetch_related("parties")
+        .select_related("outcome", "readout")
     }
     in_plan = set(
         PlanParticipant.objects.filter(plan=plan).values_list("organization_id", flat=True)
@@ -378,9 +377,14 @@ def drafts_create_tasks(
         if draft.status != OutcomeDraft.Status.CONFIRMED or draft.outcome is None:
             raise ValidationError({"drafts": message(DRAFT_NOT_CONFIRMED, id=pk)})
         chosen.append(draft)
+    # Parties in the order the text named them (the order they were stored in).
+    named: dict[int, list[Organization]] = {draft.pk: [] for draft in chosen}
+    through = OutcomeDraft.parties.through.objects.filter(outcomedraft_id__in=named)
+    for row in through.select_related("organization").order_by("pk"):
+        named[row.outcomedraft_id].append(row.organization)
     tasks = []
     for draft, ref in zip(chosen, _next_refs(plan, ref_prefix, len(chosen)), strict=True):
-        parties = [org for org in draft.parties.all() if org.pk in in_plan]
+        parties = [org for org in named[draft.pk] if org.pk in in_plan]
         lead = lead_organization or (parties[0] if parties else None)
         if lead is None:
             raise ValidationError({"lead_organization": message(NO_LEAD)})
@@ -423,4 +427,3 @@ def forum_for_intake(*, user: User, pk) -> Forum:
     except (Forum.DoesNotExist, ValueError, TypeError):
         raise policy.NotVisible() from None
     return forum
-

@@ -84,11 +84,14 @@ def test_paste_review_confirm_and_create_tasks(world):
     assert early_warning["sentence"].startswith("MOTIE and Commerce agreed")
     assert set(early_warning["parties"]) == {orgs["MOTIE"].pk, orgs["DOC"].pk}
     assert (early_warning["deadline"], early_warning["deadline_phrase"]) == (
-        "2025-09-30", "by the end of Q3"
+        "2025-09-30",
+        "by the end of Q3",
     )
     pledge = next(d for d in drafts if d["sentence"].startswith("Samsung pledged"))
     assert (pledge["kind"], Decimal(pledge["amount"]), pledge["currency"]) == (
-        "investment_pledge", Decimal("2500000000"), "USD"
+        "investment_pledge",
+        Decimal("2500000000"),
+        "USD",
     )
     assert READOUT_EN[early_warning["start"] : early_warning["end"]] == early_warning["sentence"]
 

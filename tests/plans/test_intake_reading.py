@@ -1,3 +1,4 @@
+# ruff: noqa: E501 (the readouts are paragraphs, one a line)
 """Readout intake's reading: commitments found (with parties, kind, amount and deadline),
 descriptions left out, every deadline phrase resolved against a publication date. Texts are
 written for these tests (no text copied from the records)."""

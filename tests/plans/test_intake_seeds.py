@@ -125,7 +125,9 @@ def test_figures_and_dates_in_record_001():
     assert (pledge.amount, pledge.currency) == (Decimal("600000000"), "USD")
     rnd = next(p for p in by_opening.values() if p.sentence.startswith("Beginning in"))
     assert (rnd.deadline, rnd.amount, rnd.currency) == (
-        dt.date(2024, 12, 31), Decimal("10000000000"), "KRW"
+        dt.date(2024, 12, 31),
+        Decimal("10000000000"),
+        "KRW",
     )
     centers = next(p for p in by_opening.values() if p.sentence.startswith("Six more"))
     assert (centers.deadline, centers.deadline_phrase) == (dt.date(2027, 12, 31), "by 2027")

@@ -19,4 +19,8 @@ def draft_money(draft) -> str:
     if draft.amount is None:
         return ""
     whole = draft.amount == draft.amount.to_integral_value()
-    return f"{draft.currency} {draft.amount:,.0f}" if whole else f"{draft.currency} {draft.amount:,.2f}"
+    return (
+        f"{draft.currency} {draft.amount:,.0f}"
+        if whole
+        else f"{draft.currency} {draft.amount:,.2f}"
+    )
