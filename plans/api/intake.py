@@ -24,6 +24,8 @@ from plans import permissions as policy
 from plans.intake import services as intake
 from plans.intake.models import OutcomeDraft, Readout
 from plans.models import Outcome, OutcomeKind, Plan, Task, Workstream
+from tracker.api.fields import IdRelatedField
+from tracker.filtersets import MAX_ID
 from tracker.models import Organization
 
 
@@ -63,9 +65,7 @@ class IntakeSerializer(serializers.Serializer):
 class DraftUpdateSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=OutcomeKind.choices, required=False)
     title = serializers.CharField(max_length=300, required=False)
-    parties = serializers.PrimaryKeyRelatedField(
-        many=True, queryset=Organization.objects.all(), required=False
-    )
+    parties = IdRelatedField(many=True, queryset=Organization.objects.all(), required=False)
     new_party_names = serializers.ListField(
         child=serializers.CharField(max_length=200), max_length=50, required=False
     )
@@ -84,18 +84,16 @@ class NewOrganizationSerializer(serializers.Serializer):
 
 
 class CreateTasksSerializer(serializers.Serializer):
-    plan = serializers.PrimaryKeyRelatedField(queryset=Plan.objects.all())
+    plan = IdRelatedField(queryset=Plan.objects.all())
     drafts = serializers.ListField(
-        child=serializers.IntegerField(min_value=1, max_value=2**62), min_length=1,
+        child=serializers.IntegerField(min_value=1, max_value=MAX_ID), min_length=1,
         max_length=200,
     )  # fmt: skip
     ref_prefix = serializers.CharField(max_length=20, help_text="Refs become PREFIX-01, -02 …")
-    lead_organization = serializers.PrimaryKeyRelatedField(
+    lead_organization = IdRelatedField(
         queryset=Organization.objects.all(), required=False, allow_null=True
     )
-    workstream = serializers.PrimaryKeyRelatedField(
-        queryset=Workstream.objects.all(), required=False, allow_null=True
-    )
+    workstream = IdRelatedField(queryset=Workstream.objects.all(), required=False, allow_null=True)
 
 
 class CreatedTaskSerializer(serializers.ModelSerializer):

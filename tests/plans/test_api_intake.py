@@ -311,3 +311,21 @@ def test_done_when_the_sccd_readout_and_the_5th_conference(world):
     ).json()["drafts"]
     assert "Joint Plan 2.0" in plan["title"]
     assert (plan["deadline"], plan["deadline_phrase"]) == ("2025-12-31", "within the year")
+
+
+def test_aliases_in_the_admin_and_their_rules(client, world):
+    from django.core.exceptions import ValidationError
+
+    doc = world.orgs["DOC"]
+    client.force_login(UserFactory(is_superuser=True, is_staff=True))
+    page = client.get(f"/admin/tracker/organization/{doc.pk}/change/").content.decode()
+    assert 'name="aliases"' in page and "Department of Commerce" in page
+    for bad in ("Commerce", ["ok", "two\\nlines"], [""], [3]):
+        doc.aliases = (
+            bad
+            if not isinstance(bad, list)
+            else [b.replace("\\n", "\n") if isinstance(b, str) else b for b in bad]
+        )
+        with pytest.raises(ValidationError) as caught:
+            doc.full_clean()
+        assert "aliases" in caught.value.message_dict
