@@ -411,6 +411,10 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {
         "TaskStatusEnum": "plans.models.TaskStatus",
+        # Three choice sets share the field name "kind" (readout intake shows all three).
+        "OutcomeKindEnum": "plans.models.OutcomeKind",
+        "ForumKindEnum": "plans.models.ForumKind",
+        "OrganizationKindEnum": "tracker.models.Organization.Kind",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
