@@ -17,7 +17,7 @@ PUBLISHED = dt.date(2025, 3, 14)
 
 READOUT_EN = """Joint Readout: Third Korea-US Industrial Policy Dialogue
 SEOUL, March 14, 2025 - Today, the Ministry of Trade, Industry and Energy (MOTIE) and the U.S. Department of Commerce held the third Industrial Policy Dialogue in Seoul. The two sides reviewed the implementation of the joint plan adopted the year before.
-They noted the opening of two cooperation centers at U.S. universities. The ministers welcomed the growing number of joint research projects. They discussed recent developments in battery supply chains.
+They noted the opening of two cooperation centers at U.S. universities. The ministers welcomed the growing number of joint research projects. They discussed recent developments in battery supply chains. The ministers welcomed the news that a third center will open in Atlanta. They noted that Korean firms plan to expand their U.S. plants.
 MOTIE and Commerce agreed to launch a joint early warning system for battery supply chains by the end of Q3. Both sides committed to publishing a joint report on critical minerals within the year. KEIT will open a call for joint R&D projects in the second half of 2025. Commerce plans to host the next dialogue in Washington next year.
 The Korea Semiconductor Industry Association and the Semiconductor Industry Association signed an MOU on workforce training. Samsung pledged USD 2.5 billion for an advanced packaging plant in Texas (2025-2027). Three U.S. companies submitted declarations of investment in Korea totaling KRW 850 billion. Hanmi Battery Corporation pledged $7 billion for a cathode plant in Georgia by 2028.
 The ministers decided to set up a standards working group this May. They directed staff to prepare a work plan for the critical minerals sub-working group by 2027. KOTRA launched an investment desk for U.S. firms in Seoul.
@@ -54,6 +54,8 @@ DESCRIPTIVE_EN = [
     "noted the opening",
     "welcomed the growing number",
     "discussed recent developments",
+    "a third center will open",
+    "Korean firms plan to expand",
     "had signed a memorandum on hydrogen",
     "We will keep building",
 ]
