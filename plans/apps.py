@@ -8,6 +8,9 @@ class PlansConfig(AppConfig):
     verbose_name = _("Plans")
 
     def ready(self):
+        from .intake.policy import register as register_intake
         from .role_groups import ensure_role_groups
+
+        register_intake()
 
         post_migrate.connect(ensure_role_groups, sender=self, dispatch_uid="plans.role_groups")

@@ -708,3 +708,7 @@ class StatusUpdate(models.Model):
 
 
 APPEND_ONLY = gettext_noop("Status updates are append-only: they cannot be changed or deleted.")
+
+
+# Readout intake's drafts live beside the domain they feed (plans/intake/models.py).
+from .intake.models import OutcomeDraft, Readout  # noqa: E402, F401

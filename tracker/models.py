@@ -2,15 +2,18 @@
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q, Value
 from django.db.models.functions import Upper
 from django.db.models.lookups import Exact
 from django.utils.crypto import salted_hmac
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext_noop
 from simple_history.models import HistoricalRecords
 
 from .content_language import TranslatedContent
+from .i18n import message
 from .validators import validate_single_line, validate_time_zone, validate_web_url
 
 
@@ -95,6 +98,20 @@ class User(AbstractUser):
             yield self._with_epoch(base, secret)
 
 
+ALIASES_NOT_A_LIST = gettext_noop('Aliases are a list of names, e.g. ["Commerce", "DOC"].')
+ALIAS_INVALID = gettext_noop("Each alias is a name on one line, up to 200 characters.")
+
+
+def validate_aliases(value) -> None:
+    """A list of short one-line names."""
+    if not isinstance(value, list):
+        raise ValidationError(message(ALIASES_NOT_A_LIST), code="aliases_not_a_list")
+    for alias in value:
+        if not isinstance(alias, str) or not alias.strip() or len(alias) > 200:
+            raise ValidationError(message(ALIAS_INVALID), code="alias_invalid")
+        validate_single_line(alias)
+
+
 class Organization(TranslatedContent):
     class Kind(models.TextChoices):
         MINISTRY = "ministry", _("Ministry")
@@ -130,6 +147,16 @@ class Organization(TranslatedContent):
         help_text=_("e.g. KATS under MOTIE, Absolics under SKC."),
     )
     website = models.URLField(_("website"), blank=True, validators=[validate_web_url])
+    aliases = models.JSONField(
+        _("aliases"),
+        default=list,
+        blank=True,
+        validators=[validate_aliases],
+        help_text=_(
+            'Other names texts use for it, in any language, e.g. ["Commerce", "the Department '
+            'of Commerce", "상무부"]. Readout intake finds the organization by them.'
+        ),
+    )
 
     history = HistoricalRecords()
 

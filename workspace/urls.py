@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from . import views, views_forums, views_inbox, views_plans, views_tasks
+from . import views, views_forums, views_inbox, views_intake, views_plans, views_tasks
 
 app_name = "workspace"
 
@@ -26,6 +26,11 @@ urlpatterns = [
     path("forums/", views_forums.forum_list, name="forums"),
     path("forums/<int:pk>/", views_forums.forum_detail, name="forum"),
     path("outcomes/<int:pk>/", views_forums.outcome_detail, name="outcome"),
+    path("forums/<int:pk>/intake/", views_intake.forum_intake, name="forum-intake"),
+    path("forums/<int:pk>/intake/tasks/", views_intake.intake_tasks, name="intake-tasks"),
+    path("intake/drafts/<int:pk>/", views_intake.draft_edit, name="draft-edit"),
+    path("intake/drafts/<int:pk>/confirm/", views_intake.draft_confirm, name="draft-confirm"),
+    path("intake/drafts/<int:pk>/drop/", views_intake.draft_drop, name="draft-drop"),
     path("inbox/", views_inbox.inbox, name="inbox"),
     path("inbox/<int:pk>/read/", views_inbox.notification_read, name="inbox-read"),
     path("inbox/read-all/", views_inbox.notifications_read_all, name="inbox-read-all"),

@@ -1,6 +1,7 @@
+from django.urls import re_path
 from rest_framework.routers import SimpleRouter
 
-from . import views
+from . import intake, views
 
 router = SimpleRouter()
 router.register("plans", views.PlanWriteViewSet, basename="plan")
@@ -11,4 +12,9 @@ router.register("plan-participants", views.PlanParticipantViewSet, basename="pla
 router.register("tasks", views.TaskViewSet, basename="task")
 router.register("status-updates", views.StatusUpdateViewSet, basename="statusupdate")
 
-urlpatterns = router.urls
+router.register("outcome-drafts", intake.OutcomeDraftViewSet, basename="outcomedraft")
+
+urlpatterns = router.urls + [
+    re_path(r"^forums/(?P<pk>[0-9]{1,18})/intake/$", intake.ForumIntakeView.as_view()),
+    re_path(r"^forums/(?P<pk>[0-9]{1,18})/intake/tasks/$", intake.ForumIntakeTasksView.as_view()),
+]
