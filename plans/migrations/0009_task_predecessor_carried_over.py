@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('plans', '0007_labels'),
+        ('plans', '0008_task_priority_rank_and_search_indexes'),
     ]
 
     operations = [

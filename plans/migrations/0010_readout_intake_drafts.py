@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('plans', '0007_labels'),
+        ('plans', '0009_task_predecessor_carried_over'),
         ('tracker', '0008_organization_aliases'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
