@@ -863,3 +863,29 @@ def membership_delete(*, actor: User, membership: Membership) -> None:
     membership._history_user = actor
     membership.delete()
     membership_sync_access(user=user)
+
+
+# --- Outcome changes (issue 12, spreadsheet import; the write API may share it) -----------
+
+
+@transaction.atomic
+def outcome_update(
+    *,
+    actor: User,
+    outcome: Outcome,
+    parties: Iterable[Organization] | None = None,
+    **fields,
+) -> Outcome:
+    """Change an outcome's fields (`title` is the active language's; or `title_en` /
+    `title_ko`) and, when given, its parties."""
+    policy.ensure(actor, policy.CHANGE, outcome)
+    outcome = Outcome.objects.select_for_update().get(pk=outcome.pk)
+    for name, value in fields.items():
+        setattr(outcome, name, value)
+    with content_language.errors_named_as_given({"title", "text"} & set(fields)):
+        outcome.full_clean()
+    outcome._history_user = actor
+    outcome.save(update_fields=list(fields) or None)
+    if parties is not None:
+        outcome.parties.set(parties)
+    return outcome
