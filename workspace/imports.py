@@ -729,11 +729,12 @@ def _task_row(row: _Row, *, actor, plans, workstreams, organizations, people, ou
             and _needs_change(result.changes)
         ):
             row.error("ref", TASK_NOT_CHANGEABLE)
-    if task is None and not row.failed:
+    if task is None and plan and ref and may_add.get(plan.pk):
+        # A new task: report every missing cell (a bad one is reported already).
         for key in ("due_date", "lead_organization"):
-            if wanted.get(key) is None:
+            if not row.given(key):
                 row.error(key, REQUIRED)
-        if not (wanted.get("title") or wanted.get("title_en") or wanted.get("title_ko")):
+        if not any(row.given(key) for key in ("title", "title_en", "title_ko")):
             row.error("title", REQUIRED)
     if row.failed:
         return result
