@@ -722,13 +722,9 @@ def _task_row(row: _Row, *, actor, plans, workstreams, organizations, people, ou
     if plan and ref and task is None and not may_add.get(plan.pk):
         row.error("ref", TASK_NOT_FOUND % {"ref": ref, "plan": plan.code})
     if task is not None and not row.failed:
+        # Who may change what is the services' call (policy.ensure): a firm may move its
+        # task or report progress by import, but not rename it.
         result.changes = _task_changes(task, wanted, row.table)
-        if (
-            result.changes
-            and not policy.can(actor, policy.CHANGE, task)
-            and _needs_change(result.changes)
-        ):
-            row.error("ref", TASK_NOT_CHANGEABLE)
     if task is None and plan and ref and may_add.get(plan.pk):
         # A new task: report every missing cell (a bad one is reported already).
         for key in ("due_date", "lead_organization"):
@@ -756,11 +752,6 @@ def _task_row(row: _Row, *, actor, plans, workstreams, organizations, people, ou
     if done is not None:
         result.action = CHANGE
     return result
-
-
-def _needs_change(changes) -> bool:
-    """Changes other than a status or progress move (those have their own rights)."""
-    return any(change["column"] not in ("status", "progress") for change in changes)
 
 
 DESCRIPTIVE = ("title", "title_en", "title_ko", "description", "workstream",
