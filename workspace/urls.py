@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from . import views, views_forums, views_inbox, views_intake, views_plans, views_tasks
+from . import views, views_forums, views_imports, views_inbox, views_intake, views_plans, views_tasks
 
 app_name = "workspace"
 
@@ -17,6 +17,7 @@ urlpatterns = [
     path("signout/", auth_views.LogoutView.as_view(), name="logout"),
     path("language/", views.set_language, name="language"),
     path("tasks/", views_tasks.task_list, name="tasks"),
+    path("tasks/import/", views_imports.import_page, {"kind": "tasks"}, name="tasks-import"),
     path("tasks/export/<str:fmt>/", views_tasks.task_export, name="tasks-export"),
     path("tasks/<int:pk>/", views.task_detail, name="task"),
     path("tasks/<int:pk>/move/", views.task_move, name="task-move"),
@@ -25,6 +26,9 @@ urlpatterns = [
     path("tasks/<int:pk>/deadline/", views.task_deadline, name="task-deadline"),
     path("forums/", views_forums.forum_list, name="forums"),
     path("forums/<int:pk>/", views_forums.forum_detail, name="forum"),
+    path(
+        "outcomes/import/", views_imports.import_page, {"kind": "outcomes"}, name="outcomes-import"
+    ),
     path("outcomes/<int:pk>/", views_forums.outcome_detail, name="outcome"),
     path("forums/<int:pk>/intake/", views_intake.forum_intake, name="forum-intake"),
     path("forums/<int:pk>/intake/tasks/", views_intake.intake_tasks, name="intake-tasks"),

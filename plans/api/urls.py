@@ -1,7 +1,7 @@
-from django.urls import re_path
+from django.urls import path, re_path
 from rest_framework.routers import SimpleRouter
 
-from . import intake, views
+from . import imports, intake, views
 
 router = SimpleRouter()
 router.register("plans", views.PlanWriteViewSet, basename="plan")
@@ -14,7 +14,11 @@ router.register("status-updates", views.StatusUpdateViewSet, basename="statusupd
 
 router.register("outcome-drafts", intake.OutcomeDraftViewSet, basename="outcomedraft")
 
-urlpatterns = router.urls + [
+urlpatterns = [
+    # Before the router: "import" would otherwise be read as a task's id.
+    path("tasks/import/", imports.TaskImportView.as_view(), name="task-import"),
+    path("outcomes/import/", imports.OutcomeImportView.as_view(), name="outcome-import"),
+    *router.urls,
     re_path(r"^forums/(?P<pk>[0-9]{1,18})/intake/$", intake.ForumIntakeView.as_view()),
     re_path(r"^forums/(?P<pk>[0-9]{1,18})/intake/tasks/$", intake.ForumIntakeTasksView.as_view()),
 ]
