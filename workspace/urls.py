@@ -1,7 +1,15 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from . import views, views_forums, views_imports, views_inbox, views_intake, views_plans, views_tasks
+from . import (
+    views,
+    views_forums,
+    views_imports,
+    views_inbox,
+    views_intake,
+    views_plans,
+    views_tasks,
+)
 
 app_name = "workspace"
 

@@ -2,9 +2,8 @@
 
 import datetime as dt
 
-from django.utils.translation import get_language
+from django.utils.translation import get_language, gettext_noop
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import gettext_noop
 from drf_spectacular.utils import OpenApiExample, extend_schema_serializer
 from modeltranslation.fields import NONE
 from modeltranslation.utils import build_localized_fieldname, resolution_order
