@@ -42,7 +42,7 @@ from plans.models import StatusUpdate, Task
 from tracker import services as tracker_services
 from tracker.models import Organization, User
 
-from . import encryption, signing, webhook_http
+from . import encryption, outbox, signing, webhook_http
 from .exceptions import OrganizationNotManaged, WebhookDisabled
 from .models import (
     PING_EVENT,
@@ -69,7 +69,7 @@ RETRY_MAX_SECONDS = 30 * 60
 CLAIM_LEASE = dt.timedelta(minutes=5)
 REQUEUE_BATCH = 500
 # Tolerated clock difference between the scheduling and the executing machine.
-CLOCK_SLACK = dt.timedelta(seconds=5)
+CLOCK_SLACK = outbox.CLOCK_SLACK
 # After a rotation, the previous secret still signs (a second signature) this long.
 ROTATION_GRACE = dt.timedelta(hours=24)
 USER_AGENT = "JointPlanTracker-Webhooks/1.0"
@@ -1296,20 +1296,15 @@ def reminders_sweep(
 def _requeue_lost(unsent, now: dt.datetime) -> list[int]:
     """Rows of `unsent` (reminders or digests not yet emailed) due for longer than
     DELIVERY_REQUEUE_AFTER_SECONDS: the broker was down at commit, a message was dropped, or a
-    worker died and its lease ran out that long ago. They are made due now, to be enqueued."""
-
-    with transaction.atomic():
-        # Skip locked: a row being claimed right now keeps its fresh lease (resetting it to
-        # `now` would let a second worker send it while the first still is).
-        ids = list(
-            unsent.select_for_update(skip_locked=True)
-            .filter(next_attempt_at__lte=now - requeue_after())
-            .order_by("next_attempt_at")
-            .values_list("pk", flat=True)[:REMINDER_REQUEUE_BATCH]
-        )
-        if ids:
-            unsent.model.objects.filter(pk__in=ids).update(next_attempt_at=now)
-    return ids
+    worker died and its lease ran out that long ago. They are made due now, to be enqueued
+    (not while NOTIFICATION_QUEUE still holds messages: see outbox.requeue_lost)."""
+    return outbox.requeue_lost(
+        unsent,
+        now=now,
+        after=requeue_after(),
+        limit=REMINDER_REQUEUE_BATCH,
+        queue=settings.NOTIFICATION_QUEUE,
+    )
 
 
 def _notifications_lost(now: dt.datetime) -> list[int]:
@@ -1342,25 +1337,20 @@ def deliveries_requeue(*, now: dt.datetime | None = None) -> RequeueResult:
     return RequeueResult(len(notification_ids), len(digest_ids), webhooks)
 
 
-def _enqueue_each_on_commit(task, ids: list[int], countdown: int | None = None) -> None:
-    """After commit, one message per id to `task` on NOTIFICATION_QUEUE. Robust: a broker
-    outage is caught up by the next sweep (the rows stay due)."""
-
-    def enqueue():
-        for pk in ids:
-            task.apply_async(args=[pk], countdown=countdown, queue=settings.NOTIFICATION_QUEUE)
-
-    transaction.on_commit(enqueue, robust=True)
-
-
 def _enqueue_notifications_on_commit(ids: list[int], countdown: int | None = None) -> None:
-    from .tasks import deliver_notification_task
+    """After commit, one message per batch of DELIVERY_BATCH_SIZE ids on NOTIFICATION_QUEUE.
+    Robust: a broker outage is caught up by the requeue (the rows stay due)."""
+    from .tasks import deliver_notifications_task
 
-    _enqueue_each_on_commit(deliver_notification_task, ids, countdown)
+    outbox.enqueue_batches_on_commit(
+        deliver_notifications_task, ids, queue=settings.NOTIFICATION_QUEUE, countdown=countdown
+    )
 
 
 def reminder_retry_delay(attempts: int) -> int:
-    return min(REMINDER_RETRY_BASE_SECONDS * 2 ** max(attempts - 1, 0), REMINDER_RETRY_MAX_SECONDS)
+    return outbox.retry_delay(
+        attempts, base=REMINDER_RETRY_BASE_SECONDS, cap=REMINDER_RETRY_MAX_SECONDS
+    )
 
 
 def _permanent(exc: Exception) -> bool:
@@ -1437,44 +1427,118 @@ class _Lease:
 def notification_deliver(
     *, notification_id: int, connection=None, schedule_retry: bool = True
 ) -> DeliveryResult | None:
-    """Email one notification if it is still unsent, due and nobody else holds it.
+    """Email one notification if it is still unsent, due and nobody else holds it (a batch
+    of one: see `notifications_deliver_batch`). None when there is nothing to do (gone,
+    already sent or failed, not yet due, or leased to another attempt)."""
+    results = notifications_deliver_batch(
+        notification_ids=[notification_id], connection=connection, schedule_retry=schedule_retry
+    )
+    return results[0] if results else None
 
-    Returns None when there is nothing to do (gone, already sent or failed, not yet due, or
-    leased to another attempt). The row is claimed and leased in a short transaction, the
-    email is sent with no lock held, and the outcome is stamped only if no newer claim took
-    the row over meanwhile. A transient failure (SMTP error, connection) schedules the next
-    attempt with backoff (`schedule_retry=False`: the next sweep re-enqueues it); after
+
+def notifications_deliver_batch(
+    *, notification_ids: list[int], connection=None, schedule_retry: bool = True
+) -> list[DeliveryResult]:
+    """Email a batch of notifications over one SMTP connection; the results of the rows this
+    call claimed (in id order).
+
+    The rows still unsent, due and held by nobody are claimed and leased in one statement
+    (outbox.claim), each email is sent with no lock or transaction held, and each outcome is
+    stamped right after its send, only if no newer claim took the row over meanwhile (the
+    attempt number is the fence). A transient failure (SMTP error, connection) schedules the
+    next attempt with backoff (`schedule_retry=False`: the next sweep re-enqueues it); after
     REMINDER_MAX_ATTEMPTS, or on a permanent refusal, the failure is recorded. Users without
     an email address, inactive ones and those who turned email off for the notification's
-    kind keep the in-app notification.
+    kind keep the in-app notification. A batch starts no send once too little of its lease
+    is left: the rest is given back (due now) and enqueued again.
     """
-    claimed = _notification_claim(notification_id)
-    if not isinstance(claimed, _Lease):
-        return claimed
-    error = _notification_send(claimed, connection)
-    # The attempt happened: its outcome is recorded even through a short database outage
-    # (an email the server accepted is stamped sent, never sent again), while the lease holds.
-    return retry_db_write(
-        lambda: _notification_stamp(claimed, error, schedule_retry=schedule_retry),
-        until=_stamp_deadline(claimed.notification.next_attempt_at, claimed.claimed_at),
-        what=f"Stamping notification {notification_id}",
+    from django.core.mail import get_connection
+
+    claimed = _notifications_claim(notification_ids)
+    results = [claim for claim in claimed if isinstance(claim, DeliveryResult)]
+    leases = [claim for claim in claimed if isinstance(claim, _Lease)]
+    if not leases:
+        return results
+    lease = dt.timedelta(seconds=settings.REMINDER_LEASE_SECONDS)
+    deadline = outbox.send_deadline(leases[0].claimed_at, lease, settings.EMAIL_TIMEOUT)
+    own_connection = connection is None
+    if own_connection:
+        connection = get_connection()
+    try:
+        for index, claim in enumerate(leases):
+            if index and _now() >= deadline:
+                _notifications_give_back(leases[index:], schedule_retry)
+                break
+            error = _notification_send(claim, connection)
+            if error is not None and not isinstance(error, EmailNotBuilt):
+                with contextlib.suppress(Exception):
+                    connection.close()  # a broken connection: the next send opens a new one
+            # The attempt happened: its outcome is recorded even through a short database
+            # outage (an email the server accepted is stamped sent, never sent again), while
+            # the lease holds.
+            results.append(
+                retry_db_write(
+                    lambda claim=claim, error=error: _notification_stamp(
+                        claim, error, schedule_retry=schedule_retry
+                    ),
+                    until=_stamp_deadline(claim.notification.next_attempt_at, claim.claimed_at),
+                    what=f"Stamping notification {claim.notification.pk}",
+                )
+            )
+    finally:
+        if own_connection:
+            with contextlib.suppress(Exception):
+                connection.close()
+    return sorted(results, key=lambda result: result.notification_id)
+
+
+def _notifications_give_back(leases: list["_Lease"], schedule_retry: bool) -> None:
+    now = _now()
+    released = outbox.release(
+        Notification,
+        {claim.notification.pk: claim.attempts for claim in leases},
+        now=now,
+        email_sent_at__isnull=True,
+        email_failed_at__isnull=True,
     )
+    logger.info("Lease nearly over: %s notifications given back for another batch.", len(released))
+    if released and schedule_retry:
+        with transaction.atomic():
+            _enqueue_notifications_on_commit(released)
 
 
-def _notification_claim(notification_id: int) -> _Lease | DeliveryResult | None:
-    """Lease the notification for one attempt. A DeliveryResult when it is finished without
-    one (in-app only, or given up); None when there is nothing to do."""
-    with transaction.atomic():
-        now = _now()
-        notification = (
-            Notification.objects.select_for_update(skip_locked=True, of=("self",))
-            .select_related("recipient", "recipient__notification_preference", "task", "task__plan")
-            .filter(pk=notification_id, email_sent_at__isnull=True, email_failed_at__isnull=True)
-            .filter(Q_due(now))
-            .first()
+NOTIFICATION_OPEN_SQL = "email_sent_at IS NULL AND email_failed_at IS NULL"
+
+
+def _notifications_claim(notification_ids: list[int]) -> list["_Lease | DeliveryResult"]:
+    """Lease the claimable ones of `notification_ids` for one attempt each (one UPDATE ...
+    RETURNING), then load them with their recipient, preference, task and plan (one query).
+    A row finished without an attempt (in-app only, or given up) is a DeliveryResult, its
+    attempt number put back."""
+    now = _now()
+    lease = dt.timedelta(seconds=settings.REMINDER_LEASE_SECONDS)
+    claimed = outbox.claim(
+        Notification,
+        list(dict.fromkeys(notification_ids)),
+        open_sql=NOTIFICATION_OPEN_SQL,
+        now=now,
+        lease=lease,
+        limit=max(len(notification_ids), 1),
+    )
+    if not claimed:
+        return []
+    rows = (
+        Notification.objects.select_related(
+            "recipient", "recipient__notification_preference", "task", "task__plan"
         )
-        if notification is None:
-            return None
+        .filter(pk__in=claimed)
+        .order_by("pk")
+    )
+    out = []
+    for notification in rows:
+        attempts = claimed[notification.pk]
+        notification.attempts = attempts
+        notification.next_attempt_at = now + lease
         recipient = notification.recipient
         # Loaded by select_related (None when the user has no row: every email is on).
         preference = getattr(recipient, "notification_preference", None)
@@ -1485,22 +1549,30 @@ def _notification_claim(notification_id: int) -> _Lease | DeliveryResult | None:
             reason = NO_EMAIL_ADDRESS
         elif preference is not None and not preference.emails(notification.kind):
             reason = EMAIL_TURNED_OFF
-        elif notification.attempts >= settings.REMINDER_MAX_ATTEMPTS:
+        elif attempts - 1 >= settings.REMINDER_MAX_ATTEMPTS:
             # The last attempt never reported back (its worker died): stop here.
             reason = GAVE_UP.format(
-                attempts=notification.attempts,
+                attempts=attempts - 1,
                 error=notification.failure_reason or LEASE_EXPIRED,
             )
         if reason:
             _notification_finish(
-                notification.pk, attempts=notification.attempts, failed_at=now, reason=reason
+                notification.pk,
+                attempts=attempts,
+                failed_at=now,
+                reason=reason,
+                attempts_to=attempts - 1,  # no attempt was made
             )
-            return DeliveryResult(notification.pk, sent=False, reason=reason[:500])
-        notification.attempts += 1
-        lease = dt.timedelta(seconds=settings.REMINDER_LEASE_SECONDS)
-        notification.next_attempt_at = now + lease
-        notification.save(update_fields=["attempts", "next_attempt_at"])
-        return _Lease(notification, notification.attempts, now)
+            out.append(DeliveryResult(notification.pk, sent=False, reason=reason[:500]))
+        else:
+            out.append(_Lease(notification, attempts, now))
+    return out
+
+
+def _notification_claim(notification_id: int) -> "_Lease | DeliveryResult | None":
+    """Lease one notification for one attempt (a batch of one)."""
+    claimed = _notifications_claim([notification_id])
+    return claimed[0] if claimed else None
 
 
 def _notification_send(lease: _Lease, connection=None) -> Exception | None:
@@ -1571,12 +1643,20 @@ def Q_due(now: dt.datetime):  # noqa: N802 - reads as a Q object
 
 
 def _notification_finish(
-    notification_id: int, *, attempts: int, failed_at: dt.datetime, reason: str
+    notification_id: int,
+    *,
+    attempts: int,
+    failed_at: dt.datetime,
+    reason: str,
+    attempts_to: int | None = None,
 ) -> bool:
     """Record that the email will not be sent (in-app only, refused, given up), if the
-    attempt numbered `attempts` still holds the row."""
+    attempt numbered `attempts` still holds the row (`attempts_to`: the count to store)."""
     finished = _notification_held(notification_id, attempts).update(
-        email_failed_at=failed_at, failure_reason=reason[:500], next_attempt_at=None
+        email_failed_at=failed_at,
+        failure_reason=reason[:500],
+        next_attempt_at=None,
+        attempts=attempts if attempts_to is None else attempts_to,
     )
     if finished:
         logger.warning("Notification %s not emailed: %s", notification_id, reason)
@@ -1597,12 +1677,21 @@ def notifications_deliver_pending(*, now: dt.datetime | None = None) -> list[Del
         .order_by("pk")
         .values_list("pk", flat=True)
     )
-    return _deliver_over_one_connection(
-        ids,
-        lambda pk, connection: notification_deliver(
-            notification_id=pk, connection=connection, schedule_retry=False
-        ),
-    )
+    from django.core.mail import get_connection
+
+    results = []
+    if not ids:
+        return results
+    connection = get_connection()
+    try:
+        for batch in outbox.chunks(ids):
+            results += notifications_deliver_batch(
+                notification_ids=batch, connection=connection, schedule_retry=False
+            )
+    finally:
+        with contextlib.suppress(Exception):
+            connection.close()
+    return results
 
 
 def _deliver_over_one_connection(ids: list[int], deliver) -> list:
@@ -1627,7 +1716,9 @@ def _deliver_over_one_connection(ids: list[int], deliver) -> list:
             except Exception:  # noqa: BLE001 - one row never stops the batch
                 logger.exception("Delivery of %s failed; the batch goes on.", pk)
                 continue
-            if result is not None:
+            if isinstance(result, list):
+                results.extend(result)
+            elif result is not None:
                 results.append(result)
     finally:
         connection.close()
@@ -1843,9 +1934,12 @@ def _digests_lost(now: dt.datetime) -> list[int]:
 
 
 def _enqueue_digests_on_commit(ids: list[int], countdown: int | None = None) -> None:
-    from .tasks import deliver_digest_task
+    """After commit, one message per batch of DELIVERY_BATCH_SIZE ids on NOTIFICATION_QUEUE."""
+    from .tasks import deliver_digests_task
 
-    _enqueue_each_on_commit(deliver_digest_task, ids, countdown)
+    outbox.enqueue_batches_on_commit(
+        deliver_digests_task, ids, queue=settings.NOTIFICATION_QUEUE, countdown=countdown
+    )
 
 
 @dataclass(frozen=True)
@@ -1941,54 +2035,91 @@ class _DigestOutcome:
     permanent: bool = False
 
 
-def _digest_finish(digest: Digest, reason: str, now: dt.datetime) -> DigestResult:
+def _digest_finish(
+    digest: Digest, reason: str, now: dt.datetime, *, fence: int | None = None
+) -> DigestResult | None:
+    """Record the digest as not sent. `fence`: only while the attempt numbered so still
+    holds the row (a claim that made no attempt: `digest.attempts` is the count to store);
+    None when it no longer does."""
     digest.status = DigestStatus.NOT_SENT
     digest.email_failed_at = now
     digest.failure_reason = reason[:500]
     digest.next_attempt_at = None
-    digest.save(
-        update_fields=[
-            "status", "task_count", "email_failed_at", "failure_reason", "next_attempt_at",
-        ]
-    )  # fmt: skip
+    if fence is not None:
+        finished = outbox.held(Digest, digest.pk, fence, status=DigestStatus.PENDING).update(
+            status=digest.status,
+            email_failed_at=now,
+            failure_reason=digest.failure_reason,
+            next_attempt_at=None,
+            attempts=digest.attempts,
+        )
+        if not finished:
+            return None
+    else:
+        digest.save(
+            update_fields=[
+                "status", "task_count", "email_failed_at", "failure_reason", "next_attempt_at",
+            ]
+        )  # fmt: skip
     logger.warning("Digest %s not emailed: %s", digest.pk, reason)
     return DigestResult(digest.pk, digest.status, reason=digest.failure_reason)
 
 
-def _digest_claim(digest_id: int) -> _DigestClaim | DigestResult | None:
-    """Take the digest for one attempt if it is due and nobody holds it (a lease of
-    REMINDER_LEASE_SECONDS); a DigestResult when it is finished here without sending; None
-    when there is nothing to do."""
+DIGEST_OPEN_SQL = "status = %s"
 
-    with transaction.atomic():
-        now = _now()
-        digest = (
-            Digest.objects.select_for_update(skip_locked=True, of=("self",))
-            .select_related("user", "user__notification_preference")
-            .filter(
-                pk=digest_id,
-                status=DigestStatus.PENDING,
-                next_attempt_at__lte=now + CLOCK_SLACK,
-            )
-            .first()
-        )
-        if digest is None:
-            return None
+
+def _digests_claim(digest_ids: list[int]) -> list["_DigestClaim | DigestResult"]:
+    """Take the due digests of `digest_ids` that nobody holds for one attempt each (a lease
+    of REMINDER_LEASE_SECONDS, one UPDATE ... RETURNING), then load them with their users
+    (one query). A digest finished here without sending is a DigestResult."""
+    now = _now()
+    lease = dt.timedelta(seconds=settings.REMINDER_LEASE_SECONDS)
+    claimed = outbox.claim(
+        Digest,
+        list(dict.fromkeys(digest_ids)),
+        open_sql=DIGEST_OPEN_SQL,
+        open_params=(DigestStatus.PENDING,),
+        now=now,
+        lease=lease,
+    )
+    if not claimed:
+        return []
+    out = []
+    rows = (
+        Digest.objects.select_related("user", "user__notification_preference")
+        .filter(pk__in=claimed)
+        .order_by("pk")
+    )
+    for digest in rows:
+        attempts = claimed[digest.pk]
         user = digest.user
         preference = getattr(user, "notification_preference", None)
+        reason = ""
         if not user.is_active:
-            return _digest_finish(digest, DIGEST_USER_INACTIVE, now)
-        if not user.email:
-            return _digest_finish(digest, DIGEST_NO_EMAIL_ADDRESS, now)
-        if preference is None or not preference.digest:
-            return _digest_finish(digest, DIGEST_SWITCHED_OFF, now)
-        if digest.attempts >= settings.REMINDER_MAX_ATTEMPTS:
+            reason = DIGEST_USER_INACTIVE
+        elif not user.email:
+            reason = DIGEST_NO_EMAIL_ADDRESS
+        elif preference is None or not preference.digest:
+            reason = DIGEST_SWITCHED_OFF
+        elif attempts - 1 >= settings.REMINDER_MAX_ATTEMPTS:
             # Earlier attempts never reported back (their worker died): stop here.
-            return _digest_finish(digest, digest.failure_reason or LEASE_EXPIRED, now)
-        digest.attempts += 1
-        digest.next_attempt_at = now + dt.timedelta(seconds=settings.REMINDER_LEASE_SECONDS)
-        digest.save(update_fields=["attempts", "next_attempt_at"])
-        return _DigestClaim(digest=digest, attempts=digest.attempts, claimed_at=now)
+            reason = digest.failure_reason or LEASE_EXPIRED
+        if reason:
+            digest.attempts = attempts - 1  # no attempt was made
+            finished = _digest_finish(digest, reason, now, fence=attempts)
+            if finished is not None:
+                out.append(finished)
+            continue
+        digest.attempts = attempts
+        digest.next_attempt_at = now + lease
+        out.append(_DigestClaim(digest=digest, attempts=attempts, claimed_at=now))
+    return out
+
+
+def _digest_claim(digest_id: int) -> _DigestClaim | DigestResult | None:
+    """Take one digest for one attempt (a batch of one)."""
+    claimed = _digests_claim([digest_id])
+    return claimed[0] if claimed else None
 
 
 def _digest_send(claim: _DigestClaim, content: DigestContent, connection=None) -> _DigestOutcome:
@@ -2056,28 +2187,71 @@ def _digest_stamp(
 def digest_deliver(
     *, digest_id: int, connection=None, schedule_retry: bool = True
 ) -> DigestResult | None:
-    """Make one attempt at a due digest: its content computed now, emailed unless there is
-    nothing to report (then recorded as empty). Returns None when there is nothing to do
-    (gone, finished, not yet due, or held by another worker). A transient failure (SMTP,
-    connection) is retried with backoff (`schedule_retry=False`: the next run picks it up);
-    after REMINDER_MAX_ATTEMPTS, on a permanent refusal, or when the user opted out, has no
-    address or is inactive, it is recorded as not sent with the reason."""
-
-    claimed = _digest_claim(digest_id)
-    if not isinstance(claimed, _DigestClaim):
-        return claimed
-    digest = claimed.digest
-    content = digest_content(user=digest.user, day=digest.day, now=_now())
-    if content.is_empty:
-        outcome = _DigestOutcome(DigestStatus.EMPTY, 0)
-    else:
-        outcome = _digest_send(claimed, content, connection)
-    # As for reminders: a digest the server accepted is stamped, never sent again.
-    return retry_db_write(
-        lambda: _digest_stamp(claimed, outcome, schedule_retry),
-        until=_stamp_deadline(digest.next_attempt_at, claimed.claimed_at),
-        what=f"Stamping digest {digest_id}",
+    """Make one attempt at a due digest (a batch of one: see `digests_deliver_batch`).
+    Returns None when there is nothing to do (gone, finished, not yet due, or held by
+    another worker)."""
+    results = digests_deliver_batch(
+        digest_ids=[digest_id], connection=connection, schedule_retry=schedule_retry
     )
+    return results[0] if results else None
+
+
+def digests_deliver_batch(
+    *, digest_ids: list[int], connection=None, schedule_retry: bool = True
+) -> list[DigestResult]:
+    """One attempt at each due digest of the batch, over one SMTP connection: its content
+    computed now, emailed unless there is nothing to report (then recorded as empty). A
+    transient failure (SMTP, connection) is retried with backoff (`schedule_retry=False`:
+    the next run picks it up); after REMINDER_MAX_ATTEMPTS, on a permanent refusal, or when
+    the user opted out, has no address or is inactive, it is recorded as not sent with the
+    reason. Claim, lease end and give-back as for reminders (outbox)."""
+    from django.core.mail import get_connection
+
+    claimed = _digests_claim(digest_ids)
+    results = [claim for claim in claimed if isinstance(claim, DigestResult)]
+    claims = [claim for claim in claimed if isinstance(claim, _DigestClaim)]
+    if not claims:
+        return results
+    lease = dt.timedelta(seconds=settings.REMINDER_LEASE_SECONDS)
+    deadline = outbox.send_deadline(claims[0].claimed_at, lease, settings.EMAIL_TIMEOUT)
+    own_connection = connection is None
+    if own_connection:
+        connection = get_connection()
+    try:
+        for index, claim in enumerate(claims):
+            if index and _now() >= deadline:
+                released = outbox.release(
+                    Digest,
+                    {c.digest.pk: c.attempts for c in claims[index:]},
+                    now=_now(),
+                    status=DigestStatus.PENDING,
+                )
+                if released and schedule_retry:
+                    with transaction.atomic():
+                        _enqueue_digests_on_commit(released)
+                break
+            digest = claim.digest
+            content = digest_content(user=digest.user, day=digest.day, now=_now())
+            if content.is_empty:
+                outcome = _DigestOutcome(DigestStatus.EMPTY, 0)
+            else:
+                outcome = _digest_send(claim, content, connection)
+                if outcome.status == DigestStatus.PENDING:
+                    with contextlib.suppress(Exception):
+                        connection.close()  # the next send opens a new one
+            # As for reminders: a digest the server accepted is stamped, never sent again.
+            result = retry_db_write(
+                lambda claim=claim, outcome=outcome: _digest_stamp(claim, outcome, schedule_retry),
+                until=_stamp_deadline(digest.next_attempt_at, claim.claimed_at),
+                what=f"Stamping digest {digest.pk}",
+            )
+            if result is not None:
+                results.append(result)
+    finally:
+        if own_connection:
+            with contextlib.suppress(Exception):
+                connection.close()
+    return sorted(results, key=lambda result: result.digest_id)
 
 
 def digests_deliver_pending(*, now: dt.datetime | None = None) -> list[DigestResult]:
@@ -2091,8 +2265,8 @@ def digests_deliver_pending(*, now: dt.datetime | None = None) -> list[DigestRes
         .values_list("pk", flat=True)
     )
     return _deliver_over_one_connection(
-        ids,
-        lambda pk, connection: digest_deliver(
-            digest_id=pk, connection=connection, schedule_retry=False
+        list(outbox.chunks(ids)),
+        lambda batch, connection: digests_deliver_batch(
+            digest_ids=batch, connection=connection, schedule_retry=False
         ),
     )
