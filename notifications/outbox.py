@@ -110,8 +110,8 @@ def retry_delay(attempts: int, *, base: int, cap: int) -> int:
 def send_deadline(claimed_at: dt.datetime, lease: dt.timedelta, send_timeout: float):
     """Until when a batch may start another send: a send (its timeout) plus its stamp must
     end inside the lease; at least half the lease is usable."""
-    reserve = min(dt.timedelta(seconds=send_timeout + 10), lease / 2)
-    return claimed_at + lease - CLOCK_SLACK - reserve
+    reserve = CLOCK_SLACK + dt.timedelta(seconds=send_timeout + 10)
+    return claimed_at + max(lease / 2, lease - reserve)
 
 
 def time_limits(lease_seconds: int) -> tuple[int, int]:

@@ -1469,6 +1469,7 @@ def notifications_deliver_batch(
             if index and _now() >= deadline:
                 _notifications_give_back(leases[index:], schedule_retry)
                 break
+            _mail_connection_open(connection)
             error = _notification_send(claim, connection)
             if error is not None and not isinstance(error, EmailNotBuilt):
                 with contextlib.suppress(Exception):
@@ -1490,6 +1491,15 @@ def notifications_deliver_batch(
             with contextlib.suppress(Exception):
                 connection.close()
     return sorted(results, key=lambda result: result.notification_id)
+
+
+def _mail_connection_open(connection) -> None:
+    """Open the batch's mail connection if it is not (first send, or closed after an error),
+    so that the sends share it (a backend's send_messages closes a connection it opened
+    itself). A failure to connect is left to the send, which reports it."""
+    if getattr(connection, "connection", True) is None:
+        with contextlib.suppress(Exception):
+            connection.open()
 
 
 def _notifications_give_back(leases: list["_Lease"], schedule_retry: bool) -> None:
@@ -2235,6 +2245,7 @@ def digests_deliver_batch(
             if content.is_empty:
                 outcome = _DigestOutcome(DigestStatus.EMPTY, 0)
             else:
+                _mail_connection_open(connection)
                 outcome = _digest_send(claim, content, connection)
                 if outcome.status == DigestStatus.PENDING:
                     with contextlib.suppress(Exception):

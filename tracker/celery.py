@@ -49,6 +49,8 @@ def _close_old_database_connections(sender=None, **_kwargs):
 
     if not getattr(getattr(sender, "request", None), "is_eager", False):
         close_old_connections()
+
+
 beat_init.connect(_ensure_broker_folders)
 
 
