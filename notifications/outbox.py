@@ -22,9 +22,11 @@ pending) is passed in as SQL.
 import contextlib
 import datetime as dt
 import logging
+import time
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
+from django.utils import timezone
 
 logger = logging.getLogger(__name__)
 
@@ -187,3 +189,59 @@ def requeue_lost(
         if ids:
             unsent.model.objects.filter(pk__in=ids).update(next_attempt_at=now)
     return ids
+
+
+LEASE_EXPIRED = "The attempt did not finish (worker stopped?)."
+
+
+# --- Outages: one helper for "retry this database write until a deadline" -------------------
+
+# Errors of a database that is down, restarting or unreachable (not of a bad query): a task
+# meeting one is retried later, and a stamp after a completed send is retried on the spot.
+DB_OUTAGE_ERRORS = (OperationalError, InterfaceError)
+
+# Pauses between tries of a write after a completed send: from the first, doubling, capped.
+WRITE_RETRY_FIRST_PAUSE = 0.25
+
+WRITE_RETRY_MAX_PAUSE = 2.0
+
+# The longest a stamp is retried (the lease may allow more): below the delivery tasks' soft
+# time limit, so the loop ends by itself and not by a killed task.
+STAMP_RETRY_FOR = dt.timedelta(seconds=150)
+
+
+def requeue_after() -> dt.timedelta:
+    """How long a row is due before the requeue enqueues it again (its message was lost)."""
+    return dt.timedelta(seconds=settings.DELIVERY_REQUEUE_AFTER_SECONDS)
+
+
+def retry_db_write(write, *, until: dt.datetime, what: str):
+    """`write()` (which opens its own transaction), tried again after a database outage error
+    until it succeeds or `until` passes (then the error is raised). Each new try runs on a
+    fresh connection. Used to record what already happened outside (an email the SMTP
+    server accepted, a webhook answered 2xx): recording it late beats doing it twice."""
+    from django.db import connection
+
+    pause = WRITE_RETRY_FIRST_PAUSE
+    while True:
+        try:
+            return write()
+        except DB_OUTAGE_ERRORS as exc:
+            # Inside a caller's transaction a new connection cannot help: the caller decides.
+            if connection.in_atomic_block or _now() + dt.timedelta(seconds=pause) >= until:
+                raise
+            logger.warning("%s failed (%s); trying again in %.2f s.", what, exc, pause)
+        with contextlib.suppress(*DB_OUTAGE_ERRORS):
+            connection.close()  # the next try connects afresh
+        time.sleep(pause)
+        pause = min(pause * 2, WRITE_RETRY_MAX_PAUSE)
+
+
+def _stamp_deadline(lease_end: dt.datetime, claimed_at: dt.datetime) -> dt.datetime:
+    """Until when an attempt may retry its stamp: while its lease holds the row (after that
+    another attempt may take it over), at most STAMP_RETRY_FOR after the claim."""
+    return min(lease_end - CLOCK_SLACK, claimed_at + STAMP_RETRY_FOR)
+
+
+def _now() -> dt.datetime:
+    return timezone.now()

@@ -469,7 +469,7 @@ REMINDER_MAX_ATTEMPTS = env.int("REMINDER_MAX_ATTEMPTS", default=5)
 # While a worker sends a batch of reminders (or digests) their rows are leased to it: no
 # other worker claims them until the lease runs out. The delivery tasks' time limits are
 # derived from it (soft 80 %, hard 90 % of the lease: notifications.outbox.time_limits) and
-# a batch starts no new send once less than EMAIL_TIMEOUT + 10 s of the lease is left (the
+# a batch starts no new send once less than EMAIL_TIMEOUT + 15 s of the lease is left (the
 # rest is given back and enqueued again), so a live attempt always ends inside its lease;
 # when a worker dies mid-send, its rows are due again at the lease's end.
 REMINDER_LEASE_SECONDS = env.int("REMINDER_LEASE_SECONDS", default=300)
