@@ -22,6 +22,7 @@ once (exit status 1 otherwise). It is a script, not a test.
 import argparse
 import contextlib
 import datetime as dt
+import logging
 import os
 import signal
 import smtplib
@@ -165,7 +166,9 @@ def smtplib_floor(ids: list[int], port: int) -> tuple[float, int]:
     rendered = []
     for notification in rows:
         message = emails.build(notification)
-        rendered.append((message.from_email, message.recipients(), message.message().as_bytes()))
+        # As Django's SMTP backend sends it.
+        data = message.message().as_bytes(linesep="\r\n")
+        rendered.append((message.from_email, message.recipients(), data))
     started = time.perf_counter()
     with smtplib.SMTP("127.0.0.1", port) as smtp:
         for sender, recipients, data in rendered:
@@ -187,6 +190,7 @@ def start_worker(queue: str, port: int, log: Path) -> subprocess.Popen:
         "NOTIFICATION_QUEUE": queue,
         "EMAIL_URL": f"smtp://127.0.0.1:{port}",
         "SITE_URL": os.environ.get("SITE_URL", "https://tracker.example.org"),
+        "DJANGO_DEBUG": "0",  # as in production (no query log)
     }
     return subprocess.Popen(
         [
@@ -262,6 +266,7 @@ def main(argv=None) -> int:
     from notifications import emails, services
     from notifications.models import Notification
 
+    logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd: every command
     call_command("migrate", verbosity=0)
     settings.SITE_URL = os.environ.get("SITE_URL", "https://tracker.example.org")
     sink = Sink()

@@ -536,7 +536,7 @@ steps AS (
 -- deadline; done tasks. The phase says which series a task is in.
 cand AS (
     SELECT t.id, t.plan_id, t.due_date, t.deadline_at, t.completed_at, t.assignee_id,
-           t.manager_id, t.lead_organization_id,
+           t.manager_id, t.lead_organization_id, t.visibility,
            CASE WHEN t.status = 'done' THEN 'done'
                 WHEN t.deadline_at <= %(now)s THEN 'overdue' ELSE 'before' END AS phase,
            CASE WHEN t.status <> 'done' AND t.deadline_at > %(now)s THEN GREATEST(
@@ -612,6 +612,20 @@ seen AS (
     JOIN cand c ON c.id = hd.task_id
     JOIN rules r ON r.plan_id = c.plan_id
     JOIN tracker_user u ON u.id = hd.user_id AND NOT u.is_system
+    -- Nobody is reminded of a task they may not see (decision 0010): a superuser, or a
+    -- member of its lead, a supporting or a coordinating organization, or of any participant
+    -- when the task is visible plan-wide.
+    AND (u.is_superuser OR EXISTS (
+        SELECT 1 FROM tracker_membership vm
+        WHERE vm.user_id = u.id AND (
+            vm.organization_id = c.lead_organization_id
+            OR vm.organization_id IN (SELECT so.organization_id
+                                      FROM plans_task_supporting_organizations so
+                                      WHERE so.task_id = c.id)
+            OR vm.organization_id IN (SELECT pp.organization_id FROM plans_planparticipant pp
+                                      WHERE pp.plan_id = c.plan_id
+                                        AND (pp.role = 'coordinating'
+                                             OR c.visibility = 'plan')))))
     CROSS JOIN LATERAL (
         SELECT (%(now)s AT TIME ZONE u.time_zone)::date AS today,
                (c.deadline_at AT TIME ZONE u.time_zone)::date AS deadline_day,

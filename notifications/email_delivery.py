@@ -220,27 +220,28 @@ def notifications_deliver_batch(
     if own_connection:
         connection = get_connection()
     try:
-        for index, claim in enumerate(leases):
-            if index and _now() >= deadline:
-                _notifications_give_back(leases[index:], schedule_retry)
-                break
-            _mail_connection_open(connection)
-            error = _notification_send(claim, connection)
-            if error is not None and not isinstance(error, EmailNotBuilt):
-                with contextlib.suppress(Exception):
-                    connection.close()  # a broken connection: the next send opens a new one
-            # The attempt happened: its outcome is recorded even through a short database
-            # outage (an email the server accepted is stamped sent, never sent again), while
-            # the lease holds.
-            results.append(
-                retry_db_write(
-                    lambda claim=claim, error=error: _notification_stamp(
-                        claim, error, schedule_retry=schedule_retry
-                    ),
-                    until=_stamp_deadline(claim.notification.next_attempt_at, claim.claimed_at),
-                    what=f"Stamping notification {claim.notification.pk}",
+        with outbox.relaxed_commits():
+            for index, claim in enumerate(leases):
+                if index and _now() >= deadline:
+                    _notifications_give_back(leases[index:], schedule_retry)
+                    break
+                _mail_connection_open(connection)
+                error = _notification_send(claim, connection)
+                if error is not None and not isinstance(error, EmailNotBuilt):
+                    with contextlib.suppress(Exception):
+                        connection.close()  # a broken connection: the next send opens a new one
+                # The attempt happened: its outcome is recorded even through a short database
+                # outage (an email the server accepted is stamped sent, never sent again), while
+                # the lease holds.
+                results.append(
+                    retry_db_write(
+                        lambda claim=claim, error=error: _notification_stamp(
+                            claim, error, schedule_retry=schedule_retry
+                        ),
+                        until=_stamp_deadline(claim.notification.next_attempt_at, claim.claimed_at),
+                        what=f"Stamping notification {claim.notification.pk}",
+                    )
                 )
-            )
     finally:
         if own_connection:
             with contextlib.suppress(Exception):
