@@ -39,6 +39,19 @@ def admin_url(name: str, pk: int) -> str:
     return settings.SITE_URL + reverse(f"admin:{name}_change", args=[pk])
 
 
+class RenderedOnceEmail(EmailMultiAlternatives):
+    """An email whose MIME message is built once: delivery builds it to check every header
+    before sending (services: a newline in a header fails there, for good), and the backend
+    builds it again to send it. Nothing changes the email in between."""
+
+    _rendered = None
+
+    def message(self, *args, **kwargs):
+        if self._rendered is None:
+            self._rendered = super().message(*args, **kwargs)
+        return self._rendered
+
+
 def _email(
     template: str, context: dict, subject: tuple, to: str, key: str, language: str, connection
 ) -> EmailMultiAlternatives:
@@ -49,7 +62,7 @@ def _email(
         subject = gettext(subject[0]).format(**subject[1])
         body = render_to_string(f"{template}.txt", context)
         html = render_to_string(f"{template}.html", context)
-    email = EmailMultiAlternatives(
+    email = RenderedOnceEmail(
         subject=subject,
         body=body,
         from_email=settings.DEFAULT_FROM_EMAIL,

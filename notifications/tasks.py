@@ -9,10 +9,14 @@ given back to the broker. Whatever is lost on the way, the rows stay due in the 
 
 from celery import Task, shared_task
 from celery.exceptions import Reject
+from django.conf import settings
 from django.db import InterfaceError, OperationalError
 from kombu.exceptions import OperationalError as BrokerError
 
-from . import services
+from . import outbox, services
+
+# Email deliveries end inside their rows' lease (REMINDER_LEASE_SECONDS).
+EMAIL_SOFT_LIMIT, EMAIL_HARD_LIMIT = outbox.time_limits(settings.REMINDER_LEASE_SECONDS)
 
 # A database or broker that is down, restarting or unreachable.
 OUTAGE_ERRORS = (OperationalError, InterfaceError, BrokerError)
@@ -87,19 +91,34 @@ def sweep_reminders_task() -> int:
     return services.reminders_sweep().created
 
 
-# One SMTP exchange and its stamp; the limits only stop a task that hangs, inside the
-# default lease (REMINDER_LEASE_SECONDS, 300 s).
+# A batch of SMTP exchanges over one connection, each stamped after its send; the batch
+# stops starting sends before its lease ends and the limits (inside the lease) only stop a
+# task that hangs.
+@shared_task(
+    name="notifications.deliver_notifications",
+    base=OutageRetryingTask,
+    soft_time_limit=EMAIL_SOFT_LIMIT,
+    time_limit=EMAIL_HARD_LIMIT,
+    **OUTAGE_RETRY,
+)
+def deliver_notifications_task(notification_ids: list[int]) -> int:
+    """Email a batch of notifications (sweeps send one message per DELIVERY_BATCH_SIZE ids).
+    Skips those gone, sent, failed or held by another worker; transient failures are
+    rescheduled by the service, so nothing here raises for them. An outage is retried
+    (OUTAGE_RETRY). Returns how many rows this batch claimed."""
+    return len(services.notifications_deliver_batch(notification_ids=list(notification_ids)))
+
+
+# Kept for messages queued before batches (one id per message).
 @shared_task(
     name="notifications.deliver_notification",
     base=OutageRetryingTask,
-    soft_time_limit=240,
-    time_limit=270,
+    soft_time_limit=EMAIL_SOFT_LIMIT,
+    time_limit=EMAIL_HARD_LIMIT,
     **OUTAGE_RETRY,
 )
 def deliver_notification_task(notification_id: int) -> None:
-    """Email one notification. Returns quietly when it is gone, sent, failed or held by
-    another worker; transient failures are rescheduled by the service (new message with a
-    countdown), so nothing here raises for them. An outage is retried (OUTAGE_RETRY)."""
+    """Email one notification (a batch of one)."""
     services.notification_deliver(notification_id=notification_id)
 
 
@@ -111,12 +130,25 @@ def sweep_digests_task() -> int:
     return services.digests_sweep().created
 
 
-# One SMTP exchange and its stamp; the limits only stop a task that hangs (inside the lease).
+@shared_task(
+    name="notifications.deliver_digests",
+    base=OutageRetryingTask,
+    soft_time_limit=EMAIL_SOFT_LIMIT,
+    time_limit=EMAIL_HARD_LIMIT,
+    **OUTAGE_RETRY,
+)
+def deliver_digests_task(digest_ids: list[int]) -> int:
+    """Email a batch of digests over one SMTP connection (as deliver_notifications_task).
+    Returns how many this batch claimed."""
+    return len(services.digests_deliver_batch(digest_ids=list(digest_ids)))
+
+
+# Kept for messages queued before batches (one id per message).
 @shared_task(
     name="notifications.deliver_digest",
     base=OutageRetryingTask,
-    soft_time_limit=240,
-    time_limit=270,
+    soft_time_limit=EMAIL_SOFT_LIMIT,
+    time_limit=EMAIL_HARD_LIMIT,
     **OUTAGE_RETRY,
 )
 def deliver_digest_task(digest_id: int) -> None:

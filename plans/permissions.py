@@ -651,6 +651,89 @@ def register(model: type[models.Model], scope, may_create, nobody=(), listed=Non
         LISTED[model] = listed
 
 
+# --- Notifications' rules (registered by notifications.apps at start-up) --------------------
+
+
+def register_notifications() -> None:
+    """The rules of the notifications app's models, kept here with every other rule; the
+    app calls this once from its AppConfig.ready (its models cannot be imported before)."""
+    from notifications.models import (
+        CalendarFeed,
+        Digest,
+        MyNotificationPreference,
+        Notification,
+        NotificationPreference,
+        ReminderPolicy,
+        WebhookDelivery,
+        WebhookSubscription,
+    )
+
+    # Subscriptions belong to an organization: its members see them, its coordinators and
+    # managers write them (organization_resource_q).
+    register(
+        WebhookSubscription,
+        lambda user, action: organization_resource_q(user, action),
+        may_manage_organization_resources,
+    )
+
+    # The delivery log: seen by the subscription's organization, written by nobody (the
+    # delivery services write it as the system).
+    def delivery_scope(user, action):
+        if action == VIEW:
+            return organization_resource_q(user, action, field="subscription__organization")
+        return Q(pk__in=[])
+
+    register(
+        WebhookDelivery, delivery_scope, lambda user: False,
+        nobody=(CHANGE, DELETE), listed=may_manage_organization_resources,
+    )  # fmt: skip
+
+    # A plan's reminder policy: seen with the plan, written by its coordinators.
+    def reminder_policy_scope(user, action):
+        plan_action = VIEW if action == VIEW else CHANGE
+        return Q(plan__in=for_user(user, plan_action, Plan))
+
+    register(
+        ReminderPolicy,
+        reminder_policy_scope,
+        lambda user: can(user, CHANGE, Plan),
+        nobody=(DELETE,),
+    )
+
+    def own(field: str, *actions):
+        """Rows belonging to the user through `field`, for `actions` only."""
+
+        def scope(user, action):
+            return Q(**{field: user}) if action in actions else Q(pk__in=[])
+
+        return scope
+
+    # Notifications: each person sees and marks read their own; the sweep writes them. Every
+    # person has a list of their own: notifications, calendar feed, preferences and digests
+    # show in the menu before the first row exists (`listed`).
+    register(
+        Notification, own("recipient", VIEW, CHANGE), lambda user: False,
+        nobody=(ADD, DELETE), listed=is_signed_in,
+    )  # fmt: skip
+    # Calendar feeds: each person sees, rotates and deletes their own (superusers: all).
+    register(
+        CalendarFeed, own("user", VIEW, CHANGE, DELETE), lambda user: True,
+        listed=is_signed_in,
+    )  # fmt: skip
+    # Notification preferences: each person sees and changes their own (superusers:
+    # everyone's). A row is created on the first change, by its owner.
+    for model in (NotificationPreference, MyNotificationPreference):
+        register(
+            model, own("user", VIEW, CHANGE), is_signed_in, nobody=(DELETE,),
+            listed=is_signed_in,
+        )  # fmt: skip
+    # Daily digests: each person sees their own; only the digest services write them.
+    register(
+        Digest, own("user", VIEW), lambda user: False, nobody=(ADD, CHANGE, DELETE),
+        listed=is_signed_in,
+    )  # fmt: skip
+
+
 # --- Per-request memo (plans/policy_memo.py) -------------------------------------------------
 # Within an admin request the same questions get the same answers from a memo; anywhere else
 # (and after the request's first write) these run exactly as written above. The names are

@@ -7,7 +7,7 @@ Settings come from Django settings under the CELERY_ prefix (see tracker/setting
 import os
 
 from celery import Celery
-from celery.signals import beat_init, worker_init
+from celery.signals import beat_init, task_postrun, task_prerun, worker_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tracker.settings")
 
@@ -27,6 +27,30 @@ def _ensure_broker_folders(**_kwargs):
 
 
 worker_init.connect(_ensure_broker_folders)
+
+
+@worker_init.connect
+def _keep_database_connections(sender=None, **_kwargs):
+    """Celery's Django fixup closes every database connection before and after each task
+    (unless CELERY_DB_REUSE_MAX), so a worker reconnected to PostgreSQL for every message.
+    Here the worker keeps its connection between tasks as Django keeps it between requests:
+    closed only when older than CONN_MAX_AGE or unusable (close_old_connections, below),
+    checked before reuse (CONN_HEALTH_CHECKS)."""
+    for fixup in getattr(app, "_fixups", ()):
+        worker_fixup = getattr(fixup, "_worker_fixup", None)
+        if worker_fixup is not None:
+            worker_fixup.db_reuse_max = 10**9  # the fixup's own recycling: practically never
+
+
+@task_prerun.connect
+@task_postrun.connect
+def _close_old_database_connections(sender=None, **_kwargs):
+    from django.db import close_old_connections
+
+    if not getattr(getattr(sender, "request", None), "is_eager", False):
+        close_old_connections()
+
+
 beat_init.connect(_ensure_broker_folders)
 
 

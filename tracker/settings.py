@@ -261,9 +261,16 @@ if (
         "NOTIFICATION_QUEUE, WEBHOOK_QUEUE and HOUSEKEEPING_QUEUE must be set, and "
         "DELIVERY_REQUEUE_AFTER_SECONDS and DELIVERY_REQUEUE_EVERY_SECONDS at least 1."
     )
+# Sweeps and requeues send one message per batch of this many ids; a worker claims the
+# batch in one statement and mails it over one SMTP connection.
+DELIVERY_BATCH_SIZE = env.int("DELIVERY_BATCH_SIZE", default=200)
+if not 1 <= DELIVERY_BATCH_SIZE <= 5000:
+    raise ImproperlyConfigured("DELIVERY_BATCH_SIZE must be between 1 and 5000.")
 CELERY_TASK_DEFAULT_QUEUE = HOUSEKEEPING_QUEUE
 CELERY_TASK_ROUTES = {
     "notifications.deliver_notification": {"queue": NOTIFICATION_QUEUE},
+    "notifications.deliver_notifications": {"queue": NOTIFICATION_QUEUE},
+    "notifications.deliver_digests": {"queue": NOTIFICATION_QUEUE},
     "notifications.deliver_digest": {"queue": NOTIFICATION_QUEUE},
     "notifications.deliver_webhook": {"queue": WEBHOOK_QUEUE},
     "notifications.sweep_reminders": {"queue": HOUSEKEEPING_QUEUE},
@@ -470,9 +477,12 @@ REMINDER_SWEEP_SECONDS = env.int("REMINDER_SWEEP_SECONDS", default=300)
 # Email attempts per notification (exponential backoff from 60 s, capped under the broker's
 # visibility timeout) before the failure is recorded.
 REMINDER_MAX_ATTEMPTS = env.int("REMINDER_MAX_ATTEMPTS", default=5)
-# While a worker sends a reminder its row is leased to it: no other worker claims it until
-# the lease runs out. Longer than the delivery task's hard time limit (270 s), so a live
-# attempt keeps it; when a worker dies mid-send, the reminder is due again at the lease's end.
+# While a worker sends a batch of reminders (or digests) their rows are leased to it: no
+# other worker claims them until the lease runs out. The delivery tasks' time limits are
+# derived from it (soft 80 %, hard 90 % of the lease: notifications.outbox.time_limits) and
+# a batch starts no new send once less than EMAIL_TIMEOUT + 15 s of the lease is left (the
+# rest is given back and enqueued again), so a live attempt always ends inside its lease;
+# when a worker dies mid-send, its rows are due again at the lease's end.
 REMINDER_LEASE_SECONDS = env.int("REMINDER_LEASE_SECONDS", default=300)
 if (
     REMINDER_MAX_ATTEMPTS < 1

@@ -139,18 +139,20 @@ def wait_for(predicate, timeout: float = 60.0, interval: float = 0.25):
 class Inbox:
     """aiosmtpd handler keeping every message it accepted.
 
-    A message counts as received only when the handler answers 250, and it is recorded right
-    before that answer with no await in between. If the client disappears during the DATA
-    exchange, aiosmtpd cancels the handler at its await: such a message is never recorded
-    (it goes to `cut`). `delay` makes every DATA exchange take that long; `hold_at = n` holds
-    the exchange of message n + 1 open (setting `holding`, at `held_at`) until the client goes
-    away. `accepted_at` has the wall-clock time of each 250."""
+        A message counts as received only when the handler answers 250, and it is recorded right
+        before that answer with no await in between. If the client disappears during the DATA
+        exchange, aiosmtpd cancels the handler at its await: such a message is never recorded
+        (it goes to `cut`). `delay` makes every DATA exchange take that long; `hold_at = n` holds
+        the exchange of message n + 1 open (setting `holding`, at `held_at`) until the client goes
+        away. `accepted_at` has the wall-clock time of each 250; `peers` the client address and
+    port of the SMTP connection each accepted message came over (one per connection)."""
 
     def __init__(self, delay: float = 0.0, hold_at: int | None = None):
         self.delay = delay
         self.hold_at = hold_at
         self.messages = []
         self.accepted_at: list[float] = []
+        self.peers: list = []
         self.cut: list[str] = []
         self.holding = threading.Event()
         self.held_at: float | None = None
@@ -177,6 +179,7 @@ class Inbox:
         with self.lock:
             self.messages.append((envelope.rcpt_tos, message))
             self.accepted_at.append(time.time())
+            self.peers.append(tuple(session.peer) if session.peer else None)
         return "250 Message accepted for delivery"
 
     def message_ids(self) -> list[str]:

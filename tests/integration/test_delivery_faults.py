@@ -222,7 +222,7 @@ def test_postgresql_restarted_during_delivery(stack, smtp_server, postgres):
     # worker's processes was when PostgreSQL went down).
     email_log = stack.workers[0].output()
     assert re.search(
-        r"deliver_notification\[[0-9a-f-]+\] retry: Retry in|failed \(.*\); trying again in",
+        r"deliver_notifications?\[[0-9a-f-]+\] retry: Retry in|failed \(.*\); trying again in",
         email_log,
     ), "no task met the outage"
     assert (

@@ -45,4 +45,5 @@ def test_reminders_reach_a_real_smtp_server_once(reminder_worker, smtp_server):
             assert "1일 남았습니다" in body
         else:
             assert "due in 1 days" in body
-    assert "notifications.deliver_notification" in reminder_worker.output()
+    assert "notifications.deliver_notifications" in reminder_worker.output()
+    assert len(set(inbox.peers)) == 1  # the batch over one SMTP connection

@@ -23,7 +23,9 @@ from notifications import emails, services
 from notifications.models import Digest, Notification
 from notifications.tasks import (
     deliver_digest_task,
+    deliver_digests_task,
     deliver_notification_task,
+    deliver_notifications_task,
     deliver_webhook_task,
 )
 from plans.models import Task
@@ -44,10 +46,12 @@ def world(settings):
 def enqueued(monkeypatch):
     """Calls to the delivery tasks' apply_async (the broker, mocked out): (task, id, queue)."""
     calls = []
-    for task in (deliver_notification_task, deliver_digest_task, deliver_webhook_task):
+    batches = (deliver_notifications_task, deliver_digests_task)
+    for task in (*batches, deliver_digest_task, deliver_webhook_task):
 
         def apply_async(args=None, kwargs=None, countdown=None, queue=None, _task=task, **_opts):
-            calls.append((_task.name, args[0], queue))
+            ids = args[0] if isinstance(args[0], list) else [args[0]]  # a batch: one per id
+            calls.extend((_task.name, pk, queue) for pk in ids)
 
         monkeypatch.setattr(task, "apply_async", apply_async)
     return calls
@@ -160,8 +164,8 @@ def test_a_lost_reminder_and_digest_are_requeued_after_the_configured_time(
     notification_ids = set(Notification.objects.values_list("pk", flat=True))
     digest_id = Digest.objects.get().pk
     assert sorted(enqueued) == sorted(
-        [("notifications.deliver_notification", pk, "email") for pk in notification_ids]
-        + [("notifications.deliver_digest", digest_id, "email")]
+        [("notifications.deliver_notifications", pk, "email") for pk in notification_ids]
+        + [("notifications.deliver_digests", digest_id, "email")]
     )
 
     # Made due at the requeue: not enqueued again before another full wait.

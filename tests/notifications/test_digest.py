@@ -15,7 +15,7 @@ from django.urls import reverse
 
 from notifications import emails, services
 from notifications.models import Digest, ReminderPolicy
-from notifications.tasks import deliver_digest_task, sweep_digests_task
+from notifications.tasks import deliver_digest_task, deliver_digests_task, sweep_digests_task
 from plans.models import Task
 from tests.factories import (
     MembershipFactory,
@@ -62,9 +62,9 @@ def enqueued(monkeypatch):
     calls = []
 
     def apply_async(args=None, kwargs=None, countdown=None, queue=None, **options):
-        calls.append((args[0], countdown, queue))
+        calls.extend((pk, countdown, queue) for pk in args[0])  # one message per batch
 
-    monkeypatch.setattr(deliver_digest_task, "apply_async", apply_async)
+    monkeypatch.setattr(deliver_digests_task, "apply_async", apply_async)
     return calls
 
 

@@ -17,7 +17,7 @@ from django.test.utils import CaptureQueriesContext
 
 from notifications import emails, services
 from notifications.models import Notification, NotificationPreference
-from notifications.tasks import deliver_notification_task
+from notifications.tasks import deliver_notification_task, deliver_notifications_task
 from tests.notifications import reminders_world as w
 from tests.notifications.reminders_world import DUE, NEW_YORK, local
 
@@ -37,9 +37,9 @@ def enqueued(monkeypatch):
     calls = []
 
     def apply_async(args=None, kwargs=None, countdown=None, queue=None, **options):
-        calls.append((args[0], countdown, queue))
+        calls.extend((pk, countdown, queue) for pk in args[0])  # one message per batch
 
-    monkeypatch.setattr(deliver_notification_task, "apply_async", apply_async)
+    monkeypatch.setattr(deliver_notifications_task, "apply_async", apply_async)
     return calls
 
 

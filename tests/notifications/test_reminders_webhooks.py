@@ -9,7 +9,7 @@ import time_machine
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from notifications import services
+from notifications import reminders, services
 from notifications.models import WebhookDelivery
 from tests.factories import OrganizationFactory, TaskFactory
 from tests.notifications import reminders_world as w
@@ -136,11 +136,12 @@ def test_deliveries_are_enqueued_only_when_the_sweep_enqueues(world, monkeypatch
     requeue sends them (no message goes to a broker that a cron-only setup lacks)."""
     subscribe(world.lead, ["task.due_soon"])
     enqueued = []
+    # Patched where the sweep calls them (notifications.reminders).
     monkeypatch.setattr(
-        services, "_enqueue_on_commit", lambda ids, countdown=None: enqueued.extend(ids)
+        reminders, "_enqueue_on_commit", lambda ids, countdown=None: enqueued.extend(ids)
     )
     monkeypatch.setattr(
-        services, "_enqueue_notifications_on_commit", lambda ids, countdown=None: None
+        reminders, "_enqueue_notifications_on_commit", lambda ids, countdown=None: None
     )
     with time_machine.travel(local(DUE - dt.timedelta(days=1), SEOUL), tick=False):
         services.reminders_sweep(enqueue=enqueue)

@@ -28,6 +28,8 @@ def test_every_entry_sent_at_start_is_a_beat_entry():
 ROUTED = {
     "notifications.deliver_notification": "NOTIFICATION_QUEUE",
     "notifications.deliver_digest": "NOTIFICATION_QUEUE",
+    "notifications.deliver_notifications": "NOTIFICATION_QUEUE",
+    "notifications.deliver_digests": "NOTIFICATION_QUEUE",
     "notifications.deliver_webhook": "WEBHOOK_QUEUE",
     "notifications.sweep_reminders": "HOUSEKEEPING_QUEUE",
     "notifications.sweep_digests": "HOUSEKEEPING_QUEUE",
