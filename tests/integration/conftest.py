@@ -80,6 +80,7 @@ class Worker:
                 f"--concurrency={self.concurrency}",
                 "--without-gossip",
                 "--without-mingle",
+                "--without-heartbeat",
                 "-Q",
                 self.queue,
                 "-n",
