@@ -819,3 +819,9 @@ class OrganizationWriteSerializer(ContentWriteSerializer):
     )
     parent = IdRelatedField(queryset=Organization.objects.all(), allow_null=True, required=False)
     website = serializers.URLField(required=False, allow_blank=True, max_length=200)
+    aliases = serializers.ListField(
+        child=serializers.CharField(max_length=200, validators=[validate_single_line]),
+        required=False,
+        max_length=50,
+        help_text='Other names texts use for it, e.g. ["Commerce", "상무부"] (readout intake).',
+    )

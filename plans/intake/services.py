@@ -37,6 +37,9 @@ NO_COMMITMENT = gettext_noop("No commitment was found in this text.")
 DRAFT_REVIEWED = gettext_noop("This draft is already {status}: it can no longer be changed.")
 DRAFT_NOT_CONFIRMED = gettext_noop("Draft {id} is not confirmed yet: confirm it first.")
 DRAFT_OTHER_FORUM = gettext_noop("Draft {id} belongs to another forum.")
+DRAFT_HAS_TASK = gettext_noop(
+    "Draft {id}: its outcome already has task {ref} in this plan; a second one would repeat it."
+)
 NO_DRAFTS = gettext_noop("Pick at least one confirmed draft.")
 NO_LEAD = gettext_noop(
     "None of the draft's parties takes part in this plan: choose the lead organization."
@@ -377,6 +380,18 @@ def drafts_create_tasks(
         if draft.status != OutcomeDraft.Status.CONFIRMED or draft.outcome is None:
             raise ValidationError({"drafts": message(DRAFT_NOT_CONFIRMED, id=pk)})
         chosen.append(draft)
+    # Creating twice would make the same tasks twice: an outcome gets one task in a plan here.
+    taken = (
+        Task.objects.filter(plan=plan, source_outcomes__in=[draft.outcome_id for draft in chosen])
+        .values_list("source_outcomes", "ref")
+        .order_by("ref")
+    )
+    done = dict(reversed(list(taken)))
+    for draft in chosen:
+        if draft.outcome_id in done:
+            raise ValidationError(
+                {"drafts": message(DRAFT_HAS_TASK, id=draft.pk, ref=done[draft.outcome_id])}
+            )
     # Parties in the order the text named them (the order they were stored in).
     named: dict[int, list[Organization]] = {draft.pk: [] for draft in chosen}
     through = OutcomeDraft.parties.through.objects.filter(outcomedraft_id__in=named)

@@ -9,6 +9,11 @@ class OrganizationSerializer(serializers.ModelSerializer):
 
     is_government = serializers.BooleanField(read_only=True)
     website = serializers.CharField(read_only=True, help_text="A URL, or empty.")
+    aliases = serializers.ListField(
+        child=serializers.CharField(),
+        read_only=True,
+        help_text="Other names texts use for it (readout intake finds it by them).",
+    )
 
     class Meta:
         model = Organization
@@ -24,6 +29,7 @@ class OrganizationSerializer(serializers.ModelSerializer):
             "country",
             "parent",
             "website",
+            "aliases",
             "is_government",
         ]
         read_only_fields = fields
