@@ -264,14 +264,16 @@ def _content(rows) -> list[list[str]]:
     )
 
 
-@pytest.mark.parametrize("fmt", ["csv", "xlsx"])
-def test_500_tasks_round_trip(client, db, frozen, fmt):  # noqa: F811
+# The 500 tasks in XLSX; CSV, the same code past the reader, at 200 (each round trip
+# runs the services about 1,500 times: 136 s on the CI machine for 500).
+@pytest.mark.parametrize("fmt, size", [("csv", 200), ("xlsx", 500)])
+def test_tasks_round_trip(client, db, frozen, fmt, size):  # noqa: F811
     world = World(with_tasks=False)
     coordinator = world.users["coordinator"]
     sign_in(client, coordinator)
     header = [str(c.header) for c in exports.EXPORT_COLUMNS]
     with timezone.override(coordinator.time_zone):  # the export's "your time zone"
-        body = _expected_rows(world, 500)
+        body = _expected_rows(world, size)
     if fmt == "csv":
         guarded = [[exports._guard(v) if i == 2 else v for i, v in enumerate(r)] for r in body]
         data = (exports.BOM + "".join(",".join(f'"{v}"' for v in r) + "\r\n"
@@ -285,7 +287,7 @@ def test_500_tasks_round_trip(client, db, frozen, fmt):  # noqa: F811
     dry_seconds = time.perf_counter() - started
     assert preview.status_code == 200, text(preview)[:2000]
     report = preview.context["report"]
-    assert report.counts == {"create": 500, "change": 0, "unchanged": 0, "error": 0}
+    assert report.counts == {"create": size, "change": 0, "unchanged": 0, "error": 0}
     assert Task.objects.count() == 0
     started = time.perf_counter()
     done = client.post(
@@ -294,19 +296,19 @@ def test_500_tasks_round_trip(client, db, frozen, fmt):  # noqa: F811
     )
     real_seconds = time.perf_counter() - started
     assert done.status_code == 302
-    assert Task.objects.count() == 500
-    print(f"\n500 tasks {fmt}: dry run {dry_seconds:.1f} s, import {real_seconds:.1f} s")
+    assert Task.objects.count() == size
+    print(f"\n{size} tasks {fmt}: dry run {dry_seconds:.1f} s, import {real_seconds:.1f} s")
     exported = client.get(CSV_URL if fmt == "csv" else XLSX_URL)
     rows = read_csv(exported) if fmt == "csv" else read_xlsx(exported)
     assert rows[0] == header
     if fmt == "csv":
         body = [[exports._guard(v) if i == 2 else v for i, v in enumerate(r)] for r in body]
     assert _content(rows[1:]) == _content(body)
-    # And that export reads back as 500 unchanged rows.
+    # And that export reads back as unchanged rows.
     again = imports.task_import(
         actor=coordinator, data=b"".join(client.get(CSV_URL).streaming_content), dry_run=True
     )
-    assert again.counts["unchanged"] == 500 and again.changed == 0 and not again.errors
+    assert again.counts["unchanged"] == size and again.changed == 0 and not again.errors
 
 
 # --- Query count ----------------------------------------------------------------------------
