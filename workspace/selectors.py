@@ -149,6 +149,24 @@ def task_get(*, user: User, pk: int, now: dt.datetime | None = None) -> Task | N
     )
 
 
+def task_lineage(*, user: User, task: Task) -> dict[str, list[Task]]:
+    """The task of the previous plan version `task` carries over, and the tasks of later
+    versions that carry it over, each only if `user` may see it (one query)."""
+    linked = Q(predecessor_id=task.pk)
+    if task.predecessor_id:
+        linked |= Q(pk=task.predecessor_id)
+    rows = (
+        policy.for_user(user, policy.VIEW, Task)
+        .filter(linked)
+        .select_related("plan")
+        .order_by("plan__period_start", "pk")
+    )
+    lineage = {"carried_from": [], "carried_to": []}
+    for row in rows:
+        lineage["carried_from" if row.pk == task.predecessor_id else "carried_to"].append(row)
+    return lineage
+
+
 def task_abilities(*, user: User, task: Task) -> dict[str, bool]:
     """What the policy lets `user` do on `task` (one query per action)."""
     return {

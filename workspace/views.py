@@ -186,6 +186,7 @@ def _task_context(request, task: Task, *, failed=None, alert: str = "") -> dict:
         or request.GET.get("open", ""),
         "alert": alert,
         "updates": list(task.updates.all()),
+        **selectors.task_lineage(user=user, task=task),
     }
     if abilities[policy.ADD_UPDATE]:
         context["report_form"] = pick(

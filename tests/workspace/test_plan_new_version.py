@@ -103,3 +103,39 @@ def test_a_refusal_shows_on_the_form_and_writes_nothing(client, setting):
     assert form.errors  # the code is taken, no title, the period ends before it starts
     assert (Plan.objects.count(), Task.objects.count()) == before
     assert 'class="error-summary"' in response.content.decode()
+
+
+def test_the_task_pages_link_the_carried_over_copy_and_its_original(client, setting):
+    plan, tasks = setting.plan, setting.tasks
+    client.force_login(setting.people["coordinator"])
+    client.post(
+        url(plan),
+        {"code": "JP-2", "title_en": "Joint Plan 2.0", "title_ko": "공동 계획 2.0",
+         "period_start": "2026-01-01", "period_end": "2027-12-31",
+         "tasks": [tasks[S.IN_PROGRESS].pk]},
+    )  # fmt: skip
+    old = tasks[S.IN_PROGRESS]
+    copy = Plan.objects.get(code="JP-2").tasks.get()
+    old_page = client.get(f"/tasks/{old.pk}/")
+    new_page = client.get(f"/tasks/{copy.pk}/")
+    assert [t.pk for t in old_page.context["carried_to"]] == [copy.pk]
+    assert old_page.context["carried_from"] == []
+    assert [t.pk for t in new_page.context["carried_from"]] == [old.pk]
+    assert f'href="/tasks/{copy.pk}/"' in old_page.content.decode()
+    assert f'href="/tasks/{old.pk}/"' in new_page.content.decode()
+    assert "JP-1" in new_page.content.decode()
+
+    # Someone who may see the copy but not the original gets no link to it.
+    outsider_org = OrganizationFactory(name="Newcomer", acronym="NEW")
+    Plan.objects.get(code="JP-2").participations.create(organization=outsider_org, role="member")
+    copy.lead_organization = outsider_org
+    copy.save(update_fields=["lead_organization"])
+    newcomer = UserFactory(username="newcomer")
+    services.membership_create(
+        actor=system_user(), user=newcomer, organization=outsider_org, role="contributor"
+    )
+    client.force_login(newcomer)
+    page = client.get(f"/tasks/{copy.pk}/")
+    assert page.status_code == 200
+    assert page.context["carried_from"] == []
+    assert f'href="/tasks/{old.pk}/"' not in page.content.decode()
