@@ -111,3 +111,58 @@ def test_full_clean_reports_through_it():
     with pytest.raises(ValidationError) as raised:
         task.full_clean()
     assert "A done or verified task has progress 100." in raised.value.messages
+
+
+# --- Foreign keys ----------------------------------------------------------------------------
+
+
+def clean_both(instance):
+    """(one query, Django's own) errors of clean_fields() for the same values."""
+    ours = errors(instance.clean_fields)
+    values = {
+        f.attname: getattr(instance, f.attname) for f in instance._meta.fields if not f.generated
+    }
+    django = errors(models.Model.clean_fields, self=instance)
+    for name, value in values.items():
+        setattr(instance, name, value)
+    return ours, django
+
+
+@pytest.mark.parametrize("missing", [(), ("lead_organization_id",), ("plan_id", "assignee_id")])
+def test_foreign_keys_are_found_in_one_query_with_djangos_errors(missing):
+    other = TaskFactory()
+    task = TaskFactory.build(
+        plan=other.plan,
+        ref="X-5",
+        workstream=None,
+        assignee=other.created_by,
+        created_by=other.created_by,
+        updated_by=other.created_by,
+    )
+    for name in missing:
+        setattr(task, name, 987654321)
+    with CaptureQueriesContext(connection) as ours:
+        errors(task.clean_fields)
+    with CaptureQueriesContext(connection) as django:
+        errors(models.Model.clean_fields, self=task)
+    assert clean_both(task)[0] == clean_both(task)[1]
+    if missing:
+        assert set(clean_both(task)[0]) >= {name.removesuffix("_id") for name in missing}
+    keys = [
+        f
+        for f in Task._meta.fields
+        if isinstance(f, models.ForeignKey) and getattr(task, f.attname)
+    ]
+    assert len(keys) >= 3  # plan, lead organization, assignee at least
+    # A query per key for Django; one here, and each missing one again through Django (its
+    # message).
+    assert len(django) == len(keys)
+    assert len(ours) == 1 + len(missing)
+
+
+def test_an_unreadable_key_is_left_to_django():
+    task = TaskFactory.build(plan=TaskFactory().plan, ref="X-6")
+    task.lead_organization_id = "not a key"
+    ours, django = clean_both(task)
+    assert ours == django
+    assert "lead_organization" in ours
