@@ -17,6 +17,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import gettext_noop, pgettext_lazy
 from simple_history.models import HistoricalRecords
 
+from tracker.constraints import ChecksInOneQuery
 from tracker.content_language import TranslatedContent
 from tracker.i18n import message
 from tracker.models import Organization
@@ -116,7 +117,7 @@ class OutcomeStatus(models.TextChoices):
     LAPSED = "lapsed", _("Lapsed")
 
 
-class Outcome(TranslatedContent):
+class Outcome(ChecksInOneQuery, TranslatedContent):
     Kind = OutcomeKind
 
     Status = OutcomeStatus
@@ -372,7 +373,7 @@ class TaskVisibility(models.TextChoices):
     PLAN = "plan", _("Every organization in the plan")
 
 
-class Task(TranslatedContent):
+class Task(ChecksInOneQuery, TranslatedContent):
     Status = TaskStatus
 
     OPEN_STATUSES = (Status.PLANNED, Status.IN_PROGRESS, Status.AT_RISK, Status.BLOCKED)
@@ -618,7 +619,7 @@ class StatusUpdateKind(models.TextChoices):
     ASSIGNMENT = "assignment", _("Assignment")
 
 
-class StatusUpdate(models.Model):
+class StatusUpdate(ChecksInOneQuery, models.Model):
     """Append-only history of a task. Nothing edits or deletes a row once written."""
 
     Kind = StatusUpdateKind

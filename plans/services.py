@@ -471,9 +471,15 @@ def task_create(
     if at is not None:
         Task.objects.filter(pk=task.pk).update(created_at=at)
         task.created_at = at
-    task.supporting_organizations.set(supporting_organizations)
-    task.source_outcomes.set(source_outcomes)
-    task.depends_on.set(_check_dependencies(task, depends_on))
+    # A new task has no related rows yet: add() is set() without reading the empty lists
+    # first (the same signals and history), and nothing to add costs nothing.
+    for related, objs in (
+        (task.supporting_organizations, supporting_organizations),
+        (task.source_outcomes, list(source_outcomes)),
+        (task.depends_on, _check_dependencies(task, depends_on)),
+    ):
+        if objs:
+            related.add(*objs)
     _record(
         task=task,
         actor=actor,
