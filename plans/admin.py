@@ -7,6 +7,7 @@ actions appear, which choices a select or autocomplete offers) comes from
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.contrib.admin.utils import unquote
 from django.contrib.admin.widgets import AutocompleteSelect
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
@@ -17,6 +18,7 @@ from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from modeltranslation.admin import TranslationTabularInline
 from simple_history.admin import SimpleHistoryAdmin
@@ -115,6 +117,16 @@ class PolicyAdminMixin(LabelledHistoryMixin):
 
     def has_delete_permission(self, request, obj=None):
         return self._allowed(request, policy.DELETE, obj)
+
+    def action_checkbox(self, obj):
+        # Django renders each row's checkbox through the form renderer's templates (a tenth
+        # of the task list's time at 50 rows): the same markup, written directly.
+        return format_html(
+            '<input type="checkbox" name="{}" value="{}" class="action-select" aria-label="{}">',
+            helpers.ACTION_CHECKBOX_NAME,
+            obj.pk,
+            format_html(gettext("Select this object for an action - {}"), str(obj)),
+        )
 
     def _limit_choices(self, db_field, request, kwargs):
         model = db_field.remote_field.model
@@ -830,7 +842,15 @@ class InSightFilter(admin.RelatedFieldListFilter):
     viewer may see (`model_admin.filter_choices`), not a DISTINCT over every task in sight."""
 
     def field_choices(self, field, request, model_admin):
-        return [(row.pk, str(row)) for row in model_admin.filter_choices(field.name, request)]
+        # The scoped query's SQL is built once per process for the viewer's scope inputs
+        # (policy_memo.compiled_sql); the rows are read afresh.
+        sql, params = policy_memo.compiled_sql(
+            request.user,
+            ("filter_choices", model_admin.model._meta.label, field.name),
+            lambda: model_admin.filter_choices(field.name, request),
+        )
+        rows = field.remote_field.model._default_manager.raw(sql, params)
+        return [(row.pk, str(row)) for row in rows]
 
 
 class OverdueFilter(admin.SimpleListFilter):
@@ -1178,10 +1198,8 @@ class TaskAdmin(
         if field_name == "plan":
             return plans.order_by("code")
         if field_name == "workstream":
-            return (
-                policy.for_user(user, policy.VIEW, Workstream)
-                .select_related("plan")
-                .order_by("plan__code", "order", "code")
+            return policy.for_user(user, policy.VIEW, Workstream).order_by(
+                "plan__code", "order", "code"
             )
         if field_name == "lead_organization":
             return Organization.objects.filter(
