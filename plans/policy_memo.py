@@ -43,6 +43,7 @@ import operator
 import threading
 from collections import OrderedDict
 
+from django.core.exceptions import EmptyResultSet
 from django.db import connection
 from django.db.models import BooleanField, Exists, ExpressionWrapper, Q, Value
 from django.utils import translation
@@ -138,6 +139,24 @@ def remember(user, name: str, compute):
     if memo is None:
         return compute()
     return _remember(memo, (name, user_key), compute)
+
+
+def scoped(user, action: str, model):
+    """`for_user(user, action, model)`, built once a request while a memo is open (a page's
+    forms and inlines ask for the same choice querysets several times). Each use clones it
+    (a form field's queryset does), so no rows are shared; a write closes the memo as above."""
+    from . import permissions as policy
+
+    return remember(
+        user, ("for_user", action, model), lambda: policy.for_user(user, action, model)
+    ).all()
+
+
+def scope(user, action: str, model):
+    """`scope_q(user, action, model)`, built once a request while a memo is open."""
+    from . import permissions as policy
+
+    return remember(user, ("scope_q", action, model), lambda: policy.scope_q(user, action, model))
 
 
 def memberships(user) -> list[tuple[int, str]] | None:
@@ -236,13 +255,13 @@ class _CountStatements:
 def compiled_sql(user, name, build) -> tuple[str, tuple]:
     """The SQL and params of the queryset `build()` returns, built once per process for the
     same `name`, user and inputs of the policy's scopes (memberships, coordinated plans), and
-    language. Call with a memo open. Not kept when building ran a statement."""
+    language. Not kept when building ran a statement. SQL None: the query can have no row
+    (Django found so while compiling, e.g. a scope on an empty id list)."""
     from . import permissions as policy
 
     memo, user_key = _open(user)
     if memo is None:
-        queryset = build()
-        return queryset.query.get_compiler(queryset.db).as_sql()
+        return _compile(build())
     # The scopes' inputs, read (at most once a request) before building, and part of the key.
     inputs = (tuple(memberships(user)), tuple(policy._coordinated_plans(user)))
     key = (name, user_key, inputs, translation.get_language(), connection.alias)
@@ -253,9 +272,7 @@ def compiled_sql(user, name, build) -> tuple[str, tuple]:
             return hit
     counter = _CountStatements()
     with connection.execute_wrapper(counter):
-        queryset = build()
-        sql, params = queryset.query.get_compiler(queryset.db).as_sql()
-    compiled = (sql, tuple(params))
+        compiled = _compile(build())
     if counter.count == 0 and not memo.get("closed"):
         with _compiled_lock:
             _compiled[key] = compiled
@@ -264,7 +281,17 @@ def compiled_sql(user, name, build) -> tuple[str, tuple]:
     return compiled
 
 
+def _compile(queryset) -> tuple[str | None, tuple]:
+    try:
+        sql, params = queryset.query.get_compiler(queryset.db).as_sql()
+    except EmptyResultSet:
+        return None, ()
+    return sql, tuple(params)
+
+
 def _fetch_one(sql, params) -> dict | None:
+    if sql is None:
+        return None
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
@@ -352,9 +379,9 @@ def prefetch_row(user, model, pk, actions) -> dict | None:
             if _ROW in params:
                 params = tuple(pk if param == _ROW else param for param in params)
             else:  # the id did not reach the params as given: build for this row
-                sql, params = build(pk).query.sql_with_params()
+                sql, params = _compile(build(pk))
         else:
-            sql, params = build(pk).query.sql_with_params()
+            sql, params = _compile(build(pk))
         row = _fetch_one(sql, params)
         answers = {action: bool(row and row[f"q{n}"]) for n, action in enumerate(actions)}
     if not memo.get("closed"):
