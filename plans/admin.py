@@ -59,7 +59,35 @@ class PolicyAdminMixin(LabelledHistoryMixin):
 
     def get_queryset(self, request):
         queryset = super().get_queryset(request)
+        if getattr(request, "_policy_row_seen", False):
+            return queryset  # get_object, below
         return queryset.filter(policy_memo.scope(request.user, policy.VIEW, queryset.model))
+
+    # Read with the object on its change page (e.g. who created and last changed it).
+    object_select_related: tuple[str, ...] = ()
+
+    def get_object(self, request, object_id, from_field=None):
+        if from_field is not None:
+            return super().get_object(request, object_id, from_field)
+        try:
+            pk = self.model._meta.pk.to_python(object_id)
+        except (ValidationError, ValueError):
+            return None
+        # The change page asked the policy about this very row in this request (one query
+        # with its other questions, `_visible_or_404`): read it without the scope again.
+        request._policy_row_seen = (
+            policy_memo.answered(request.user, policy.VIEW, self.model, pk) is True
+        )
+        try:
+            queryset = self.get_queryset(request)
+        finally:
+            request._policy_row_seen = False
+        if self.object_select_related:
+            queryset = queryset.select_related(*self.object_select_related)
+        try:
+            return queryset.get(pk=pk)
+        except self.model.DoesNotExist:
+            return None
 
     # Model-level questions every admin page asks (the menu: may each model's list be opened,
     # for viewing or changing; a form's related-object links: add, change, delete; the task
@@ -1229,21 +1257,10 @@ class TaskAdmin(
         ),
     )
 
+    object_select_related = ("plan", "workstream", "created_by", "updated_by")
+
     def get_queryset(self, request):
         return super().get_queryset(request).with_overdue()
-
-    def get_object(self, request, object_id, from_field=None):
-        if from_field is not None:
-            return super().get_object(request, object_id, from_field)
-        # The change page shows who created and last changed the task: read with it.
-        try:
-            return (
-                self.get_queryset(request)
-                .select_related("plan", "workstream", "created_by", "updated_by")
-                .get(pk=self.model._meta.pk.to_python(object_id))
-            )
-        except (self.model.DoesNotExist, ValidationError, ValueError):
-            return None
 
     def filter_choices(self, field_name, request):
         """The list filters' choices: plans and workstreams in sight, and the organizations

@@ -141,6 +141,14 @@ def remember(user, name: str, compute):
     return _remember(memo, (name, user_key), compute)
 
 
+def answered(user, action: str, model, pk) -> bool | None:
+    """The memo's answer to `can(user, action, <model row pk>)` if this request asked it."""
+    memo, user_key = _open(user)
+    if memo is None:
+        return None
+    return memo.get(("can", user_key, action, (model, pk)))
+
+
 def scoped(user, action: str, model):
     """`for_user(user, action, model)`, built once a request while a memo is open (a page's
     forms and inlines ask for the same choice querysets several times). Each use clones it
