@@ -69,6 +69,12 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tasks", type=int, default=TASKS)
     parser.add_argument("--repeat", type=int, default=15)
+    parser.add_argument(
+        "--profile",
+        metavar="PAGE",
+        help="instead of timing, profile PAGE (e.g. 'task changelist') for both viewers with "
+        "pyinstrument, --repeat requests each, and print where the time goes",
+    )
     args = parser.parse_args(argv)
 
     call_command("migrate", verbosity=0)
@@ -97,6 +103,8 @@ def main(argv=None) -> int:
             print(f"{label}, {name}: GET {pages[name]} answered {response.status_code}")
             return 1
         queries[label, name] = len(captured)
+    if args.profile:
+        return profile(clients, pages, args.profile, args.repeat)
     samples = {run: [] for run in runs}
     for _ in range(args.repeat):
         for label, name in runs:
@@ -116,6 +124,23 @@ def main(argv=None) -> int:
         count = queries[label, name]
         met = "yes" if median < TARGET_MS and count <= TARGET_QUERIES else "NO"
         print(f"{name:<20} {label:<12} {median:>10.1f} {count:>8}  {met}")
+    return 0
+
+
+def profile(clients, pages, name, repeat) -> int:
+    from pyinstrument import Profiler
+
+    if name not in pages:
+        print(f"no page {name!r}; pages: {', '.join(pages)}")
+        return 1
+    for label, client in clients.items():
+        profiler = Profiler(interval=0.0005)
+        profiler.start()
+        for _ in range(repeat):
+            client.get(pages[name])
+        profiler.stop()
+        print(f"=== {name}, {label}, {repeat} requests")
+        print(profiler.output_text(unicode=True, color=False, show_all=False))
     return 0
 
 

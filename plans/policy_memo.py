@@ -25,6 +25,14 @@ run faster, and a scope resting on an empty list needs no SQL at all.
 `prefetch(user, questions)` answers many model-level questions (`can(user, action, Model)`)
 in ONE query (one EXISTS per question) and stores them in the open memo: the admin's menu asks
 them all at once.
+
+Building that query (every model's scope as Q objects, then SQL) cost more than running it:
+the SQL text of the menu's query and of a change page's row question is kept per process
+(`compiled_sql`), keyed by everything it is built from: the user (id, active, superuser,
+system), the user's memberships and coordinated plans (read in the request, as above), the
+questions and the language. The answers are never kept: each request runs the SQL afresh. A
+build that reads anything else from the database is not kept (checked: no statement may run
+while it is built), so a future scope that depends on other data stays correct, only slower.
 """
 
 from __future__ import annotations
@@ -32,9 +40,13 @@ from __future__ import annotations
 import contextvars
 import functools
 import operator
+import threading
+from collections import OrderedDict
 
+from django.core.exceptions import EmptyResultSet
 from django.db import connection
 from django.db.models import BooleanField, Exists, ExpressionWrapper, Q, Value
+from django.utils import translation
 
 _memo: contextvars.ContextVar[dict | None] = contextvars.ContextVar("policy_memo", default=None)
 
@@ -129,6 +141,32 @@ def remember(user, name: str, compute):
     return _remember(memo, (name, user_key), compute)
 
 
+def answered(user, action: str, model, pk) -> bool | None:
+    """The memo's answer to `can(user, action, <model row pk>)` if this request asked it."""
+    memo, user_key = _open(user)
+    if memo is None:
+        return None
+    return memo.get(("can", user_key, action, (model, pk)))
+
+
+def scoped(user, action: str, model):
+    """`for_user(user, action, model)`, built once a request while a memo is open (a page's
+    forms and inlines ask for the same choice querysets several times). Each use clones it
+    (a form field's queryset does), so no rows are shared; a write closes the memo as above."""
+    from . import permissions as policy
+
+    return remember(
+        user, ("for_user", action, model), lambda: policy.for_user(user, action, model)
+    ).all()
+
+
+def scope(user, action: str, model):
+    """`scope_q(user, action, model)`, built once a request while a memo is open."""
+    from . import permissions as policy
+
+    return remember(user, ("scope_q", action, model), lambda: policy.scope_q(user, action, model))
+
+
 def memberships(user) -> list[tuple[int, str]] | None:
     """The user's (organization id, role) pairs, read once a request; None without a memo."""
     from tracker.models import Membership
@@ -202,6 +240,74 @@ def holds_role(fn, roles):
     return wrapper
 
 
+# --- Compiled SQL kept per process (see the module's doc) --------------------------------------
+
+COMPILED_MAX = 1024  # entries (a few kB of SQL each): one menu and a few row questions a user
+_compiled: OrderedDict = OrderedDict()
+_compiled_lock = threading.Lock()
+# Stands for the row's id while a row question is built; replaced by the real id in the params.
+# (Negative, so no row has it; inside the 32-bit range, which Django 5 checks integer lookups
+# against.)
+_ROW = -2_071_234_567
+
+
+class _CountStatements:
+    def __init__(self):
+        self.count = 0
+
+    def __call__(self, execute, sql, params, many, context):
+        self.count += 1
+        return execute(sql, params, many, context)
+
+
+def compiled_sql(user, name, build) -> tuple[str, tuple]:
+    """The SQL and params of the queryset `build()` returns, built once per process for the
+    same `name`, user and inputs of the policy's scopes (memberships, coordinated plans), and
+    language. Not kept when building ran a statement. SQL None: the query can have no row
+    (Django found so while compiling, e.g. a scope on an empty id list)."""
+    from . import permissions as policy
+
+    memo, user_key = _open(user)
+    if memo is None:
+        return _compile(build())
+    # The scopes' inputs, read (at most once a request) before building, and part of the key.
+    inputs = (tuple(memberships(user)), tuple(policy._coordinated_plans(user)))
+    key = (name, user_key, inputs, translation.get_language(), connection.alias)
+    with _compiled_lock:
+        hit = _compiled.get(key)
+        if hit is not None:
+            _compiled.move_to_end(key)
+            return hit
+    counter = _CountStatements()
+    with connection.execute_wrapper(counter):
+        compiled = _compile(build())
+    if counter.count == 0 and not memo.get("closed"):
+        with _compiled_lock:
+            _compiled[key] = compiled
+            while len(_compiled) > COMPILED_MAX:
+                _compiled.popitem(last=False)
+    return compiled
+
+
+def _compile(queryset) -> tuple[str | None, tuple]:
+    try:
+        sql, params = queryset.query.get_compiler(queryset.db).as_sql()
+    except EmptyResultSet:
+        return None, ()
+    return sql, tuple(params)
+
+
+def _fetch_one(sql, params) -> dict | None:
+    if sql is None:
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+        if row is None:
+            return None
+        return {column[0]: value for column, value in zip(cursor.description, row, strict=True)}
+
+
 def prefetch(user, questions) -> None:
     """Answer `can(user, action, Model)` for every (action, Model) in `questions` in one query
     and remember the answers (no-op without an open memo, or for questions already answered,
@@ -223,16 +329,20 @@ def prefetch(user, questions) -> None:
     if not (policy.is_unrestricted(user) or policy.is_signed_in(user)):
         answers = dict.fromkeys(wanted, False)
     else:
-        row = (
-            policy.User.objects.filter(pk=user.pk)
-            .values(
+        sql, params = compiled_sql(
+            user,
+            (
+                "prefetch",
+                tuple((action, model._meta.label) for _, action, model in wanted.values()),
+            ),
+            lambda: policy.User.objects.filter(pk=user.pk).values(
                 **{
                     name: _any_row(user, action, model)
                     for name, (_key, action, model) in wanted.items()
                 }
-            )
-            .first()
+            ),
         )
+        row = _fetch_one(sql, params)
         if row is None:
             return
         answers = row
@@ -257,15 +367,30 @@ def prefetch_row(user, model, pk, actions) -> dict | None:
     if not (policy.is_unrestricted(user) or policy.is_signed_in(user)):
         answers = dict.fromkeys(actions, False)
     else:
-        rows = model._default_manager.filter(pk=pk)
-        row = rows.values(
-            **{
-                f"q{n}": Exists(
-                    rows.filter(policy.scope_q(user, action, model)).order_by().values("pk")
-                )
-                for n, action in enumerate(actions)
-            }
-        ).first()
+
+        def build(pk):
+            rows = model._default_manager.filter(pk=pk)
+            return rows.values(
+                **{
+                    f"q{n}": Exists(
+                        rows.filter(policy.scope_q(user, action, model)).order_by().values("pk")
+                    )
+                    for n, action in enumerate(actions)
+                }
+            )
+
+        if type(pk) is int:
+            # Built for a stand-in id, kept, and run with the row's id in its place.
+            sql, params = compiled_sql(
+                user, ("row", model._meta.label, tuple(actions)), lambda: build(_ROW)
+            )
+            if _ROW in params:
+                params = tuple(pk if param == _ROW else param for param in params)
+            else:  # the id did not reach the params as given: build for this row
+                sql, params = _compile(build(pk))
+        else:
+            sql, params = _compile(build(pk))
+        row = _fetch_one(sql, params)
         answers = {action: bool(row and row[f"q{n}"]) for n, action in enumerate(actions)}
     if not memo.get("closed"):
         for action, key in keys.items():
