@@ -187,13 +187,16 @@ def _replay(row: IdempotencyKey, cipher: Fernet) -> HttpResponse:
     return response
 
 
-def _store(row: IdempotencyKey, response, cipher: Fernet) -> None:
+def _store(row: IdempotencyKey, response, cipher: Fernet, *, fp: str, user, token) -> None:
     headers = {name: response[name] for name in KEPT_HEADERS if response.has_header(name)}
     headers.setdefault("Content-Language", translation.get_language() or settings.LANGUAGE_CODE)
+    now = timezone.now()
+    row.fingerprint, row.user, row.token = fp, user, token
+    row.created_at, row.expires_at = now, now + dt.timedelta(hours=settings.IDEMPOTENCY_KEY_HOURS)
     row.response_status = response.status_code
     row.response_headers = headers
     row.response_body = cipher.encrypt(response.content)
-    row.save(update_fields=["response_status", "response_headers", "response_body"])
+    row.save()
 
 
 def _free(pk: int) -> None:
@@ -225,16 +228,12 @@ def _run(request, get_response, *, user, token, hashed: str, fp: str, cipher: Fe
                     return _replay(row, cipher)
                 except InvalidToken:  # cannot happen with a matching key hash; run again
                     pass
-            # Free: just inserted, or its first request died, failed or expired: ours now.
-            row.fingerprint = fp
-            row.user, row.token = user, token
-            row.created_at = now
-            row.expires_at = now + dt.timedelta(hours=settings.IDEMPOTENCY_KEY_HOURS)
-            row.response_status, row.response_headers, row.response_body = None, {}, b""
-            row.save()
+            # Free: just inserted, or its first request died, failed or expired: ours now. The
+            # row is written only with the answer, just before the commit: a duplicate's INSERT
+            # ... ON CONFLICT would wait on a row this transaction had updated.
             response = get_response(request)
             if 200 <= response.status_code < 300 and not response.streaming:
-                _store(row, response, cipher)
+                _store(row, response, cipher, fp=fp, user=user, token=token)
                 return response
             # A failed request writes nothing and does not keep its key.
             transaction.set_rollback(True)
@@ -262,12 +261,13 @@ def idempotent_response(request, get_response) -> HttpResponse:
         return get_response(request)  # the view refuses it the same way
     hashed = key_hash(user=user, token=token, key=key)
     cipher = _cipher(user=user, token=token, key=key)
+    ttl = dt.timedelta(hours=settings.IDEMPOTENCY_KEY_HOURS)
     for _attempt in range(3):
         now = timezone.now()
         # INSERT ... ON CONFLICT DO NOTHING, committed at once: the row exists from here on.
         IdempotencyKey.objects.bulk_create(
             [IdempotencyKey(key_hash=hashed, fingerprint=fp, user=user, token=token,
-                            created_at=now, expires_at=now)],
+                            created_at=now, expires_at=now + ttl)],
             ignore_conflicts=True,
         )  # fmt: skip
         response = _run(
