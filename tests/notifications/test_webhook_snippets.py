@@ -147,3 +147,10 @@ def test_the_snippets_refuse_an_old_timestamp(tmp_path):
         [NODE, "--input-type=module", "-e", script], capture_output=True, text=True, timeout=60
     )
     assert json.loads(result.stdout) == [True, False, False], result.stderr
+
+
+def test_the_guide_shows_the_tested_snippets_verbatim():
+    guide = (SNIPPETS.parent / "webhooks.md").read_text()
+    for name, fence in (("verify_webhook.py", "python"), ("verify_webhook.mjs", "js")):
+        code = (SNIPPETS / name).read_text().rstrip()
+        assert f"```{fence}\n{code}\n```" in guide, name
