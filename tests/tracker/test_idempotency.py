@@ -360,3 +360,48 @@ def test_simultaneous_duplicates_write_once(live_server):
         created = {a.json()["id"] for a in answers if a.status_code == 201}
         assert len(created) == 1, "every 201 is the one update"
         assert StatusUpdate.objects.filter(task=w.task, note=f"Round {round_}").count() == 1
+
+
+def test_a_retried_multipart_import_gets_the_first_report(db):
+    """Imports take multipart: the same file under another boundary is the same request."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from django.test.client import encode_multipart
+
+    from tests.permission_matrix import build_world
+    from tests.plans.test_api_imports import NEW, TASKS, csv_bytes
+
+    matrix = build_world()
+    client = APIClient()
+    client.force_authenticate(matrix.user("coordinator"))
+    k = key()
+
+    def upload(boundary):
+        data = {"file": SimpleUploadedFile("t.csv", csv_bytes(NEW), content_type="text/csv")}
+        return client.post(
+            TASKS,
+            encode_multipart(boundary, data),
+            content_type=f"multipart/form-data; boundary={boundary}",
+            HTTP_IDEMPOTENCY_KEY=k,
+        )
+
+    first = upload("BoundaryOne")
+    assert first.status_code == 200 and first.json()["counts"]["create"] == 1, first.content
+    second = upload("AnotherBoundary")
+    assert second[idempotency.REPLAYED_HEADER] == "true"
+    # Run again, the import would report the row unchanged: this is the first report.
+    assert second.json() == first.json()
+    assert Task.objects.filter(ref="API-1").count() == 1
+
+
+def test_the_problems_speak_the_callers_language(world):
+    client = bearer(world.contributor)
+    k = key()
+    assert start(world, client, k).status_code == 200
+    other = client.post(
+        f"/api/v1/tasks/{world.task.pk}/transition/",
+        {"to": "in_progress", "expected_from": "planned", "note": "Other."},
+        HTTP_IDEMPOTENCY_KEY=k,
+        HTTP_ACCEPT_LANGUAGE="ko",
+    )
+    assert other.status_code == 422
+    assert "이미 다른 요청" in other.json()["detail"]
