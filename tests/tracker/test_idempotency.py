@@ -405,3 +405,26 @@ def test_the_problems_speak_the_callers_language(world):
     )
     assert other.status_code == 422
     assert "이미 다른 요청" in other.json()["detail"]
+
+
+def test_a_key_costs_a_fixed_number_of_queries(world):
+    from django.test.utils import CaptureQueriesContext
+
+    world.task.status = "in_progress"
+    world.task.save()
+    client = bearer(world.contributor)
+    url = f"/api/v1/tasks/{world.task.pk}/updates/"
+    client.post(url, {"note": "warm up"})  # the token's last use is stamped once
+
+    def count(**headers):
+        with CaptureQueriesContext(connection) as queries:
+            response = client.post(url, {"note": "Same."}, **headers)
+        assert response.status_code == 201
+        return len(queries)
+
+    plain = count()
+    k = key()
+    keyed, replay = count(HTTP_IDEMPOTENCY_KEY=k), count(HTTP_IDEMPOTENCY_KEY=k)
+    # The token once more, the claim, the lock, the answer (+ SAVEPOINT and RELEASE here, in
+    # the test's transaction; a plain BEGIN/COMMIT in production). A replay runs no view.
+    assert (keyed - plain, replay) == (6, 5)
