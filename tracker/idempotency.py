@@ -41,7 +41,7 @@ import json
 import orjson
 from cryptography.fernet import Fernet, InvalidToken
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import SuspiciousOperation
 from django.db import OperationalError, transaction
 from django.http import HttpResponse, UnreadablePostError
 from django.http.multipartparser import MultiPartParserError
@@ -257,7 +257,8 @@ def idempotent_response(request, get_response) -> HttpResponse:
     user, token = caller
     try:
         fp = fingerprint(request)
-    except (RequestDataTooBig, UnreadablePostError, MultiPartParserError):
+    # Too big, too many fields, malformed multipart, a broken connection.
+    except (SuspiciousOperation, UnreadablePostError, MultiPartParserError):
         return get_response(request)  # the view refuses it the same way
     hashed = key_hash(user=user, token=token, key=key)
     cipher = _cipher(user=user, token=token, key=key)
