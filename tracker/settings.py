@@ -278,6 +278,7 @@ CELERY_TASK_ROUTES = {
     "notifications.requeue_webhooks": {"queue": HOUSEKEEPING_QUEUE},
     "notifications.requeue_deliveries": {"queue": HOUSEKEEPING_QUEUE},
     "tracker.heartbeat": {"queue": HOUSEKEEPING_QUEUE},
+    "tracker.expire_idempotency_keys": {"queue": HOUSEKEEPING_QUEUE},
 }
 CELERY_BEAT_SCHEDULE = {
     **vars().get("CELERY_BEAT_SCHEDULE", {}),
