@@ -322,7 +322,13 @@ def add_idempotency_key_header(result, generator, request, public):
         "in": "header",
         "name": HEADER,
         "required": False,
-        "schema": {"type": "string", "minLength": 1, "maxLength": KEY_MAX_LENGTH},
+        "schema": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": KEY_MAX_LENGTH,
+            "pattern": "^[ -~]+$",
+            "example": "8e03978e-40d5-43e8-bc93-6894a57f9324",
+        },
         "description": (
             "Makes a retry safe: a repeat with the same key and the same request within "
             f"{settings.IDEMPOTENCY_KEY_HOURS} hours returns the first (successful) answer "
