@@ -321,3 +321,41 @@ class ApiToken(models.Model):
 
     def is_usable(self, now) -> bool:
         return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
+
+
+class IdempotencyKey(models.Model):
+    """A POST the API has seen with an `Idempotency-Key` header (tracker/idempotency.py).
+
+    Neither the key nor the request is stored: `key_hash` is an HMAC (API_TOKEN_PEPPER) of the
+    caller (token, or user for a session) and the key, `fingerprint` a SHA-256 of the method,
+    path, query and body. The first successful answer is kept, its body encrypted under a key
+    derived from the client's key, so only a client presenting the key can read it back.
+    `response_status` is null while the request runs (or after it failed and the row was not
+    yet removed).
+    """
+
+    key_hash = models.CharField(_("key hash"), max_length=64, unique=True, editable=False)
+    fingerprint = models.CharField(_("request fingerprint"), max_length=64, editable=False)
+    user = models.ForeignKey(
+        User, verbose_name=_("user"), on_delete=models.CASCADE, related_name="+"
+    )
+    token = models.ForeignKey(
+        ApiToken,
+        verbose_name=_("API token"),
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+    )
+    response_status = models.PositiveSmallIntegerField(_("response status"), null=True)
+    response_headers = models.JSONField(_("response headers"), default=dict)
+    response_body = models.BinaryField(_("response body"), default=b"")
+    created_at = models.DateTimeField(_("created at"))
+    expires_at = models.DateTimeField(_("expires at"), db_index=True)
+
+    class Meta:
+        verbose_name = _("idempotency key")
+        verbose_name_plural = _("idempotency keys")
+
+    def __str__(self):
+        return f"{self.key_hash[:12]}… ({self.response_status or 'in progress'})"

@@ -278,6 +278,7 @@ CELERY_TASK_ROUTES = {
     "notifications.requeue_webhooks": {"queue": HOUSEKEEPING_QUEUE},
     "notifications.requeue_deliveries": {"queue": HOUSEKEEPING_QUEUE},
     "tracker.heartbeat": {"queue": HOUSEKEEPING_QUEUE},
+    "tracker.expire_idempotency_keys": {"queue": HOUSEKEEPING_QUEUE},
 }
 CELERY_BEAT_SCHEDULE = {
     **vars().get("CELERY_BEAT_SCHEDULE", {}),
@@ -403,6 +404,20 @@ REST_FRAMEWORK = {
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
+# Idempotency-Key on API POSTs (tracker/idempotency.py): last, so it keeps the view's own
+# answer; a key is kept this many hours, then beat's expire_idempotency_keys deletes it.
+MIDDLEWARE = [*MIDDLEWARE, "tracker.idempotency.IdempotencyMiddleware"]
+IDEMPOTENCY_KEY_HOURS = env.int("IDEMPOTENCY_KEY_HOURS", default=24)
+if IDEMPOTENCY_KEY_HOURS < 1:
+    raise ImproperlyConfigured("IDEMPOTENCY_KEY_HOURS must be at least 1.")
+CELERY_BEAT_SCHEDULE = {
+    **vars().get("CELERY_BEAT_SCHEDULE", {}),
+    "tracker.expire_idempotency_keys": {
+        "task": "tracker.expire_idempotency_keys",
+        "schedule": 3600.0,
+        "options": {"queue": HOUSEKEEPING_QUEUE},
+    },
+}
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Joint Action Plan Tracker API",
@@ -433,6 +448,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "tracker.api.schema.add_problem_responses",
+        "tracker.idempotency.add_idempotency_key_header",
     ],
 }
 

@@ -36,6 +36,7 @@ ROUTED = {
     "notifications.requeue_webhooks": "HOUSEKEEPING_QUEUE",
     "notifications.requeue_deliveries": "HOUSEKEEPING_QUEUE",
     "tracker.heartbeat": "HOUSEKEEPING_QUEUE",
+    "tracker.expire_idempotency_keys": "HOUSEKEEPING_QUEUE",
 }
 
 
