@@ -32,6 +32,10 @@ unset REDIS_URL  # the server enqueues to the filesystem broker; nothing consume
 export TRACKER_URL="http://127.0.0.1:$PORT"
 
 command -v node >/dev/null || { echo "node is not installed (apt-get install nodejs npm)" >&2; exit 1; }
+# Redocly CLI 2 and openapi-typescript 7 need Node 20.19+ (Debian 13's nodejs; Debian 12 has 18).
+node -e 'const [a, b] = process.versions.node.split(".").map(Number);
+  process.exit(a > 20 || (a === 20 && b >= 19) ? 0 : 1)' \
+  || { echo "node $(node --version) is too old: 20.19 or later is needed" >&2; exit 1; }
 
 # The scratch database and the generators at once (migrating is the slow part).
 step "scratch database and demo data (in the background); the generators"

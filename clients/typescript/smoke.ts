@@ -60,12 +60,13 @@ async function main(): Promise<void> {
     const page = await api.GET("/api/v1/tasks/", {
       params: { query: { status: ["in_progress"], page_size: PAGE_SIZE, cursor } },
     });
-    check(page.data, `list page ${pages + 1}`);
+    check(page.data, `GET /api/v1/tasks/?status=in_progress&page_size=${PAGE_SIZE}`);
     pages += 1;
-    for (const task of page.data.results) {
-      check(task.status === "in_progress", `task ${task.ref} is in_progress`);
-      seen.push(task.id);
-    }
+    check(
+      page.data.results.every((task) => task.status === "in_progress"),
+      `page ${pages}: ${page.data.results.map((task) => task.ref).join(", ")} all in_progress`,
+    );
+    seen.push(...page.data.results.map((task) => task.id));
     if (!page.data.next) break;
     cursor = new URL(page.data.next).searchParams.get("cursor") ?? undefined;
   }
