@@ -80,7 +80,8 @@ def main() -> None:
         if not page.next_:
             break
         cursor = parse_qs(urlsplit(page.next_).query)["cursor"][0]
-    check(pages >= 2 and len(seen) == len(set(seen)) > PAGE_SIZE, f"{len(seen)} tasks, {pages} pages")
+    distinct = len(seen) == len(set(seen))
+    check(pages >= 2 and distinct and len(seen) > PAGE_SIZE, f"{len(seen)} tasks, {pages} pages")
 
     # Read one and its ETag; move it with If-Match; report progress with the new ETag.
     read = v1_tasks_retrieve.sync_detailed(client=api, id=seen[0])
@@ -118,7 +119,9 @@ def main() -> None:
         body=TransitionRequest(to=TaskStatusEnum.IN_PROGRESS, expected_from=TaskStatusEnum.AT_RISK),
     )
     check(
-        stale.status_code == 412 and isinstance(stale.parsed, Problem) and stale.parsed.status == 412,
+        stale.status_code == 412
+        and isinstance(stale.parsed, Problem)
+        and stale.parsed.status == 412,
         f"stale If-Match -> 412 Problem ({stale.parsed.title})",
     )
     refused = v1_tasks_transition_create.sync_detailed(
