@@ -428,6 +428,8 @@ SPECTACULAR_SETTINGS = {
         "problem document (application/problem+json) with a list of field errors."
     ),
     "VERSION": "1.0.0",
+    # Relative: the server that serves the document (paths carry /api/v1/ themselves).
+    "SERVERS": [{"url": "/", "description": "This server"}],
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

@@ -1,7 +1,8 @@
 """Spreadsheet import over the API: `POST /api/v1/tasks/import/` and `/api/v1/outcomes/import/`.
 
-The rest of the API reads JSON only (tracker/api/parsers.py); these two endpoints also take
-multipart/form-data (a `file` part), or JSON `{"filename", "content_base64"}`. `?dry_run=true`
+JSON only, like the rest of the API (tracker/api/parsers.py): `{"filename", "content_base64"}`,
+the file base64-encoded (one content type per request body, so generated clients get one
+request model; the workspace pages keep their upload forms). `?dry_run=true`
 reports what would happen and writes nothing. The work is `workspace.imports` (every write a
 service call, all or nothing): a file with bad rows answers 400 with one problem entry per
 bad cell (`rows.<row>.<column>`), and nothing is written.
@@ -14,16 +15,13 @@ from django.utils.translation import gettext_lazy as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
-from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from plans.models import Forum
 from tracker.api.errors import problem_response
-from tracker.api.parsers import JSONParser
 from workspace import imports
 
-FILE_REQUIRED = _("Send the spreadsheet as a multipart `file` part, or as JSON content_base64.")
 BAD_BASE64 = _("content_base64 is not valid base64.")
 BAD_ROWS = _("Some rows of the file are not right: nothing was written.")
 BAD_DRY_RUN = _("dry_run is true or false.")
@@ -34,11 +32,11 @@ class ImportJSONSerializer(serializers.Serializer):
     filename = serializers.CharField(
         required=False, help_text="e.g. tasks.xlsx (the content decides the format)."
     )
-    content_base64 = serializers.CharField(help_text="The CSV or XLSX file, base64-encoded.")
-
-
-class ImportUploadSerializer(serializers.Serializer):
-    file = serializers.FileField(help_text="A CSV (UTF-8 or CP949) or XLSX file.")
+    content_base64 = serializers.CharField(
+        max_length=4 * -(-imports.MAX_BYTES // 3),  # the base64 of imports.MAX_BYTES
+        help_text="The CSV (UTF-8 or CP949) or XLSX file, base64-encoded (standard alphabet, "
+        "padded); at most 1.5 MB once decoded.",
+    )
 
 
 class ImportChangeSerializer(serializers.Serializer):
@@ -79,11 +77,11 @@ class ImportReportSerializer(serializers.Serializer):
 
 
 def _file_error(message) -> Response:
-    return problem_response(400, str(message), [{"field": "file", "message": str(message)}])
+    error = [{"field": "content_base64", "message": str(message)}]
+    return problem_response(400, str(message), error)
 
 
 class _ImportView(APIView):
-    parser_classes = [MultiPartParser, JSONParser]
     kind = ""
 
     def run(self, request, **kwargs):
@@ -96,22 +94,13 @@ class _ImportView(APIView):
                 400, str(BAD_DRY_RUN), [{"field": "dry_run", "message": str(BAD_DRY_RUN)}]
             )
         dry_run = raw in ("true", "1")
-        upload = request.FILES.get("file")
-        if upload is not None:
-            if upload.size > imports.MAX_BYTES:
-                return _file_error(imports.FILE_TOO_LARGE % {"limit": imports.MAX_BYTES / 1e6})
-            data, filename = upload.read(), upload.name
-        else:
-            encoded = request.data.get("content_base64") if hasattr(request.data, "get") else None
-            if not isinstance(encoded, str) or not encoded:
-                return _file_error(FILE_REQUIRED)
-            try:
-                data = base64.b64decode(encoded, validate=True)
-            except (binascii.Error, ValueError):
-                return problem_response(
-                    400, str(BAD_BASE64), [{"field": "content_base64", "message": str(BAD_BASE64)}]
-                )
-            filename = str(request.data.get("filename") or "")
+        payload = ImportJSONSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)  # 400 naming content_base64 / filename
+        try:
+            data = base64.b64decode(payload.validated_data["content_base64"], validate=True)
+        except (binascii.Error, ValueError):
+            return _file_error(BAD_BASE64)
+        filename = payload.validated_data.get("filename", "")
         try:
             report = self.run(request, data=data, filename=filename, dry_run=dry_run)
         except imports.ImportFileError as exc:
@@ -135,10 +124,7 @@ class _ImportView(APIView):
 DRY_RUN = OpenApiParameter(
     "dry_run", OpenApiTypes.BOOL, description="Report what would happen; write nothing."
 )
-REQUEST = {
-    "multipart/form-data": ImportUploadSerializer,
-    "application/json": ImportJSONSerializer,
-}
+REQUEST = ImportJSONSerializer
 RESPONSES = {
     200: ImportReportSerializer,
     400: OpenApiResponse(description="Bad rows (one entry per bad cell, `rows.<row>.<column>`) "

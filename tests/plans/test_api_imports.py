@@ -1,5 +1,5 @@
-"""The import endpoints: multipart or JSON+base64, ?dry_run, 400 naming each bad cell, the
-policy per row, and outcomes matched by forum and title."""
+"""The import endpoints: JSON with the file base64-encoded (never multipart), ?dry_run, 400
+naming each bad cell, the policy per row, and outcomes matched by forum and title."""
 
 import base64
 import csv
@@ -39,17 +39,19 @@ NEW = [["Plan", "Ref", "Title", "Due date", "Lead organization"],
        ["PLAN-A", "API-1", "From the API", "2030-01-31", "LCO"]]  # fmt: skip
 
 
-def test_multipart_dry_run_then_for_real(world):
+def b64(rows) -> dict:
+    return {"filename": "t.csv", "content_base64": base64.b64encode(csv_bytes(rows)).decode()}
+
+
+def test_dry_run_then_for_real(world):
     client = api(world.user("coordinator"))
-    upload = SimpleUploadedFile("t.csv", csv_bytes(NEW), content_type="text/csv")
-    response = client.post(TASKS + "?dry_run=true", {"file": upload}, format="multipart")
+    response = client.post(TASKS + "?dry_run=true", b64(NEW), format="json")
     assert response.status_code == 200, response.content
     body = response.json()
     assert body["dry_run"] and not body["committed"]
     assert body["counts"] == {"create": 1, "change": 0, "unchanged": 0, "error": 0}
     assert not Task.objects.filter(ref="API-1").exists()
-    upload = SimpleUploadedFile("t.csv", csv_bytes(NEW), content_type="text/csv")
-    response = client.post(TASKS, {"file": upload}, format="multipart")
+    response = client.post(TASKS, b64(NEW), format="json")
     assert response.status_code == 200 and response.json()["committed"]
     task = Task.objects.get(ref="API-1")
     assert task.lead_organization == world.lead and task.updates.count() == 1
@@ -64,8 +66,7 @@ def test_json_with_base64(world):
 def test_bad_rows_answer_400_naming_each_cell_and_write_nothing(world):
     rows = [*NEW, ["PLAN-A", "API-2", "Bad date", "tomorrow", "LCO"],
             ["PLAN-A", "API-3", "Nobody leads", "2030-01-31", "Nobody Inc"]]  # fmt: skip
-    upload = SimpleUploadedFile("t.csv", csv_bytes(rows), content_type="text/csv")
-    response = api(world.user("coordinator")).post(TASKS, {"file": upload}, format="multipart")
+    response = api(world.user("coordinator")).post(TASKS, b64(rows), format="json")
     assert response.status_code == 400
     assert response["Content-Type"] == PROBLEM_CONTENT_TYPE
     errors = response.json()["errors"]
@@ -80,9 +81,11 @@ def test_bad_rows_answer_400_naming_each_cell_and_write_nothing(world):
 @pytest.mark.parametrize(
     "body, field",
     [
-        ({}, "file"),
+        ({}, "content_base64"),
         ({"content_base64": "%%%"}, "content_base64"),
-        ({"content_base64": base64.b64encode(b"PK\x03\x04junk").decode()}, "file"),
+        ({"content_base64": base64.b64encode(b"PK\x03\x04junk").decode()}, "content_base64"),
+        ({"content_base64": "A" * (4 * -(-imports.MAX_BYTES // 3) + 4)}, "content_base64"),
+        ([], "non_field_errors"),
     ],
 )
 def test_a_missing_or_unreadable_file_is_a_400_naming_the_field(world, body, field):
@@ -97,10 +100,15 @@ def test_a_bad_dry_run_flag_is_a_400(world):
     assert response.json()["errors"][0]["field"] == "dry_run"
 
 
-def test_a_form_body_is_still_415(world):
+def test_a_form_or_multipart_body_is_415(world):
     client = api(world.user("coordinator"))
     response = client.post(TASKS, "a=b", content_type="application/x-www-form-urlencoded")
     assert response.status_code == 415
+    upload = SimpleUploadedFile("t.csv", csv_bytes(NEW), content_type="text/csv")
+    response = client.post(TASKS, {"file": upload}, format="multipart")
+    assert response.status_code == 415
+    assert response["Content-Type"] == PROBLEM_CONTENT_TYPE
+    assert not Task.objects.filter(ref="API-1").exists()
 
 
 def test_anonymous_is_refused(world):
