@@ -905,7 +905,7 @@ def workstream_delete(*, actor: User, workstream: Workstream) -> None:
     workstream.delete()
 
 
-def _plan_touch(plan_id: int) -> None:
+def plan_touch(plan_id: int) -> None:
     """A plan shows its participants: a change to them is a change to the plan for a client
     syncing by `updated_after` (docs/decisions/0013-incremental-sync.md)."""
     Plan.objects.filter(pk=plan_id).update(updated_at=timezone.now())
@@ -933,7 +933,7 @@ def participant_add(
         raise ValidationError({"organization": message(PARTICIPANT_ALREADY)})
     participant = PlanParticipant(plan=plan, organization=organization, role=role)
     _save_new(participant, actor)
-    _plan_touch(plan.pk)
+    plan_touch(plan.pk)
     return participant
 
 
@@ -957,7 +957,7 @@ def participant_update(
     participant.full_clean()
     participant._history_user = actor
     participant.save(update_fields=["role", "updated_at"])
-    _plan_touch(participant.plan_id)
+    plan_touch(participant.plan_id)
     _plan_still_managed(actor, participant.plan, "role")
     return participant
 
@@ -987,7 +987,7 @@ def participant_remove(*, actor: User, participant: PlanParticipant) -> None:
         )
     participant._history_user = actor
     participant.delete()
-    _plan_touch(plan.pk)
+    plan_touch(plan.pk)
     _plan_still_managed(actor, plan, "organization")
 
 

@@ -19,7 +19,7 @@ from notifications.models import WebhookSubscription
 from notifications.tasks import deliver_webhook_task
 from plans import services
 from plans.exceptions import DomainError
-from plans.models import Forum, Outcome, PlanParticipant, Task, Workstream
+from plans.models import Forum, Outcome, Plan, PlanParticipant, Task, Workstream
 from tests.factories import OrganizationFactory, PlanFactory, TaskFactory, UserFactory
 from tracker.models import Membership, Organization
 from tracker.services import system_user
@@ -415,3 +415,189 @@ def test_without_the_feed_the_mirror_keeps_deleted_rows():
     mirror = Mirror(world.coordinator, use_feed=False)
     run(world, [mirror], 80)
     assert any("held, gone on the server" in line for line in mirror.differences())
+
+
+# --- updated_after on every list, and the feed's rules ---------------------------------------
+
+EVERY_LIST = [*LISTS.values(), "notifications/"]
+
+
+@pytest.fixture
+def people():
+    ministry = OrganizationFactory(kind="ministry", name="Ministry", acronym="MIN")
+    firm, other = OrganizationFactory(name="Firm"), OrganizationFactory(name="Other")
+    plan = PlanFactory(coordinating=[ministry], members=[firm, other])
+    coordinator, firm_user = UserFactory(), UserFactory()
+    for user, org, role in [(coordinator, ministry, "coordinator"), (firm_user, firm, "viewer")]:
+        services.membership_create(actor=system_user(), user=user, organization=org, role=role)
+    return type("People", (), locals())
+
+
+@pytest.mark.parametrize("path", EVERY_LIST)
+def test_every_list_takes_updated_after_and_names_it_when_bad(people, path):
+    client = _client(people.coordinator)
+    for bad in ("yesterday", "2026-13-01T00:00:00Z", "2026-01-01T00:00:00-25:00"):
+        response = client.get(API + path, {"updated_after": bad})
+        assert response.status_code == 400, (path, bad)
+        assert [error["field"] for error in response.json()["errors"]] == ["updated_after"]
+    response = client.get(API + path, {"updated_after": "2020-01-01T09:00:00+09:00"})
+    assert response.status_code == 200
+
+
+def test_updated_after_pages_in_updated_at_then_id_order_through_ties(people):
+    import time_machine
+
+    instant = dt.datetime(2026, 5, 1, 9, tzinfo=dt.UTC)
+    with time_machine.travel(instant, tick=False):  # five rows written in the same instant
+        tasks = [
+            TaskFactory(plan=people.plan, lead_organization=people.firm, ref=f"TIE-{n}")
+            for n in range(5)
+        ]
+    with time_machine.travel(instant + dt.timedelta(seconds=1), tick=False):
+        services.task_update(actor=people.coordinator, task=tasks[0], title="Changed later")
+    client = _client(people.coordinator)
+    params = {"updated_after": "2026-05-01T08:59:59Z", "ordering": "-due_date", "page_size": 2}
+    seen, response = [], client.get(API + "tasks/", params)
+    while True:
+        body = response.json()
+        seen += [row["id"] for row in body["results"]]
+        if not body["next"]:
+            break
+        response = client.get(body["next"])
+    assert seen == [task.pk for task in tasks[1:]] + [tasks[0].pk]
+    after_ties = client.get(API + "tasks/", {"updated_after": "2026-05-01T09:00:00Z"}).json()
+    assert [row["id"] for row in after_ties["results"]] == [tasks[0].pk]
+
+
+def test_link_changes_bump_the_row_the_client_sees(people):
+    def bumped(model, pk, write):
+        before = model.objects.get(pk=pk).updated_at
+        write()
+        return model.objects.get(pk=pk).updated_at > before
+
+    actor, firm, other = people.coordinator, people.firm, people.other
+    forum = services.forum_create(
+        actor=actor, kind="dialogue", name="F", held_on=dt.date(2025, 1, 1)
+    )
+    outcome = services.outcome_create(actor=actor, forum=forum, kind="mou", title="O")
+    workstream = services.workstream_create(actor=actor, plan=people.plan, code="W", title="W")
+    task = TaskFactory(plan=people.plan, lead_organization=firm)
+    assert bumped(
+        Forum, forum.pk, lambda: services.forum_update(actor=actor, forum=forum, hosts=[firm])
+    )
+    assert bumped(
+        Outcome,
+        outcome.pk,
+        lambda: services.outcome_update(actor=actor, outcome=outcome, parties=[firm]),
+    )
+    assert bumped(
+        Workstream,
+        workstream.pk,
+        lambda: services.workstream_update(
+            actor=actor, workstream=workstream, lead_organizations=[firm]
+        ),
+    )
+    assert bumped(
+        Task,
+        task.pk,
+        lambda: services.task_update(actor=actor, task=task, supporting_organizations=[other]),
+    )
+    assert bumped(
+        Task,
+        task.pk,
+        lambda: services.task_update(actor=actor, task=task, source_outcomes=[outcome]),
+    )
+    extra = OrganizationFactory(name="Extra")
+    assert bumped(
+        Plan,
+        people.plan.pk,
+        lambda: services.participant_add(actor=actor, plan=people.plan, organization=extra),
+    )
+    row = PlanParticipant.objects.get(plan=people.plan, organization=extra)
+    assert bumped(
+        Plan, people.plan.pk, lambda: services.participant_remove(actor=actor, participant=row)
+    )
+    assert bumped(
+        Organization, extra.pk,
+        lambda: services.organization_update(
+            actor=actor, organization=extra, website="https://example.org"
+        ),
+    )  # fmt: skip
+
+
+def _feed(user, after) -> dict:
+    response = _client(user).get(API + "changes/", {"after": after.isoformat()})
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+def _entries(feed) -> set[tuple]:
+    return {(entry["kind"], entry["id"], entry["op"]) for entry in feed["results"]}
+
+
+def test_the_feed_names_only_rows_the_reader_could_see(people):
+    actor = people.coordinator
+    seen_task = TaskFactory(plan=people.plan, lead_organization=people.firm)
+    unseen_task = TaskFactory(plan=people.plan, lead_organization=people.other)
+    forum = services.forum_create(
+        actor=actor, kind="dialogue", name="F", held_on=dt.date(2025, 1, 1)
+    )
+    workstream = services.workstream_create(actor=actor, plan=people.plan, code="W", title="W")
+    mark = dt.datetime.now(dt.UTC)
+    services.task_update(actor=actor, task=seen_task, lead_organization=people.other)
+    services.task_update(actor=actor, task=unseen_task, lead_organization=people.ministry)
+    services.forum_delete(actor=actor, forum=forum)
+    services.workstream_delete(actor=actor, workstream=workstream)
+    firm_feed = _feed(people.firm_user, mark)
+    assert not firm_feed["full_sync_required"]
+    # The firm's task left its view; the other one it never saw is not named.
+    assert _entries(firm_feed) == {
+        ("task", seen_task.pk, "delete"), ("forum", forum.pk, "delete"),
+        ("workstream", workstream.pk, "delete"),
+    }  # fmt: skip
+    # The coordinator still sees both tasks: only the deletions.
+    assert _entries(_feed(people.coordinator, mark)) == {
+        ("forum", forum.pk, "delete"), ("workstream", workstream.pk, "delete"),
+    }  # fmt: skip
+
+
+def test_the_feed_asks_for_a_full_read_when_the_readers_access_changes(people):
+    mark = dt.datetime.now(dt.UTC)
+    assert not _feed(people.firm_user, mark)["full_sync_required"]
+    services.membership_create(
+        actor=system_user(), user=people.firm_user, organization=people.other, role="viewer"
+    )
+    assert _feed(people.firm_user, mark)["full_sync_required"]
+    assert not _feed(people.coordinator, mark)["full_sync_required"]
+    response = _client(people.firm_user).get(API + "changes/")
+    assert response.json()["full_sync_required"]  # no `after`: a first sync
+    response = _client(people.firm_user).get(API + "changes/", {"after": "soon"})
+    assert response.status_code == 400
+    assert [error["field"] for error in response.json()["errors"]] == ["after"]
+
+
+def test_the_feed_takes_the_same_queries_for_few_and_many_changes(
+    people, django_assert_num_queries
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def queries_for(count: int) -> int:
+        mark = dt.datetime.now(dt.UTC)
+        for n in range(count):
+            forum = services.forum_create(
+                actor=people.coordinator, kind="dialogue", name=f"F{count}-{n}",
+                held_on=dt.date(2025, 1, 1),
+            )  # fmt: skip
+            task = TaskFactory(plan=people.plan, lead_organization=people.firm)
+            services.forum_delete(actor=people.coordinator, forum=forum)
+            services.task_update(
+                actor=people.coordinator, task=task, lead_organization=people.other
+            )
+        client = _client(people.firm_user)
+        with CaptureQueriesContext(connection) as captured:
+            feed = client.get(API + "changes/", {"after": mark.isoformat()}).json()
+        assert len(feed["results"]) == 2 * count
+        return len(captured)
+
+    assert queries_for(2) == queries_for(12)
