@@ -116,19 +116,21 @@ class Mirror:
         new = row["id"] not in self.rows[kind]
         self.rows[kind][row["id"]] = row
         if new and kind == "task":  # a task that came into view brings its history
-            for update in _page_through(self.client, LISTS["status-update"], {"task": row["id"]}):
-                self.rows["status-update"][update["id"]] = update
+            self.children(row["id"], "task", ["status-update"])
+        if new and kind == "plan":  # a plan, its workstreams and participants
+            self.children(row["id"], "plan", ["workstream", "plan-participant"])
+
+    def children(self, pk: int, parent: str, kinds: list[str]) -> None:
+        for kind in kinds:
+            for row in _page_through(self.client, LISTS[kind], {parent: pk}):
+                self.rows[kind][row["id"]] = row
 
     def arrive(self, kind: str, pk: int) -> None:
         """A row that came into view without changing (a plan seen through a new task)."""
         response = self.client.get(f"{API}{LISTS[kind]}{pk}/")
         if response.status_code != 200:
             return
-        self.rows[kind][pk] = response.json()
-        if kind == "plan":
-            for child in ("workstream", "plan-participant"):
-                for row in _page_through(self.client, LISTS[child], {"plan": pk}):
-                    self.rows[child][row["id"]] = row
+        self.upsert(kind, response.json())
 
     def drop(self, kind: str, pk: int) -> None:
         """A delete implies what hangs under the row (docs/integration/sync.md)."""
