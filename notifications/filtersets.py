@@ -3,15 +3,16 @@
 import django_filters as filters
 from django.db.models import Q
 
-from tracker.filtersets import IdsFilter, InstantFilter
+from tracker.filtersets import IdsFilter, InstantFilter, updated_after_filter
 
-from .models import PING_EVENT, WebhookDelivery, WebhookEvent, WebhookSubscription
+from .models import PING_EVENT, Notification, WebhookDelivery, WebhookEvent, WebhookSubscription
 
 
 class WebhookSubscriptionFilterSet(filters.FilterSet):
     organization = IdsFilter(field_name="organization_id", help_text="Organization id(s).")
     is_active = filters.BooleanFilter(help_text="false: disabled (by hand or after failures).")
     q = filters.CharFilter(method="search", help_text="Text in the URL or description.")
+    updated_after = updated_after_filter()
 
     class Meta:
         model = WebhookSubscription
@@ -36,4 +37,19 @@ class WebhookDeliveryFilterSet(filters.FilterSet):
 
     class Meta:
         model = WebhookDelivery
+        fields = []
+
+
+class NotificationFilterSet(filters.FilterSet):
+    unread = filters.BooleanFilter(
+        field_name="read_at", lookup_expr="isnull", help_text="true: only unread ones."
+    )
+    kind = filters.MultipleChoiceFilter(
+        choices=Notification.Kind.choices, help_text="One or more kinds (repeat the parameter)."
+    )
+    # A notification is written once; marking it read is the reader's own act, not synced.
+    updated_after = updated_after_filter("created_at", "Created")
+
+    class Meta:
+        model = Notification
         fields = []

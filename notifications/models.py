@@ -12,6 +12,7 @@ from django.core.validators import URLValidator
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
+from simple_history.models import HistoricalRecords
 
 from tracker.models import Organization
 
@@ -109,8 +110,13 @@ class WebhookSubscription(models.Model):
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
+    # The deletions a syncing client must hear of (/api/v1/changes/, docs/decisions/0013);
+    # never the secrets, even encrypted.
+    history = HistoricalRecords(excluded_fields=["secret_encrypted", "previous_secret_encrypted"])
+
     class Meta:
         verbose_name_plural = _("webhooks")
+        indexes = [models.Index(fields=["updated_at", "id"], name="webhooksubscription_sync")]
         ordering = ["organization", "url", "pk"]
         verbose_name = _("webhook")
         constraints = [

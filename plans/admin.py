@@ -644,6 +644,11 @@ class PlanAdmin(
     def service_update(self, actor, obj, changed):
         return services.plan_update(actor=actor, plan=obj, **changed)
 
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        if any(formset.has_changed() for formset in formsets if formset.model is PlanParticipant):
+            services.plan_touch(form.instance.pk)  # the plan lists them (incremental sync)
+
 
 @admin.register(Workstream)
 class WorkstreamAdmin(

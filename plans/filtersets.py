@@ -13,7 +13,7 @@ import django_filters as filters
 from django.db.models import Q
 
 from tracker.content_language import search_q
-from tracker.filtersets import DayFilter, FilterSet, IdsFilter, InstantFilter
+from tracker.filtersets import DayFilter, FilterSet, IdsFilter, InstantFilter, updated_after_filter
 
 from .models import Forum, Outcome, Plan, PlanParticipant, StatusUpdate, Task, Workstream
 
@@ -45,11 +45,7 @@ class TaskFilterSet(FilterSet):
         method="filter_overdue",
         help_text="Open and past the end of the due date in the plan's time zone.",
     )
-    updated_after = InstantFilter(
-        field_name="updated_at",
-        lookup_expr="gt",
-        help_text="Changed after this instant (ISO 8601), for incremental sync.",
-    )
+    updated_after = updated_after_filter()
     q = filters.CharFilter(
         method="search", help_text="Text in ref, title or description (English or Korean)."
     )
@@ -92,6 +88,8 @@ class StatusUpdateFilterSet(FilterSet):
     created_after = InstantFilter(field_name="created_at", lookup_expr="gt")
     created_before = InstantFilter(field_name="created_at", lookup_expr="lt")
 
+    updated_after = updated_after_filter("created_at", "Recorded")  # append-only
+
     class Meta:
         model = StatusUpdate
         fields = []
@@ -101,6 +99,8 @@ class PlanFilterSet(FilterSet):
     status = filters.MultipleChoiceFilter(distinct=False, choices=Plan.Status.choices)
     organization = IdsFilter(field_name="participations__organization_id", distinct=True)
     q = filters.CharFilter(method="search")
+
+    updated_after = updated_after_filter()
 
     class Meta:
         model = Plan
@@ -114,6 +114,8 @@ class WorkstreamFilterSet(FilterSet):
     plan = IdsFilter(field_name="plan_id")
     parent = IdsFilter(field_name="parent_id")
 
+    updated_after = updated_after_filter()
+
     class Meta:
         model = Workstream
         fields = []
@@ -125,6 +127,8 @@ class ForumFilterSet(FilterSet):
     held_after = DayFilter(field_name="held_on", lookup_expr="gte")
     held_before = DayFilter(field_name="held_on", lookup_expr="lte")
     q = filters.CharFilter(method="search")
+
+    updated_after = updated_after_filter()
 
     class Meta:
         model = Forum
@@ -140,6 +144,8 @@ class OutcomeFilterSet(FilterSet):
     status = filters.MultipleChoiceFilter(distinct=False, choices=Outcome.Status.choices)
     party = IdsFilter(method="filter_party", help_text="Organization id(s) among the parties.")
     q = filters.CharFilter(method="search")
+
+    updated_after = updated_after_filter()
 
     class Meta:
         model = Outcome
@@ -157,6 +163,8 @@ class PlanParticipantFilterSet(FilterSet):
     plan = IdsFilter(field_name="plan_id")
     organization = IdsFilter(field_name="organization_id")
     role = filters.MultipleChoiceFilter(distinct=False, choices=PlanParticipant.Role.choices)
+
+    updated_after = updated_after_filter()
 
     class Meta:
         model = PlanParticipant

@@ -80,10 +80,14 @@ class Forum(TranslatedContent):
     source_url = models.URLField(
         _("source URL"), max_length=500, blank=True, validators=[validate_web_url]
     )
+    # Incremental sync (`updated_after`, docs/decisions/0013): bumped by every write of the
+    # row or of its links (hosts, participants).
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     history = HistoricalRecords()
 
     class Meta:
+        indexes = [models.Index(fields=["updated_at", "id"], name="forum_sync")]
         verbose_name = _("forum")
         verbose_name_plural = _("forums")
         ordering = ["-held_on", "name"]
@@ -149,11 +153,13 @@ class Outcome(ChecksInOneQuery, TranslatedContent):
     status = models.CharField(
         _("status"), max_length=32, choices=Status.choices, default=Status.OPEN
     )
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     history = HistoricalRecords()
     objects = querysets.OutcomeQuerySet.as_manager()
 
     class Meta:
+        indexes = [models.Index(fields=["updated_at", "id"], name="outcome_sync")]
         verbose_name = _("outcome")
         verbose_name_plural = _("outcomes")
         ordering = ["forum__held_on", "title"]
@@ -232,6 +238,7 @@ class Plan(TranslatedContent):
     objects = querysets.PlanQuerySet.as_manager()
 
     class Meta:
+        indexes = [models.Index(fields=["updated_at", "id"], name="plan_sync")]
         verbose_name = _("plan")
         verbose_name_plural = _("plans")
         ordering = ["-period_start", "code"]
@@ -275,10 +282,12 @@ class PlanParticipant(models.Model):
         related_name="plan_participations",
     )
     role = models.CharField(_("role"), max_length=16, choices=Role.choices, default=Role.MEMBER)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     history = HistoricalRecords()
 
     class Meta:
+        indexes = [models.Index(fields=["updated_at", "id"], name="planparticipant_sync")]
         verbose_name = _("plan participant")
         verbose_name_plural = _("plan participants")
         ordering = ["plan", "role", "organization__name"]
@@ -320,11 +329,13 @@ class Workstream(TranslatedContent):
         help_text=_("e.g. the critical minerals sub-working group."),
     )
     order = models.PositiveIntegerField(_("order"), default=0)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     history = HistoricalRecords()
     objects = querysets.WorkstreamQuerySet.as_manager()
 
     class Meta:
+        indexes = [models.Index(fields=["updated_at", "id"], name="workstream_sync")]
         verbose_name = _("workstream")
         verbose_name_plural = _("workstreams")
         ordering = ["plan", "order", "code"]
@@ -534,6 +545,8 @@ class Task(ChecksInOneQuery, TranslatedContent):
             # The default list order, filtered by status (the commonest API query).
             models.Index(fields=["status", "due_date", "id"], name="task_status_due"),
             models.Index(fields=["due_date", "id"], name="task_due"),
+            # Incremental sync: `updated_after`, ordered by (updated_at, id).
+            models.Index(fields=["updated_at", "id"], name="task_sync"),
             # ordering=priority, with and without a status filter.
             models.Index(fields=["priority_rank", "id"], name="task_priority_rank"),
             models.Index(

@@ -675,6 +675,9 @@ def register_notifications() -> None:
         lambda user, action: organization_resource_q(user, action),
         may_manage_organization_resources,
     )
+    from plans import changes  # deletions reach syncing clients (/api/v1/changes/)
+
+    changes.register("webhook", WebhookSubscription)
 
     # The delivery log: seen by the subscription's organization, written by nobody (the
     # delivery services write it as the system).

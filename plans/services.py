@@ -237,7 +237,7 @@ def forum_update(
     with content_language.errors_named_as_given(set(fields) & {"name", "summary"}):
         forum.full_clean()
     forum._history_user = actor
-    forum.save(update_fields=list(fields) or None)
+    forum.save(update_fields=[*fields, "updated_at"])  # links count as a change too
     if hosts is not None:
         forum.hosts.set(hosts)
     if participants is not None:
@@ -359,7 +359,7 @@ def workstream_update(
     with content_language.errors_named_as_given(set(fields) & {"title", "description"}):
         workstream.full_clean()
     workstream._history_user = actor
-    workstream.save(update_fields=list(fields) or None)
+    workstream.save(update_fields=[*fields, "updated_at"])  # links count as a change too
     if lead_organizations is not None:
         workstream.lead_organizations.set(lead_organizations)
     return workstream
@@ -862,7 +862,7 @@ def outcome_update(
     with content_language.errors_named_as_given(set(fields) & {"title"}):
         outcome.full_clean()
     outcome._history_user = actor
-    outcome.save(update_fields=list(fields) or None)
+    outcome.save(update_fields=[*fields, "updated_at"])  # links count as a change too
     if parties is not None:
         outcome.parties.set(parties)
     return outcome
@@ -911,6 +911,12 @@ def workstream_delete(*, actor: User, workstream: Workstream) -> None:
     workstream.delete()
 
 
+def plan_touch(plan_id: int) -> None:
+    """A plan shows its participants: a change to them is a change to the plan for a client
+    syncing by `updated_after` (docs/decisions/0013-incremental-sync.md)."""
+    Plan.objects.filter(pk=plan_id).update(updated_at=timezone.now())
+
+
 def _plan_still_managed(actor: User, plan: Plan, field: str) -> None:
     """After a participant change: the plan keeps a coordinating organization, and the actor
     keeps the right to manage it (else the change is refused and rolled back)."""
@@ -933,6 +939,7 @@ def participant_add(
         raise ValidationError({"organization": message(PARTICIPANT_ALREADY)})
     participant = PlanParticipant(plan=plan, organization=organization, role=role)
     _save_new(participant, actor)
+    plan_touch(plan.pk)
     return participant
 
 
@@ -955,7 +962,8 @@ def participant_update(
     participant.role = role
     participant.full_clean()
     participant._history_user = actor
-    participant.save(update_fields=["role"])
+    participant.save(update_fields=["role", "updated_at"])
+    plan_touch(participant.plan_id)
     _plan_still_managed(actor, participant.plan, "role")
     return participant
 
@@ -985,6 +993,7 @@ def participant_remove(*, actor: User, participant: PlanParticipant) -> None:
         )
     participant._history_user = actor
     participant.delete()
+    plan_touch(plan.pk)
     _plan_still_managed(actor, plan, "organization")
 
 
@@ -1013,7 +1022,7 @@ def organization_update(
     with content_language.errors_named_as_given(set(fields) & {"name", "acronym"}):
         organization.full_clean()
     organization._history_user = actor
-    organization.save(update_fields=list(fields) or None)
+    organization.save(update_fields=[*fields, "updated_at"])
     return organization
 
 

@@ -157,12 +157,15 @@ class Organization(TranslatedContent):
             'of Commerce", "상무부"]. Readout intake finds the organization by them.'
         ),
     )
+    # Incremental sync (`updated_after`, docs/decisions/0013-incremental-sync.md).
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     history = HistoricalRecords()
 
     class Meta:
         verbose_name = _("organization")
         verbose_name_plural = _("organizations")
+        indexes = [models.Index(fields=["updated_at", "id"], name="organization_sync")]
         ordering = ["name"]
         constraints = [
             models.CheckConstraint(

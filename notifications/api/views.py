@@ -1,7 +1,6 @@
 """The webhook API. Querysets are scoped by plans.permissions (out of sight -> 404); writes go
 through notifications.services, which check the action (not allowed -> 403)."""
 
-import django_filters.rest_framework as filters
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
@@ -10,7 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from notifications import calendar, selectors, services
-from notifications.filtersets import WebhookSubscriptionFilterSet
+from notifications.filtersets import NotificationFilterSet, WebhookSubscriptionFilterSet
 from notifications.models import (
     PING_EVENT,
     CalendarFeed,
@@ -197,19 +196,6 @@ class WebhookSubscriptionViewSet(
         paginator.ordering = ("-created_at", "-id")
         page = paginator.paginate_queryset(deliveries, request, view=self)
         return paginator.get_paginated_response(s.WebhookDeliverySerializer(page, many=True).data)
-
-
-class NotificationFilterSet(filters.FilterSet):
-    unread = filters.BooleanFilter(
-        field_name="read_at", lookup_expr="isnull", help_text="true: only unread ones."
-    )
-    kind = filters.MultipleChoiceFilter(
-        choices=Notification.Kind.choices, help_text="One or more kinds (repeat the parameter)."
-    )
-
-    class Meta:
-        model = Notification
-        fields = []
 
 
 @extend_schema_view(

@@ -195,8 +195,8 @@ def etag(task: Task) -> str:
     list=extend_schema(
         summary="List tasks you can see",
         description="Filters combine; cursor-paginated (page_size up to 200). For incremental "
-        "sync, pass `updated_after` with the newest `updated_at` you hold and "
-        "`ordering=updated_at`.",
+        "sync, pass `updated_after` (the list is then ordered by updated_at, id) and read "
+        "deletions from /api/v1/changes/ (docs/integration/sync.md).",
     ),
     retrieve=extend_schema(summary="A task", description="The ETag header carries its version."),
     create=extend_schema(summary="Create a task (plan coordinators)"),

@@ -41,6 +41,10 @@ INSTANT_ORDERED = [
     "notifications/",
     "tasks/?ordering=updated_at",
     "tasks/?ordering=-updated_at",
+    # Incremental sync orders by (updated_at, id) whatever `ordering` says.
+    "tasks/?updated_after=2020-01-01T00:00:00Z&ordering=ref",
+    "forums/?updated_after=2020-01-01T00:00:00Z",
+    "organizations/?updated_after=2020-01-01T00:00:00Z",
 ]
 TEXT_ORDERED = ["tasks/?ordering=ref", "tasks/?ordering=-ref"]
 

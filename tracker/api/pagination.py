@@ -19,6 +19,8 @@ from rest_framework import serializers
 from rest_framework.pagination import Cursor as CursorPosition
 from rest_framework.pagination import CursorPagination
 
+from tracker.filtersets import SYNC_PARAMETER
+
 INVALID_CURSOR = _("Invalid cursor: use the `next` or `previous` link of a page of this list.")
 MAX_CURSOR_LENGTH = 1000
 _INTEGER = re.compile(r"-?[0-9]{1,19}")
@@ -81,11 +83,29 @@ def _position_is_valid(field, position: str) -> bool:
     return True
 
 
+def sync_field(request, view) -> str | None:
+    """The field the view's `updated_after` filter reads, when the request uses it."""
+    if request is None or SYNC_PARAMETER not in request.query_params:
+        return None
+    filterset_class = getattr(view, "filterset_class", None)
+    sync_filter = getattr(filterset_class, "base_filters", {}).get(SYNC_PARAMETER)
+    return None if sync_filter is None else sync_filter.field_name
+
+
 class Cursor(CursorPagination):
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 200
     ordering = ("id",)
+
+    def get_ordering(self, request, queryset, view):
+        """With `updated_after` (incremental sync), by (its field, id) ascending whatever
+        `ordering` says: a client pages from its high-water mark and misses no row changed
+        in the same instant as the last one it holds (docs/decisions/0013)."""
+        field = sync_field(request, view)
+        if field is not None:
+            return (field, "id")
+        return super().get_ordering(request, queryset, view)
 
     def paginate_queryset(self, queryset, request, view=None):
         self._queryset = queryset  # decode_cursor checks the position against its ordering
