@@ -10,7 +10,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('notifications', '0007_labels'),
-        ('tracker', '0009_incremental_sync'),
+        ('tracker', '0010_incremental_sync'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

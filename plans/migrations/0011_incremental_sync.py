@@ -12,7 +12,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('plans', '0010_readout_intake_drafts'),
-        ('tracker', '0009_incremental_sync'),
+        ('tracker', '0010_incremental_sync'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -10,7 +10,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('tracker', '0008_organization_aliases'),
+        ('tracker', '0009_idempotency_keys'),
     ]
 
     operations = [
