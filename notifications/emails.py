@@ -5,6 +5,7 @@ link to the task and its plan and a Message-ID derived from the notification's d
 import hashlib
 import logging
 import re
+import secrets
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -53,7 +54,13 @@ class RenderedOnceEmail(EmailMultiAlternatives):
 
     def message(self, *args, **kwargs):
         if self._rendered is None:
-            self._rendered = super().message(*args, **kwargs)
+            message = super().message(*args, **kwargs)
+            if message.is_multipart() and message.get_boundary() is None:
+                # A random boundary set here: otherwise the generator makes one and compiles
+                # a regular expression for it, for every message (128 random bits cannot
+                # occur in the text by chance).
+                message.set_boundary("=" * 15 + secrets.token_hex(16) + "==")
+            self._rendered = message
         return self._rendered
 
 

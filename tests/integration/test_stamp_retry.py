@@ -5,8 +5,9 @@ a new connection and the row is stamped sent; the email is not sent again (issue
 The fault is real: a second PostgreSQL session ends the delivering sessions
 (`pg_terminate_backend`, what a restart or a failover does to them) at the moment the outside
 world answered. An email batch stamps on a helper session (notifications.outbox.StampsAside),
-so for emails every session of the test database but the killer's is ended. The mail server (Django's locmem outbox) and the webhook receiver (a local
-HTTP server) are the outside world."""
+so for emails every session of the test database but the killer's is ended. The mail server
+(Django's locmem outbox) and the webhook receiver (a local HTTP server) are the outside
+world."""
 
 import datetime as dt
 
