@@ -23,9 +23,10 @@ import contextlib
 import datetime as dt
 import logging
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, connection, transaction
+from django.db import InterfaceError, OperationalError, connection, connections, transaction
 from django.utils import timezone
 
 logger = logging.getLogger(__name__)
@@ -87,26 +88,46 @@ def claim(
         return dict(cursor.fetchall())
 
 
-@contextlib.contextmanager
-def relaxed_commits():
-    """For the stamps of a batch (one autocommitted UPDATE per email, after its send): on
-    PostgreSQL their commits do not wait for the WAL flush (`synchronous_commit = off` for
-    this session while the batch runs; the claim before it was committed normally). A stamp
-    is still visible to every other session at once and survives a worker's death and a
-    clean database shutdown; only a crash of the database server itself within a fraction
-    of a second (wal_writer_delay) may lose it, and then the email goes out once more with
-    the same Message-ID, as when a worker dies between the server's 250 and its stamp. It
-    saves a disk flush per email."""
-    relaxed = connection.vendor == "postgresql" and not connection.in_atomic_block
-    if relaxed:
-        with connection.cursor() as cursor:
-            cursor.execute("SET synchronous_commit TO OFF")
-    try:
-        yield
-    finally:
-        if relaxed:
-            with contextlib.suppress(Exception), connection.cursor() as cursor:
-                cursor.execute("RESET synchronous_commit")
+class StampsAside:
+    """Runs a batch's stamps one at a time on a second database connection, in a helper
+    thread, so that the round trip of one row's stamp overlaps building the next row's
+    message and the start of its SMTP exchange. The caller waits for the stamp in flight
+    (`wait`) before the next message can be accepted (before its DATA): as with stamps made
+    in line, every row accepted before the one in flight is stamped, and the window of a
+    repeat after a crash stays one message wide. Only on PostgreSQL and outside a
+    transaction (a second connection would not see the caller's uncommitted rows):
+    `StampsAside.usable()`. The helper's connection is closed with the batch."""
+
+    def __init__(self):
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox-stamps")
+        self._pending: Future | None = None
+        self.results: list = []
+
+    @staticmethod
+    def usable() -> bool:
+        return connection.vendor == "postgresql" and not connection.in_atomic_block
+
+    def submit(self, write) -> None:
+        """Start `write()` in the helper, after the stamp in flight finished."""
+        self.wait()
+        self._pending = self._pool.submit(write)
+
+    def wait(self) -> None:
+        """Wait for the stamp in flight (its error raised); its result goes to `results`."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            result = pending.result()
+            if result is not None:
+                self.results.append(result)
+
+    def close(self) -> None:
+        try:
+            if self._pending is not None:
+                self._pending.exception()  # finished, whatever the caller's own error
+        finally:
+            with contextlib.suppress(Exception):
+                self._pool.submit(connections.close_all).result()
+            self._pool.shutdown(wait=True)
 
 
 def held(model, pk: int, attempts: int, **open_filter):
