@@ -159,24 +159,14 @@ def _build_email(build):
     return message
 
 
-def _send_built(message, before_data=None) -> Exception | None:
-    """Send a built message; the error of a failed attempt. `before_data()` runs before the
-    message body goes out (over Django's SMTP backend: after MAIL and RCPT)."""
+def _send_built(message) -> Exception | None:
+    """Send a built message; the error of a failed attempt."""
     import smtplib
 
     from celery.exceptions import SoftTimeLimitExceeded
 
-    if before_data is not None:
-        before_data = _apart(before_data)
     try:
-        if before_data is not None and _plain_smtp(message.connection):
-            _smtp_send(message, message.connection, before_data)
-        else:
-            if before_data is not None:
-                before_data()
-            message.send()
-    except _NotTheMessage as wrapper:
-        raise wrapper.__cause__ from None
+        message.send()
     except (smtplib.SMTPException, OSError) as exc:
         return exc
     except (*DB_OUTAGE_ERRORS, SoftTimeLimitExceeded):
@@ -184,76 +174,6 @@ def _send_built(message, before_data=None) -> Exception | None:
     except Exception as exc:  # noqa: BLE001 - the backend refused what it was given
         return _not_built(exc, "The mail backend could not send an email.")
     return None
-
-
-class _NotTheMessage(Exception):
-    """Carries an error of `before_data` (a stamp's) past the send's error handling: it is
-    not the message's fault."""
-
-
-def _apart(function):
-    def call():
-        try:
-            function()
-        except BaseException as exc:
-            raise _NotTheMessage() from exc
-
-    return call
-
-
-def _plain_smtp(connection) -> bool:
-    from django.core.mail.backends.smtp import EmailBackend
-
-    return type(connection) is EmailBackend and connection.connection is not None
-
-
-def _smtp_send(message, backend, before_data) -> None:
-    """What Django's SMTP backend and smtplib's `sendmail` do for one message, with
-    `before_data()` between the envelope (MAIL, RCPT) and DATA, so that the two envelope
-    round trips overlap whatever `before_data` waits for."""
-    import smtplib
-
-    from django.core.mail.message import sanitize_address
-
-    recipients = message.recipients()
-    if not recipients:
-        before_data()
-        return
-    encoding = message.encoding or settings.DEFAULT_CHARSET
-    sender = sanitize_address(message.from_email, encoding)
-    recipients = [sanitize_address(address, encoding) for address in recipients]
-    data = message.message().as_bytes(linesep="\r\n")
-    smtp = backend.connection
-    smtp.ehlo_or_helo_if_needed()
-    options = [f"size={len(data)}"] if smtp.does_esmtp and smtp.has_extn("size") else []
-    code, reply = smtp.mail(sender, options)
-    if code != 250:
-        _smtp_abort(smtp, code)
-        raise smtplib.SMTPSenderRefused(code, reply, sender)
-    refused = {}
-    for recipient in recipients:
-        code, reply = smtp.rcpt(recipient)
-        if code not in (250, 251):
-            refused[recipient] = (code, reply)
-        if code == 421:
-            smtp.close()
-            raise smtplib.SMTPRecipientsRefused(refused)
-    if len(refused) == len(recipients):
-        smtp.rset()
-        raise smtplib.SMTPRecipientsRefused(refused)
-    before_data()
-    code, reply = smtp.data(data)
-    if code != 250:
-        _smtp_abort(smtp, code)
-        raise smtplib.SMTPDataError(code, reply)
-
-
-def _smtp_abort(smtp, code: int) -> None:
-    if code == 421:
-        smtp.close()
-    else:
-        with contextlib.suppress(Exception):
-            smtp.rset()
 
 
 @dataclass(frozen=True)
@@ -318,14 +238,9 @@ def notifications_deliver_batch(
     from . import emails
 
     builder = emails.ReminderBuilder([claim.notification for claim in leases], connection)
-    # Each stamp runs beside the build of the next message and its envelope (PostgreSQL, no
-    # transaction open); it is waited for before the next message's DATA.
-    aside = outbox.StampsAside() if outbox.StampsAside.usable() else None
     try:
         for index, claim in enumerate(leases):
             if index and _now() >= deadline:
-                if aside is not None:
-                    aside.wait()
                 _notifications_give_back(leases[index:], schedule_retry)
                 break
             message = _build_email(lambda claim=claim: builder.build(claim.notification))
@@ -333,31 +248,23 @@ def notifications_deliver_batch(
                 error = message
             else:
                 _mail_connection_open(connection)
-                error = _send_built(message, before_data=aside.wait if aside else None)
+                error = _send_built(message)
                 if error is not None and not isinstance(error, EmailNotBuilt):
                     with contextlib.suppress(Exception):
                         connection.close()  # a broken connection: the next send opens a new one
-
             # The attempt happened: its outcome is recorded even through a short database
             # outage (an email the server accepted is stamped sent, never sent again), while
             # the lease holds.
-            def stamp(claim=claim, error=error):
-                return retry_db_write(
-                    lambda: _notification_stamp(claim, error, schedule_retry=schedule_retry),
+            results.append(
+                retry_db_write(
+                    lambda claim=claim, error=error: _notification_stamp(
+                        claim, error, schedule_retry=schedule_retry
+                    ),
                     until=_stamp_deadline(claim.notification.next_attempt_at, claim.claimed_at),
                     what=f"Stamping notification {claim.notification.pk}",
                 )
-
-            if aside is None:
-                results.append(stamp())
-            else:
-                aside.submit(stamp)  # after the previous one (submit waits for it)
-        if aside is not None:
-            aside.wait()
-            results.extend(aside.results)
+            )
     finally:
-        if aside is not None:
-            aside.close()
         if own_connection:
             with contextlib.suppress(Exception):
                 connection.close()

@@ -23,10 +23,9 @@ import contextlib
 import datetime as dt
 import logging
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, connection, connections, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
 logger = logging.getLogger(__name__)
@@ -86,48 +85,6 @@ def claim(
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(sql, params)
         return dict(cursor.fetchall())
-
-
-class StampsAside:
-    """Runs a batch's stamps one at a time on a second database connection, in a helper
-    thread, so that the round trip of one row's stamp overlaps building the next row's
-    message and the start of its SMTP exchange. The caller waits for the stamp in flight
-    (`wait`) before the next message can be accepted (before its DATA): as with stamps made
-    in line, every row accepted before the one in flight is stamped, and the window of a
-    repeat after a crash stays one message wide. Only on PostgreSQL and outside a
-    transaction (a second connection would not see the caller's uncommitted rows):
-    `StampsAside.usable()`. The helper's connection is closed with the batch."""
-
-    def __init__(self):
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox-stamps")
-        self._pending: Future | None = None
-        self.results: list = []
-
-    @staticmethod
-    def usable() -> bool:
-        return connection.vendor == "postgresql" and not connection.in_atomic_block
-
-    def submit(self, write) -> None:
-        """Start `write()` in the helper, after the stamp in flight finished."""
-        self.wait()
-        self._pending = self._pool.submit(write)
-
-    def wait(self) -> None:
-        """Wait for the stamp in flight (its error raised); its result goes to `results`."""
-        pending, self._pending = self._pending, None
-        if pending is not None:
-            result = pending.result()
-            if result is not None:
-                self.results.append(result)
-
-    def close(self) -> None:
-        try:
-            if self._pending is not None:
-                self._pending.exception()  # finished, whatever the caller's own error
-        finally:
-            with contextlib.suppress(Exception):
-                self._pool.submit(connections.close_all).result()
-            self._pool.shutdown(wait=True)
 
 
 def held(model, pk: int, attempts: int, **open_filter):
