@@ -376,9 +376,7 @@ def test_a_retried_import_gets_the_first_report(db):
     body = b64(NEW)
 
     def upload(text):
-        return client.post(
-            TASKS, text, content_type="application/json", HTTP_IDEMPOTENCY_KEY=k
-        )
+        return client.post(TASKS, text, content_type="application/json", HTTP_IDEMPOTENCY_KEY=k)
 
     first = upload(json.dumps(body))
     assert first.status_code == 200 and first.json()["counts"]["create"] == 1, first.content
