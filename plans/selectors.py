@@ -89,6 +89,8 @@ class IdListField(models.Field):
         return "TextField"
 
     def from_db_value(self, value, expression, connection):
+        if type(value) is list:  # PostgreSQL's array, already a new list
+            return value
         if value is None:
             return []
         if isinstance(value, str):

@@ -34,13 +34,26 @@ class ClientAddressMixin:
         return client_ip(request) or ""
 
 
+_CLIENTS: dict = {}
+
+
+def _redis_client(cache):
+    """A redis client on the cache's write pool, made once per pool: Django makes a new one
+    per operation, copying some 170 response callbacks into a new dict each time."""
+    pool = cache._cache._get_connection_pool(True)
+    entry = _CLIENTS.get(id(pool))
+    if entry is None or entry[0] is not pool:
+        entry = _CLIENTS[id(pool)] = (pool, cache._cache._client(connection_pool=pool))
+    return entry[1]
+
+
 def _bump(keys: dict[str, int]) -> dict[str, tuple[int, float]]:
     """Add one to each counter `key` (created with a lifetime of `keys[key]` seconds):
     {key: (count, seconds left)}. One round trip on Redis."""
     cache = caches["default"]
     if isinstance(cache, RedisCache):
         names = {key: cache.make_and_validate_key(key) for key in keys}
-        client = cache._cache.get_client(None, write=True)
+        client = _redis_client(cache)
         pipe = client.pipeline(transaction=False)
         for key, duration in keys.items():
             pipe.set(names[key], 0, ex=duration, nx=True)
