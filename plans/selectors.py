@@ -4,7 +4,7 @@ import json
 from dataclasses import dataclass
 
 from django.core.exceptions import EmptyResultSet
-from django.db import connection, connections, models
+from django.db import connection, models
 from django.db.models import (
     Case,
     Count,
@@ -16,14 +16,11 @@ from django.db.models import (
     Value,
     When,
 )
-from django.db.models.query import BaseIterable
-from django.utils import timezone
 
 from tracker.models import Membership, User
 
 from . import permissions as policy
 from .models import Forum, Outcome, Plan, PlanParticipant, Task
-from .querysets import OPEN
 from .services import WORKFLOW, Move
 
 
@@ -168,7 +165,7 @@ def task_rows(queryset: QuerySet, *, scope: "policy.TaskScope") -> QuerySet:
         assignee, manager = person("assignee_id"), person("manager_id")
     listed = IdListField()
     queryset = queryset.rewrite(False) if hasattr(queryset, "rewrite") else queryset
-    related = dict(
+    return queryset.annotate(
         support_ids=policy.LiteralSQL(
             _id_array(
                 f'SELECT s."organization_id" AS listed FROM "{support}" s '
@@ -191,67 +188,7 @@ def task_rows(queryset: QuerySet, *, scope: "policy.TaskScope") -> QuerySet:
         shown_parent_id=parent,
         shown_assignee_id=assignee,
         shown_manager_id=manager,
-    )
-    if connection.vendor == "postgresql":
-        # Rows written by TaskRowIterable around the SQL Django compiles for the filters,
-        # ordering and cursor only: the select list is not compiled per request.
-        rows = queryset.all()
-        rows._iterable_class = TaskRowIterable
-        rows.query.task_row_related = related  # kept by the paginator's clones
-        return rows
-    return queryset.annotate(**related).values(*TASK_ROW_FIELDS)
-
-
-class TaskRowIterable(BaseIterable):
-    """The rows of `task_rows` for a queryset the paginator ordered, filtered and sliced: its
-    WHERE, ORDER BY and LIMIT compiled by Django over the task table alone (`SELECT id`), the
-    select list (`TASK_ROW_FIELDS`, the plan joined) written as SQL once and put in front of
-    them. The same values as `.values(*TASK_ROW_FIELDS)` on PostgreSQL, with no converter to
-    run. Anything but the task table alone in the compiled FROM (a filter that joins) takes
-    the ORM's way."""
-
-    def __iter__(self):
-        queryset = self.queryset
-        related = queryset.query.task_row_related
-        slim = queryset.values_list("pk")
-        table = f'"{Task._meta.db_table}"'
-        prefix = f'SELECT {table}."id" FROM {table}'
-        try:
-            sql, params = slim.query.get_compiler(queryset.db).as_sql()
-        except EmptyResultSet:
-            return
-        if len(slim.query.alias_map) != 1 or not sql.startswith(prefix + " "):
-            yield from queryset.annotate(**related).values(*TASK_ROW_FIELDS)
-            return
-        select, select_params = _task_row_select(related)
-        with connections[queryset.db].cursor() as cursor:
-            cursor.execute(select + sql[len(prefix) :], [*select_params, *params])
-            keys = TASK_ROW_FIELDS
-            for row in cursor.fetchall():
-                yield dict(zip(keys, row, strict=True))
-
-
-def _task_row_select(related: dict) -> tuple[str, list]:
-    """`SELECT <TASK_ROW_FIELDS> FROM task JOIN plan` with the related parts' SQL."""
-    task, plan = f'"{Task._meta.db_table}"', f'"{Plan._meta.db_table}"'
-    columns, params = [], []
-    for name in TASK_ROW_FIELDS:
-        if name in related:
-            columns.append(f"({related[name].sql})")
-            params += related[name].params
-        elif name == "is_overdue":
-            marks = ", ".join(["%s"] * len(OPEN))
-            columns.append(f'({task}."status" IN ({marks}) AND {task}."deadline_at" <= %s)')
-            params += [*OPEN, timezone.now()]
-        elif name.startswith("plan__"):
-            columns.append(f'{plan}."{name.removeprefix("plan__")}"')
-        else:
-            columns.append(f'{task}."{name}"')
-    sql = (
-        f"SELECT {', '.join(columns)} FROM {task} "
-        f'INNER JOIN {plan} ON ({task}."plan_id" = {plan}."id")'
-    )
-    return sql, params
+    ).values(*TASK_ROW_FIELDS)
 
 
 @dataclass(frozen=True)
