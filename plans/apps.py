@@ -12,5 +12,12 @@ class PlansConfig(AppConfig):
         from .role_groups import ensure_role_groups
 
         register_intake()
+        # A bearer token's query also reads its user's organization and plan ids, so the
+        # task list's scope costs no query of its own (permissions.viewer).
+        from tracker.services import TOKEN_USER_EXTRAS
+
+        from .permissions import VIEWER_ROWS, viewer_rows_sql
+
+        TOKEN_USER_EXTRAS[VIEWER_ROWS] = viewer_rows_sql
 
         post_migrate.connect(ensure_role_groups, sender=self, dispatch_uid="plans.role_groups")

@@ -55,6 +55,8 @@ from dataclasses import dataclass
 from django.db import models
 from django.db.models import Exists, OuterRef, Q
 from django.db.models.expressions import RawSQL
+from django.utils.functional import cached_property
+from django.utils.hashable import make_hashable
 from django.utils.translation import gettext_noop
 
 from tracker.i18n import message
@@ -177,14 +179,77 @@ class Viewer:
     participating_plan_ids: tuple[int, ...] = ()  # any org of theirs takes part
 
 
-def viewer(user: User) -> Viewer:
-    """The user's memberships and their organizations' plan participations: ONE query."""
-    rows = Membership.objects.filter(user=user).values_list(
-        "organization_id",
-        "role",
-        "organization__plan_participations__plan_id",
-        "organization__plan_participations__role",
+class LiteralSQL(RawSQL):
+    """RawSQL whose identity (hash, equality) is its SQL, parameters and output type, read
+    directly: Django binds the constructor's signature for it, a noticeable share of
+    compiling the task list's page, which holds several of these."""
+
+    @cached_property
+    def identity(self):
+        return (type(self), self.sql, make_hashable(self.params), type(self.output_field))
+
+
+# Where a bearer token's one query leaves the reader's rows for `viewer` (tracker.services
+# TOKEN_USER_EXTRAS, registered in plans.apps): "org:role:plan:plan_role" per membership and
+# participation ("org:role::" for a membership without one), read with the token.
+VIEWER_ROWS = "plans_viewer_rows"
+
+
+def viewer_rows_sql(user_id_sql: str) -> RawSQL:
+    """The rows `viewer` reads, as one value of the query that finds `user_id_sql`'s user:
+    an array of text on PostgreSQL, JSON text on SQLite."""
+    from django.db import connection
+
+    membership, participant = Membership._meta.db_table, PlanParticipant._meta.db_table
+    row = (
+        "CAST(m.\"organization_id\" AS TEXT) || ':' || m.\"role\" || ':' || "
+        "COALESCE(CAST(pp.\"plan_id\" AS TEXT), '') || ':' || COALESCE(pp.\"role\", '')"
     )
+    source = (
+        f'FROM "{membership}" m LEFT JOIN "{participant}" pp '
+        f'ON pp."organization_id" = m."organization_id" WHERE m."user_id" = {user_id_sql}'
+    )
+    if connection.vendor == "postgresql":
+        sql = f"ARRAY(SELECT {row} {source})"
+    else:
+        sql = f"(SELECT json_group_array({row}) {source})"
+    return LiteralSQL(sql, [], output_field=_ViewerRowsField())
+
+
+class _ViewerRowsField(models.Field):
+    def get_internal_type(self):
+        return "TextField"
+
+    def from_db_value(self, value, expression, connection):
+        import json
+
+        if value is None:
+            return []
+        return json.loads(value) if isinstance(value, str) else list(value)
+
+
+def _viewer_rows(user: User):
+    """(organization id, role, plan id or None, plan role or None) of each membership and its
+    organization's plan participations: read with the bearer token, else one query."""
+    rows = getattr(user, VIEWER_ROWS, None)
+    if rows is None:
+        return Membership.objects.filter(user=user).values_list(
+            "organization_id",
+            "role",
+            "organization__plan_participations__plan_id",
+            "organization__plan_participations__role",
+        )
+    parsed = []
+    for row in rows:
+        organization_id, role, plan_id, plan_role = row.split(":")
+        parsed.append((int(organization_id), role, int(plan_id) if plan_id else None, plan_role))
+    return parsed
+
+
+def viewer(user: User) -> Viewer:
+    """The user's memberships and their organizations' plan participations: ONE query, or
+    none when the bearer token's query brought them (`VIEWER_ROWS`)."""
+    rows = _viewer_rows(user)
     orgs, coordinated, overseen, participating = set(), set(), set(), set()
     coordinating = PlanParticipant.Role.COORDINATING
     for organization_id, role, plan_id, plan_role in rows:
@@ -263,7 +328,7 @@ class TaskScope:
         if self.seen is None:
             return Q(pk__in=[])
         sql, params = task_view_sql(self.seen, f'"{Task._meta.db_table}"')
-        return Q(RawSQL(sql, params, output_field=models.BooleanField()))
+        return Q(LiteralSQL(sql, params, output_field=models.BooleanField()))
 
 
 def task_view_scope(user) -> TaskScope:

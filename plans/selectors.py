@@ -16,7 +16,6 @@ from django.db.models import (
     Value,
     When,
 )
-from django.db.models.expressions import RawSQL
 
 from tracker.models import Membership, User
 
@@ -90,6 +89,8 @@ class IdListField(models.Field):
         return "TextField"
 
     def from_db_value(self, value, expression, connection):
+        if type(value) is list:  # PostgreSQL's array, already a new list
+            return value
         if value is None:
             return []
         if isinstance(value, str):
@@ -137,16 +138,16 @@ def task_rows(queryset: QuerySet, *, scope: "policy.TaskScope") -> QuerySet:
     )
     depends_params = []
     if scope.unrestricted:
-        parent = RawSQL(f'{task}."parent_id"', [], output_field=number)
-        assignee = RawSQL(f'{task}."assignee_id"', [], output_field=number)
-        manager = RawSQL(f'{task}."manager_id"', [], output_field=number)
+        parent = policy.LiteralSQL(f'{task}."parent_id"', [], output_field=number)
+        assignee = policy.LiteralSQL(f'{task}."assignee_id"', [], output_field=number)
+        manager = policy.LiteralSQL(f'{task}."manager_id"', [], output_field=number)
     else:
         seen_sql, seen_params = scope.sql("v")
         depends_sql += (
             f' AND EXISTS (SELECT 1 FROM {task} v WHERE v."id" = d."to_task_id" AND {seen_sql})'
         )
         depends_params = seen_params
-        parent = RawSQL(
+        parent = policy.LiteralSQL(
             f'CASE WHEN EXISTS (SELECT 1 FROM {task} v WHERE v."id" = {task}."parent_id" '
             f'AND {seen_sql}) THEN {task}."parent_id" END',
             seen_params,
@@ -154,7 +155,7 @@ def task_rows(queryset: QuerySet, *, scope: "policy.TaskScope") -> QuerySet:
         )
 
         def person(column):
-            return RawSQL(
+            return policy.LiteralSQL(
                 f'CASE WHEN EXISTS (SELECT 1 FROM "{users}" u WHERE u."id" = {task}."{column}" '
                 f'AND u."is_system") THEN NULL ELSE {task}."{column}" END',
                 [],
@@ -165,7 +166,7 @@ def task_rows(queryset: QuerySet, *, scope: "policy.TaskScope") -> QuerySet:
     listed = IdListField()
     queryset = queryset.rewrite(False) if hasattr(queryset, "rewrite") else queryset
     return queryset.annotate(
-        support_ids=RawSQL(
+        support_ids=policy.LiteralSQL(
             _id_array(
                 f'SELECT s."organization_id" AS listed FROM "{support}" s '
                 f'WHERE s."task_id" = {task}."id"'
@@ -173,7 +174,7 @@ def task_rows(queryset: QuerySet, *, scope: "policy.TaskScope") -> QuerySet:
             [],
             output_field=listed,
         ),
-        outcome_ids=RawSQL(
+        outcome_ids=policy.LiteralSQL(
             _id_array(
                 f'SELECT o."outcome_id" AS listed FROM "{outcomes}" o '
                 f'WHERE o."task_id" = {task}."id"'
@@ -181,7 +182,9 @@ def task_rows(queryset: QuerySet, *, scope: "policy.TaskScope") -> QuerySet:
             [],
             output_field=listed,
         ),
-        depends_on_ids=RawSQL(_id_array(depends_sql), depends_params, output_field=listed),
+        depends_on_ids=policy.LiteralSQL(
+            _id_array(depends_sql), depends_params, output_field=listed
+        ),
         shown_parent_id=parent,
         shown_assignee_id=assignee,
         shown_manager_id=manager,

@@ -33,7 +33,7 @@ from django.utils import translation
 
 def _services_missing() -> str:
     missing = []
-    if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+    if not settings.DATABASES["default"]["ENGINE"].endswith(".postgresql"):
         missing.append("DATABASE_URL (PostgreSQL)")
     if not os.environ.get("REDIS_URL"):
         missing.append("REDIS_URL")

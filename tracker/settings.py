@@ -127,7 +127,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and not env.bool(
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        # The same backend, its health check without a round trip (tracker/db/postgresql).
+        DATABASES["default"]["ENGINE"] = "tracker.db.postgresql"
+    if DATABASES["default"]["ENGINE"] == "tracker.db.postgresql" and not env.bool(
         "DATABASE_JIT", default=False
     ):
         # PostgreSQL's JIT compiles the policy's scope subqueries anew for each query once a

@@ -79,7 +79,8 @@ def test_environment_selects_postgres_redis_and_smtp():
     assert result.returncode == 0, result.stderr
     loaded = json.loads(result.stdout)
     assert loaded["debug"] is False
-    assert loaded["db_engine"] == "django.db.backends.postgresql"
+    # Django's backend, its health check without a round trip (tracker/db/postgresql)
+    assert loaded["db_engine"] == "tracker.db.postgresql"
     assert loaded["broker"] == "redis://cache.example:6379/2"
     assert loaded["cache"].endswith("RedisCache")
     assert loaded["email_backend"].endswith("smtp.EmailBackend")

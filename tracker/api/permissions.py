@@ -16,5 +16,10 @@ class TokenScope(permissions.BasePermission):
     def has_permission(self, request, view):
         token = request.auth
         if isinstance(token, ApiToken) and token.scope == ApiToken.Scope.READ:
-            return request.method in permissions.SAFE_METHODS
+            if request.method in permissions.SAFE_METHODS:
+                return True
+            # Refused before DRF's throttles would run: count it (a 429 once the budget is
+            # spent), so this answer too carries the RateLimit headers.
+            view.check_throttles(request)
+            return False
         return True

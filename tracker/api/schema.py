@@ -1,4 +1,5 @@
-"""OpenAPI additions: every operation documents the problem-details errors it can return.
+"""OpenAPI additions: every operation documents the problem-details errors it can return, and
+the RateLimit headers of its answers.
 
 The document is linted in CI (openapi-spec-validator in the tests, Redocly's recommended rules
 in scripts/api_clients.sh) and two clients are generated from it unpatched (clients/): keep
@@ -83,6 +84,16 @@ def _fix_examples(node):
         return DRF_CURSOR_EXAMPLES.get(node, node)
     return node
 
+# IETF draft-ietf-httpapi-ratelimit-headers, from the tightest counter the request bumped
+# (tracker/api/throttling.py, written by tracker.middleware). docs/integration/rate-limits.md.
+RATE_LIMIT_HEADERS = {
+    "RateLimit-Limit": "Requests allowed in the current window of the tightest limit that "
+    "applies (per token, per user, or per client address for password logins).",
+    "RateLimit-Remaining": "Requests left in that window (0 when refused with 429).",
+    "RateLimit-Reset": "Seconds until that window ends (a whole number).",
+}
+RETRY_AFTER = "Seconds to wait before retrying (a whole number)."
+
 
 def add_problem_responses(result, generator, request, public):
     result.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
@@ -102,4 +113,18 @@ def add_problem_responses(result, generator, request, public):
             _integer_ids(operation)
             # Anonymous operations (logging in) say so: `security: []` rather than nothing.
             operation.setdefault("security", [])
+            for status, response in responses.items():
+                if status == "401":
+                    continue  # a missing or bad token: no counter applies
+                headers = response.setdefault("headers", {})
+                for name in RATE_LIMIT_HEADERS:
+                    headers.setdefault(name, {"$ref": f"#/components/headers/{name}"})
+                if status == "429":
+                    headers.setdefault("Retry-After", {"$ref": "#/components/headers/Retry-After"})
+    components = result["components"].setdefault("headers", {})
+    for name, description in {**RATE_LIMIT_HEADERS, "Retry-After": RETRY_AFTER}.items():
+        components[name] = {
+            "description": description,
+            "schema": {"type": "integer", "minimum": 0},
+        }
     return _fix_examples(result)

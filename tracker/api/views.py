@@ -42,10 +42,28 @@ class OrganizationViewSet(viewsets.ReadOnlyModelViewSet):
     filterset_class = OrganizationFilterSet
 
 
+def me_data(user) -> dict:
+    """MeSerializer's JSON for `user`, written directly: an integration's most frequent identity
+    read, where building the ModelSerializer's fields cost more than the query."""
+    return {
+        "id": user.pk,
+        "username": user.username,
+        "first_name": user.first_name,
+        "last_name": user.last_name,
+        "email": user.email,
+        "time_zone": user.time_zone,
+        "language": user.language,
+        "memberships": [
+            {"organization": organization_id, "role": role}
+            for organization_id, role in user.memberships.values_list("organization_id", "role")
+        ],
+    }
+
+
 class MeView(APIView):
     @extend_schema(summary="The signed-in user, with memberships", responses=s.MeSerializer)
     def get(self, request):
-        return Response(s.MeSerializer(request.user).data)
+        return Response(me_data(request.user))
 
     @extend_schema(
         summary="Change your name, time zone or language",
