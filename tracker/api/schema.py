@@ -84,6 +84,7 @@ def _fix_examples(node):
         return DRF_CURSOR_EXAMPLES.get(node, node)
     return node
 
+
 # IETF draft-ietf-httpapi-ratelimit-headers, from the tightest counter the request bumped
 # (tracker/api/throttling.py, written by tracker.middleware). docs/integration/rate-limits.md.
 RATE_LIMIT_HEADERS = {
