@@ -1,9 +1,11 @@
 """The verification snippets of docs/integration/webhooks.md, run as an integrator would run
-them (a Python process, a Node process) on what a local receiver got from a real delivery:
+them (a Python process; the TypeScript one compiled with the tsc of clients/typescript, then a
+Node process) on what a local receiver got from a real delivery:
 a task transition's webhook, POSTed over HTTP by `webhook_deliver` as the Celery task does,
 then a ping after a rotation that keeps the old secret (two signatures)."""
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -22,24 +24,42 @@ pytestmark = pytest.mark.django_db
 
 SNIPPETS = Path(settings.BASE_DIR) / "docs" / "integration" / "snippets"
 NODE = shutil.which("node")
+# TypeScript and @types/node as `npm ci` in clients/typescript installs them (.ci/run does,
+# in its generated-clients step, before the tests).
+NODE_MODULES = Path(settings.BASE_DIR) / "clients" / "typescript" / "node_modules"
+TSC = NODE_MODULES / ".bin" / "tsc"
 
 
-def _python(secret, headers_file, body_file):
+@pytest.fixture(scope="module")
+def compiled_ts(tmp_path_factory):
+    """verify_webhook.ts compiled (strict) to an ES module; its path."""
+    if NODE is None or not TSC.exists():
+        missing = "node" if NODE is None else f"{TSC} (npm ci in clients/typescript)"
+        if os.environ.get("CI"):
+            pytest.fail(f"CI runs the TypeScript snippet, but {missing} is missing")
+        pytest.skip(f"{missing} is missing (CI installs it)")
+    out = tmp_path_factory.mktemp("verify_webhook_ts")
+    compiled = subprocess.run(
+        [str(TSC), "--strict", "--noUncheckedIndexedAccess", "--target", "es2022",
+         "--module", "es2022", "--moduleResolution", "bundler", "--types", "node",
+         "--typeRoots", str(NODE_MODULES / "@types"), "--outDir", str(out),
+         str(SNIPPETS / "verify_webhook.ts")],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert compiled.returncode == 0, compiled.stdout + compiled.stderr
+    (out / "package.json").write_text('{"type": "module"}')
+    return out / "verify_webhook.js"
+
+
+def _python(secret, headers_file, body_file, script=None):
     return [sys.executable, str(SNIPPETS / "verify_webhook.py"), secret, headers_file, body_file]
 
 
-def _node(secret, headers_file, body_file):
-    return [NODE, str(SNIPPETS / "verify_webhook.mjs"), secret, headers_file, body_file]
+def _node(secret, headers_file, body_file, script=None):
+    return [NODE, str(script), secret, headers_file, body_file]
 
 
-RUNNERS = [
-    pytest.param(_python, id="python"),
-    pytest.param(
-        _node,
-        id="node",
-        marks=pytest.mark.skipif(NODE is None, reason="node is not installed (CI has it)"),
-    ),
-]
+RUNNERS = [pytest.param(_python, id="python"), pytest.param(_node, id="typescript")]
 
 
 def _deliver_all():
@@ -47,12 +67,12 @@ def _deliver_all():
         services.webhook_deliver(delivery_id=delivery.pk)
 
 
-def _run(command, received, tmp_path, secret, *, body=None, headers=None):
+def _run(command, received, tmp_path, secret, *, body=None, headers=None, script=None):
     headers_file, body_file = tmp_path / "headers.json", tmp_path / "body"
     headers_file.write_text(json.dumps(headers if headers is not None else received.headers))
     body_file.write_bytes(body if body is not None else received.body)
     result = subprocess.run(
-        command(secret, str(headers_file), str(body_file)),
+        command(secret, str(headers_file), str(body_file), script),
         capture_output=True,
         text=True,
         timeout=60,
@@ -63,8 +83,13 @@ def _run(command, received, tmp_path, secret, *, body=None, headers=None):
 
 @pytest.mark.parametrize("command", RUNNERS)
 def test_the_snippets_verify_a_live_delivery(
-    command, world, receiver, enqueued, django_capture_on_commit_callbacks, tmp_path
+    command, world, receiver, enqueued, django_capture_on_commit_callbacks, tmp_path, request
 ):
+    script = request.getfixturevalue("compiled_ts") if command is _node else None
+
+    def check(*args, **kwargs):
+        return _run(*args, script=script, **kwargs)
+
     subscription, secret = services.webhook_subscription_create(
         actor=system_user(), organization=world.a, url=receiver.url, events=["task.status_changed"]
     )
@@ -83,26 +108,26 @@ def test_the_snippets_verify_a_live_delivery(
     received = receiver.requests[0]
     assert received.valid and received.json["type"] == "task.status_changed"
 
-    assert _run(command, received, tmp_path, secret)
+    assert check(command, received, tmp_path, secret)
     # Header names in any case, as frameworks hand them over.
-    assert _run(command, received, tmp_path, secret, headers={
+    assert check(command, received, tmp_path, secret, headers={
         name.title(): value for name, value in received.headers.items()
     })  # fmt: skip
     # A changed body, another secret, a changed id or timestamp: refused.
     tampered = received.body.replace(b"in_progress", b"cancelled")
     assert tampered != received.body
-    assert not _run(command, received, tmp_path, secret, body=tampered)
+    assert not check(command, received, tmp_path, secret, body=tampered)
     _, stranger = services.webhook_subscription_create(
         actor=system_user(), organization=world.a, url=receiver.url + "?x", events=["task.created"]
     )
-    assert not _run(command, received, tmp_path, stranger)
+    assert not check(command, received, tmp_path, stranger)
     for name, value in (("webhook-id", "msg_other"), ("webhook-timestamp", "1")):
-        assert not _run(
+        assert not check(
             command, received, tmp_path, secret, headers={**received.headers, name: value}
         )
     # The body re-serialized from its JSON is not the body that was signed.
     reserialized = json.dumps(received.json, indent=2).encode()
-    assert not _run(command, received, tmp_path, secret, body=reserialized)
+    assert not check(command, received, tmp_path, secret, body=reserialized)
 
     # After a rotation that keeps the old secret, both secrets verify (two signatures).
     _, new_secret = services.webhook_subscription_rotate_secret(
@@ -116,11 +141,11 @@ def test_the_snippets_verify_a_live_delivery(
     assert (
         ping.json["type"] == "webhook.ping" and len(ping.headers["webhook-signature"].split()) == 2
     )
-    assert _run(command, ping, tmp_path, new_secret)
-    assert _run(command, ping, tmp_path, secret)
+    assert check(command, ping, tmp_path, new_secret)
+    assert check(command, ping, tmp_path, secret)
 
 
-def test_the_snippets_refuse_an_old_timestamp(tmp_path):
+def test_the_snippets_refuse_an_old_timestamp(request):
     """Replays: the same function with a clock 301 s after the signature."""
     from notifications import signing
 
@@ -134,10 +159,9 @@ def test_the_snippets_refuse_an_old_timestamp(tmp_path):
     assert verify_webhook.verify(secret, headers, body, now=1_700_000_300)
     assert not verify_webhook.verify(secret, headers, body, now=1_700_000_301)
     assert not verify_webhook.verify(secret, headers, body, now=1_699_999_699)
-    if NODE is None:
-        pytest.skip("node is not installed (CI has it)")
+    compiled = request.getfixturevalue("compiled_ts")
     script = (
-        f"import {{ verify }} from {json.dumps((SNIPPETS / 'verify_webhook.mjs').as_uri())};"
+        f"import {{ verify }} from {json.dumps(compiled.as_uri())};"
         f"const [s, h] = [{json.dumps(secret)}, {json.dumps(headers)}];"
         f"const b = {json.dumps(body.decode())};"
         "console.log(JSON.stringify([verify(s, h, b, {now: 1700000300}),"
@@ -151,6 +175,6 @@ def test_the_snippets_refuse_an_old_timestamp(tmp_path):
 
 def test_the_guide_shows_the_tested_snippets_verbatim():
     guide = (SNIPPETS.parent / "webhooks.md").read_text()
-    for name, fence in (("verify_webhook.py", "python"), ("verify_webhook.mjs", "js")):
+    for name, fence in (("verify_webhook.py", "python"), ("verify_webhook.ts", "ts")):
         code = (SNIPPETS / name).read_text().rstrip()
         assert f"```{fence}\n{code}\n```" in guide, name

@@ -1,11 +1,9 @@
-// @ts-check
 /**
  * Verify a webhook from the joint action plan tracker (Standard Webhooks signatures).
  *
- * Node 18+, no npm packages (node:crypto only). Types are JSDoc, so TypeScript checks this
- * file as it is (`// @ts-check`, or `checkJs`); in a .ts file, copy it with the annotations
- * written inline. Call verify() with the secret shown when the webhook was created (or
- * rotated), the request's headers and its RAW body, before parsing the JSON, e.g. Express:
+ * TypeScript for Node 18+, no npm packages at run time (node:crypto only; @types/node to
+ * compile). Call verify() with the secret shown when the webhook was created (or rotated),
+ * the request's headers and its RAW body, before parsing the JSON, e.g. Express:
  *
  *   app.post("/hooks/tracker", express.raw({ type: "application/json" }), (req, res) => {
  *     if (!verify(SECRET, req.headers, req.body)) return res.sendStatus(401);
@@ -13,24 +11,30 @@
  *     ...
  *   });
  *
- * From a shell: `node verify_webhook.mjs SECRET HEADERS.json BODY-FILE` exits 0 when valid.
+ * From a shell, compiled as an ES module: `node verify_webhook.js SECRET HEADERS.json BODY-FILE`
+ * exits 0 when valid.
  */
 import { createHmac, timingSafeEqual } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { argv, exit } from "node:process";
 import { fileURLToPath } from "node:url";
 
-/**
- * @param {string} secret `whsec_...` as shown once by the tracker
- * @param {Record<string, string | string[] | undefined>} headers names in any case
- * @param {Uint8Array | string} body the raw body, exactly as received
- * @param {{ toleranceSeconds?: number, now?: number }} [options] now: Unix seconds
- * @returns {boolean} true when a v1 signature matches and the timestamp is recent
- */
-export function verify(secret, headers, body, options = {}) {
+export interface VerifyOptions {
+  /** Seconds a signature stays acceptable either side of now (default 300). */
+  toleranceSeconds?: number;
+  /** The time to check against, in Unix seconds (default: now). */
+  now?: number;
+}
+
+/** True when a v1 signature matches and the timestamp is recent. */
+export function verify(
+  secret: string,
+  headers: Record<string, string | string[] | undefined>,
+  body: Uint8Array | string,
+  options: VerifyOptions = {},
+): boolean {
   const { toleranceSeconds = 300, now = Date.now() / 1000 } = options;
-  /** @type {Record<string, string>} */
-  const lowered = {};
+  const lowered: Record<string, string> = {};
   for (const [name, value] of Object.entries(headers)) {
     if (value !== undefined) lowered[name.toLowerCase()] = Array.isArray(value) ? value.join(" ") : value;
   }
@@ -57,6 +61,10 @@ export function verify(secret, headers, body, options = {}) {
 
 if (argv[1] === fileURLToPath(import.meta.url)) {
   const [secret, headersFile, bodyFile] = argv.slice(2);
+  if (!secret || !headersFile || !bodyFile) {
+    console.error("usage: node verify_webhook.js SECRET HEADERS.json BODY-FILE");
+    exit(2);
+  }
   const valid = verify(secret, JSON.parse(readFileSync(headersFile, "utf8")), readFileSync(bodyFile));
   console.log(valid ? "valid" : "invalid");
   exit(valid ? 0 : 1);
