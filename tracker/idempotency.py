@@ -179,6 +179,31 @@ def _lock(hashed: str) -> IdempotencyKey | None:
         raise
 
 
+def _throttled(request, *, user, token) -> HttpResponse | None:
+    """A replay is an API answer like any other: it counts against the caller's rate limits
+    (and so carries their RateLimit headers, tracker.middleware); over a limit, the 429 the
+    view itself would give. The view's own throttles, as DRF's dispatch would run them."""
+    from rest_framework.exceptions import Throttled
+
+    match = resolve(request.path_info)
+    view = match.func.cls(**match.func.initkwargs)
+    actions = getattr(match.func, "actions", None)
+    if actions:
+        view.action_map = actions
+        view.action = actions.get(request.method.lower())
+    view.args, view.kwargs, view.format_kwarg = match.args, match.kwargs, None
+    view.headers = view.default_response_headers
+    drf_request = view.initialize_request(request, *match.args, **match.kwargs)
+    drf_request._user, drf_request._auth = user, token  # as _caller found them: no second lookup
+    view.request = drf_request
+    try:
+        view.check_throttles(drf_request)
+    except Throttled as exc:
+        response = view.finalize_response(drf_request, view.handle_exception(exc))
+        return response.render()
+    return None
+
+
 def _replay(row: IdempotencyKey, cipher: Fernet) -> HttpResponse:
     response = HttpResponse(cipher.decrypt(bytes(row.response_body)), status=row.response_status)
     for name, value in row.response_headers.items():
@@ -224,6 +249,9 @@ def _run(request, get_response, *, user, token, hashed: str, fp: str, cipher: Fe
             if row.response_status is not None and row.expires_at > now:
                 if row.fingerprint != fp:
                     return _problem(422, TITLE_UNPROCESSABLE, KEY_REUSED)
+                refused = _throttled(request, user=user, token=token)
+                if refused is not None:
+                    return refused
                 try:
                     return _replay(row, cipher)
                 except InvalidToken:  # cannot happen with a matching key hash; run again

@@ -420,5 +420,28 @@ def test_a_key_costs_a_fixed_number_of_queries(world):
     k = key()
     keyed, replay = count(HTTP_IDEMPOTENCY_KEY=k), count(HTTP_IDEMPOTENCY_KEY=k)
     # The token once more, the claim, the lock, the answer (+ SAVEPOINT and RELEASE here, in
-    # the test's transaction; a plain BEGIN/COMMIT in production). A replay runs no view.
+    # the test's transaction; a plain BEGIN/COMMIT in production). A replay runs no view
+    # (it runs the view's throttles: Redis, no query).
     assert (keyed - plain, replay) == (6, 5)
+
+
+def test_a_replay_counts_against_the_rate_limits_and_carries_their_headers(world, monkeypatch):
+    from django.core.cache import cache
+
+    from tracker.api.throttling import TokenRateThrottle, UserRateThrottle
+
+    cache.clear()
+    rates = {"token": "2/minute", "user": "50/minute", "login": "20/minute"}
+    for throttle in (TokenRateThrottle, UserRateThrottle):
+        monkeypatch.setattr(throttle, "THROTTLE_RATES", rates)
+    client = bearer(world.contributor)
+    k = key()
+    first, replay, refused = (start(world, client, k) for _ in range(3))
+    assert first.status_code == 200 and first["RateLimit-Remaining"] == "1"
+    assert replay[idempotency.REPLAYED_HEADER] == "true"
+    assert (replay["RateLimit-Limit"], replay["RateLimit-Remaining"]) == ("2", "0")
+    assert refused.status_code == 429 and idempotency.REPLAYED_HEADER not in refused
+    assert refused["Content-Type"] == "application/problem+json"
+    assert int(refused["Retry-After"]) == int(refused["RateLimit-Reset"]) > 0
+    assert StatusUpdate.objects.filter(task=world.task, kind="transition").count() == 1
+    cache.clear()
