@@ -430,7 +430,7 @@ SPECTACULAR_SETTINGS = {
         "with POST /api/v1/auth/token/) or a browser session. Every error is an RFC 9457 "
         "problem document (application/problem+json) with a list of field errors."
     ),
-    "VERSION": "1.0.0",
+    "VERSION": "1.1.0",
     # Relative: the server that serves the document (paths carry /api/v1/ themselves).
     "SERVERS": [{"url": "/", "description": "This server"}],
     "SERVE_INCLUDE_SCHEMA": False,
