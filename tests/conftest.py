@@ -16,7 +16,8 @@ Rules for new tests:
   never the default queues' names.
 - Tests that start processes on the shared REDIS_URL (a Celery worker, gunicorn) are kept on
   one xdist process at a time: every test under tests/integration/ is in the group
-  "services" (or "faults", the fault suite with its private PostgreSQL and Redis), which
+  "services" (or "faults", the fault suite with its private PostgreSQL and Redis, or
+  "multihost", the network-namespace cluster of test_multihost.py), which
   runs in one process, one test after another, as before (test_group() below). Put such a
   test under tests/integration/.
 - Heavy shared state (a big world of rows) built once per class or module: a
@@ -45,6 +46,8 @@ def test_group(nodeid: str) -> str | None:
     in "faults", the rest of tests/integration in "services"; None for the others."""
     if nodeid.startswith("tests/integration/test_delivery_faults.py::"):
         return "faults"
+    if nodeid.startswith("tests/integration/test_multihost.py::"):
+        return "multihost"  # its own namespaces and services: beside the others
     if nodeid.startswith("tests/integration/"):
         return "services"
     return None
@@ -66,6 +69,20 @@ def pytest_xdist_make_scheduler(config, log):
             return test_group(nodeid) or super()._split_scope(nodeid)
 
     return Scheduling(config, log)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The figures of the multi-host runs (tests/integration/test_multihost.py), passed or
+    failed, also from xdist processes (they travel as the reports' user properties)."""
+    lines = []
+    for key in ("passed", "failed"):
+        for report in terminalreporter.stats.get(key, []):
+            for name, value in getattr(report, "user_properties", ()):
+                if name == "multihost" and getattr(report, "when", "call") == "call":
+                    lines.append(f"{report.nodeid.rsplit('::', 1)[-1]} ({key}):\n{value}")
+    if lines:
+        terminalreporter.write_sep("=", "multi-host runs")
+        terminalreporter.write_line("\n\n".join(lines))
 
 
 def pytest_collection_modifyitems(config, items):

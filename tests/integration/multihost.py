@@ -2,11 +2,12 @@
 
 Used by tests/integration/test_multihost.py (a host cut off, a host killed) and by
 benchmarks/scale_out.py (emails/s with 1, 2 and 3 hosts). Needs root (`ip netns`, veth,
-bridge, `tc`), the PostgreSQL server binaries and `redis-server`; `unavailable()` says why a
+bridge), the PostgreSQL server binaries and `redis-server`; `unavailable()` says why a
 cluster cannot be made here.
 
 Layout (an unusual private /24, 10.213.47.0/24, only on the cluster's own bridge; no default
-route, so nothing inside reaches out, and the root namespace has no address on the bridge):
+route, so nothing inside reaches out, and the root namespace has no address on the bridge;
+every namespace knows the others' MAC addresses (permanent neighbour entries, no ARP):
 
     services  10.213.47.2   PostgreSQL (initdb in a temporary folder, as the postgres user),
                             Redis, an aiosmtpd sink recording every Message-ID with its
@@ -17,9 +18,12 @@ route, so nothing inside reaches out, and the root namespace has no address on t
 
 Every process runs from this checkout with the project's default settings; the caller's
 environment is passed on, so a setting exported before the run (REMINDER_LEASE_SECONDS=90,
-...) reaches every process. A fault is made from outside: `cut(host)` drops every packet of
-the host on both ends of its veth (netem loss 100 %: a silent drop, no reset), `restore(host)`
-undoes it, `kill(host)` SIGKILLs every process of the host's namespace.
+...) reaches every process. A fault is made from outside: `cut(host)` disables the host's
+port on the bridge, so every frame from or to it is dropped, both ways, silently (no reset, no
+"host unreachable": the neighbour entries are permanent, so no failed ARP tells the sockets;
+they just wait, as across a partition; `tc ... netem loss 100%` would do the same, but the
+kernels of CI and of this machine have no netem), `restore(host)` enables the port again,
+`kill(host)` SIGKILLs every process of the host's namespace.
 
 Everything the cluster made (namespaces, bridge, processes, temporary folders) is removed by
 `down()`, also after a failure (`with Cluster(...) as cluster:`). Logs stay under
@@ -109,8 +113,8 @@ def unavailable() -> str:
     """Why no cluster can be made here ("" when one can): not root, a tool missing, or the
     kernel refusing network namespaces (a probe namespace is made and removed)."""
     if os.geteuid() != 0:
-        return "needs root (ip netns, veth, bridge, tc)"
-    for tool in ("ip", "tc", "redis-server", "redis-cli", "runuser"):
+        return "needs root (ip netns, veth, bridge)"
+    for tool in ("ip", "bridge", "redis-server", "redis-cli", "runuser"):
         if not shutil.which(tool):
             return f"`{tool}` not found"
     if _postgres_bin() is None:
@@ -323,6 +327,17 @@ class Cluster:
             _run("ip", "-n", ns, "link", "set", "lo", "up")
             _run("ip", "-n", ns, "link", "set", "eth0", "up")
             _run("ip", "link", "set", veth, "master", self.bridge, "up")
+        mac = {}
+        for name, ns in self.namespace.items():
+            (link,) = json.loads(_run("ip", "-n", ns, "-j", "link", "show", "eth0").stdout)
+            mac[name] = link["address"]
+        for name, ns in self.namespace.items():
+            for other in self.namespace:
+                if other != name:
+                    _run(
+                        "ip", "-n", ns, "neigh", "replace", self.address[other],
+                        "lladdr", mac[other], "dev", "eth0", "nud", "permanent",
+                    )  # fmt: skip
 
     def _postgres(self) -> None:
         """initdb and migrate, or a copy of the cluster migrated by an earlier run of this
@@ -500,16 +515,13 @@ class Cluster:
     # --- faults -------------------------------------------------------------------------
 
     def cut(self, host: str) -> None:
-        """Drop every packet of `host`, both ways (on both ends of its veth)."""
-        _run("tc", "qdisc", "add", "dev", self.veth[host], "root", "netem", "loss", "100%")
-        _run(*self._in(host), "tc", "qdisc", "add", "dev", "eth0", "root", "netem", "loss",
-             "100%")  # fmt: skip
+        """Drop every frame from or to `host`, silently: its bridge port disabled."""
+        _run("bridge", "link", "set", "dev", self.veth[host], "state", "0")
         self._cut.add(host)
 
     def restore(self, host: str) -> None:
         if host in self._cut:
-            _run("tc", "qdisc", "del", "dev", self.veth[host], "root", check=False)
-            _run(*self._in(host), "tc", "qdisc", "del", "dev", "eth0", "root", check=False)
+            _run("bridge", "link", "set", "dev", self.veth[host], "state", "3")  # forwarding
             self._cut.discard(host)
 
     def kill(self, host: str) -> None:
