@@ -236,11 +236,17 @@ class RunResult:
                 f"{before} emails received by then, "
                 f"rows leased and unsent at the fault: {self.leased_at_fault}"
             )
-            late_hosts = Counter(host for host, _ in self.late())
+            late: dict[str, list[float]] = {}
+            for host, seconds in self.late():
+                late.setdefault(host, []).append(seconds)
+            after = ", ".join(
+                f"{host} {len(times)} ({min(times):.1f}-{max(times):.1f} s)"
+                for host, times in sorted(late.items())
+            )
             lines.append(
                 "last email "
                 + (f"{last:.1f} s after the fault" if last is not None else "never")
-                + f"; after the fault per host: {dict(sorted(late_hosts.items()))}"
+                + f"; after the fault: {after or 'none'}"
             )
         if self.state:
             lines.append(f"database: {self.state}")
@@ -387,6 +393,10 @@ class Cluster:
         for process in self.processes.values():
             with contextlib.suppress(Exception):
                 process.wait(timeout=10)
+        # The links first: a namespace whose last process is gone is freed by the kernel
+        # later (its veth's root end then lingers for a while, seen once).
+        for veth in self.veth.values():
+            _run("ip", "link", "del", veth, check=False)
         for ns in list(self._made_namespaces):
             with contextlib.suppress(Exception):
                 _run("ip", "netns", "del", ns)
