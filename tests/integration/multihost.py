@@ -30,7 +30,9 @@ Everything the cluster made (namespaces, bridge, processes, temporary folders) i
 var/multihost-<label>/ for a look after a failed run.
 
 The module is also the command run inside the namespaces: `python -m
-tests.integration.multihost sink|seed` (the SMTP sink; making and enqueueing due reminders).
+tests.integration.multihost sink|seed` (the SMTP sink; making and enqueueing due reminders);
+`... faults [--wait 900]` (as root) runs the test's two faults and prints how late the last
+email came, however late, without asserting anything.
 """
 
 import argparse
@@ -694,11 +696,26 @@ def main(argv=None) -> int:
     sink.add_argument("--out", type=Path, required=True)
     seed = commands.add_parser("seed")
     seed.add_argument("--emails", type=int, required=True)
+    faults = commands.add_parser(
+        "faults", help="(as root, outside) the test's two runs, waiting longer, no assertions"
+    )
+    faults.add_argument("--emails", type=int, default=1000)
+    faults.add_argument("--wait", type=float, default=900, help="seconds after the fault")
     args = parser.parse_args(argv)
     if args.command == "sink":
         _sink(args.bind, args.port, args.out)
-    else:
+    elif args.command == "seed":
         _seed(args.emails)
+    else:
+        if reason := unavailable():
+            print(f"cannot build the cluster: {reason}", file=sys.stderr)
+            return 2
+        with Cluster(hosts=2, label="faults") as cluster:
+            for fault in ("cut", "kill"):
+                cluster.reset()
+                cluster.start_workers()
+                result = cluster.deliver(args.emails, fault=fault, wait_after_fault=args.wait)
+                print(f"--- {fault}\n{result.summary()}", flush=True)
     return 0
 
 
