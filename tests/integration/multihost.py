@@ -370,10 +370,14 @@ class Cluster:
         self._pg_ctl("stop")
         cached.parent.mkdir(parents=True, exist_ok=True)
         for old in cached.parent.glob("pgdata-*"):
-            shutil.rmtree(old, ignore_errors=True)
+            if "." not in old.name:  # not another run's copy in progress
+                shutil.rmtree(old, ignore_errors=True)
         partial = cached.with_name(cached.name + f".{self.tag}")
         _run("cp", "-a", str(data), str(partial))
-        partial.rename(cached)
+        try:
+            partial.rename(cached)
+        except OSError:  # another run stored it first
+            shutil.rmtree(partial, ignore_errors=True)
         self._pg_ctl("start")
 
     def _pg_ctl(self, action: str) -> None:
