@@ -5,9 +5,10 @@ benchmarks/scale_out.py (emails/s with 1, 2 and 3 hosts). Needs root (`ip netns`
 bridge), the PostgreSQL server binaries and `redis-server`; `unavailable()` says why a
 cluster cannot be made here.
 
-Layout (an unusual private /24, 10.213.47.0/24, only on the cluster's own bridge; no default
+Layout: an unusual private /24, 10.213.47.0/24, only on the cluster's own bridge; no default
 route, so nothing inside reaches out, and the root namespace has no address on the bridge;
-every namespace knows the others' MAC addresses (permanent neighbour entries, no ARP):
+every namespace knows the others' MAC addresses (permanent neighbour entries, no ARP).
+
 
     services  10.213.47.2   PostgreSQL (initdb in a temporary folder, as the postgres user),
                             Redis, an aiosmtpd sink recording every Message-ID with its
@@ -21,13 +22,15 @@ environment is passed on, so a setting exported before the run (REMINDER_LEASE_S
 ...) reaches every process. A fault is made from outside: `cut(host)` disables the host's
 port on the bridge, so every frame from or to it is dropped, both ways, silently (no reset, no
 "host unreachable": the neighbour entries are permanent, so no failed ARP tells the sockets;
-they just wait, as across a partition; `tc ... netem loss 100%` would do the same, but the
-kernels of CI and of this machine have no netem), `restore(host)` enables the port again,
+they just wait, as across a partition; `tc ... netem loss 100%` would do the same, but this
+machine's kernel, which CI's is like, has no netem), `restore(host)` enables the port again,
 `kill(host)` SIGKILLs every process of the host's namespace.
 
 Everything the cluster made (namespaces, bridge, processes, temporary folders) is removed by
 `down()`, also after a failure (`with Cluster(...) as cluster:`). Logs stay under
-var/multihost-<label>/ for a look after a failed run.
+var/multihost-<label>/ for a look after a failed run. The first cluster of a checkout runs
+the migrations (a minute or more) and keeps a copy of the migrated PostgreSQL cluster under
+var/multihost-cache/, used while the migrations and the installed packages stay the same.
 
 The module is also the command run inside the namespaces: `python -m
 tests.integration.multihost sink|seed` (the SMTP sink; making and enqueueing due reminders);
