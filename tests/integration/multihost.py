@@ -280,6 +280,8 @@ class Cluster:
         self.extra_env = env or {}
         self.processes: dict[str, subprocess.Popen] = {}
         self.arrivals_file = self.tmp / "arrivals.jsonl"
+        self.hold_file = self.tmp / "hold"  # the address whose next exchange the sink holds
+        self.holding_file = self.tmp / "holding"  # written by the sink when it holds one
         self.psql = str((_postgres_bin() or Path("/usr/bin")) / "psql")
         self._made_bridge = False
         self._made_namespaces: list[str] = []
@@ -312,6 +314,7 @@ class Cluster:
         self._start("sink", "services", [
             str(_bin_dir() / "python"), "-m", "tests.integration.multihost", "sink",
             "--bind", SERVICES_IP, "--port", str(SMTP_PORT), "--out", str(self.arrivals_file),
+            "--hold", str(self.hold_file), "--holding", str(self.holding_file),
         ])  # fmt: skip
         self._wait(lambda: "ready" in self.log("sink"), 60, "the SMTP sink did not start")
         self._wait(
@@ -598,8 +601,11 @@ class Cluster:
         one arrived (then `settle` seconds more, for any repeat) or the time is up: `timeout`
         after the enqueue, or `wait_after_fault` after a fault. `fault`: "cut" (`fault_host`
         cut off for `cut_seconds`, then restored) or "kill", once `fault_after` of the emails
-        arrived while `fault_host` is mid-batch (it delivered within the last second)."""
+        arrived, while the sink holds an SMTP exchange of `fault_host` open (before its 250;
+        see `_sink`)."""
         self.arrivals_file.write_text("")
+        for stale in (self.hold_file, self.holding_file):
+            stale.unlink(missing_ok=True)
         seeded = self.python("-m", "tests.integration.multihost", "seed", "--emails", str(emails))
         answer = json.loads(seeded.strip().splitlines()[-1])
         result = RunResult(
@@ -608,11 +614,17 @@ class Cluster:
         expected = set(result.expected)
         deadline = result.enqueued_at + timeout
         restore_at = None
+        holding_since = 0.0
         while time.time() < deadline:
             arrivals = self.arrivals()
             if fault and result.fault_at is None and len(arrivals) >= emails * fault_after:
-                recent = [a for a in arrivals if a.host == fault_host and a.at > time.time() - 1.0]
-                if recent or len(arrivals) >= emails * 0.8:  # never wait for it for ever
+                if not self.hold_file.exists():
+                    # The sink holds the next exchange of `fault_host` open, before its 250.
+                    self.hold_file.write_text(self.address[fault_host])
+                    holding_since = time.time()
+                elif time.time() - holding_since > 60:
+                    raise ClusterError(f"{fault_host} sent nothing more to hold")
+                if self.holding_file.exists():
                     if fault == "cut":
                         self.cut(fault_host)
                         restore_at = time.time() + cut_seconds
@@ -642,15 +654,29 @@ class Cluster:
 # --- commands run inside the namespaces ----------------------------------------------------
 
 
-def _sink(bind: str, port: int, out: Path) -> None:
+def _sink(bind: str, port: int, out: Path, hold: Path, holding: Path) -> None:
     """An SMTP server recording each accepted message (one JSON line: Message-ID, arrival
-    time, client address), written and flushed before the 250 answer."""
+    time, client address), written and flushed before the 250 answer.
+
+    When the file `hold` names a client address, the next DATA exchange from it is held open
+    (no answer, not recorded; `holding` written) until the client goes away, once: a fault
+    made then finds that client inside an exchange, before any 250, with every earlier email
+    of its batch answered and stamped. (A fault between a 250 and its stamp would make the
+    one repeat no design avoids: the SMTP server has the email, the row says unsent, it is
+    sent again after the lease with the same Message-ID; tests/integration/
+    test_reminders_kill.py holds its kill out of that window the same way.)"""
+    import asyncio
+
     from aiosmtpd.controller import Controller
 
     lock = __import__("threading").Lock()
 
     class Handler:
         async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's name
+            if hold.exists() and not holding.exists() and hold.read_text() == session.peer[0]:
+                holding.write_text(str(time.time()))
+                while True:  # until the client disappears (aiosmtpd cancels this handler)
+                    await asyncio.sleep(0.05)
             content = envelope.content
             start = content.find(b"\nMessage-ID:")
             if start < 0:
@@ -701,6 +727,8 @@ def main(argv=None) -> int:
     sink.add_argument("--bind", required=True)
     sink.add_argument("--port", type=int, required=True)
     sink.add_argument("--out", type=Path, required=True)
+    sink.add_argument("--hold", type=Path, required=True)
+    sink.add_argument("--holding", type=Path, required=True)
     seed = commands.add_parser("seed")
     seed.add_argument("--emails", type=int, required=True)
     faults = commands.add_parser(
@@ -710,7 +738,7 @@ def main(argv=None) -> int:
     faults.add_argument("--wait", type=float, default=900, help="seconds after the fault")
     args = parser.parse_args(argv)
     if args.command == "sink":
-        _sink(args.bind, args.port, args.out)
+        _sink(args.bind, args.port, args.out, args.hold, args.holding)
     elif args.command == "seed":
         _seed(args.emails)
     else:
