@@ -12,7 +12,7 @@ comes once a third of the emails arrived, while the sink holds one of host 1's S
 exchanges open before its 250 (so host 1 holds leased rows, and no email of it is between
 the 250 and its stamp: a fault there makes the one repeat no design avoids, the email sent
 again after the lease with the same Message-ID; faults timed at random hit that window in 2
-of 6 runs). Settings are the project's defaults; a setting
+of 9 runs). Settings are the project's defaults; a setting
 exported before pytest (e.g. REMINDER_LEASE_SECONDS=90) reaches every process of the
 cluster.
 
