@@ -5,14 +5,21 @@
 
 Uses the (scratch!) database DATABASE_URL names and the Redis of REDIS_URL (a private queue,
 removed afterwards). It starts a local aiosmtpd server (port `--smtp-port`, default a free
-one), makes N due reminders (default 2,000: 200 tasks x 10 recipients, each recipient in
-English or Korean), and in one run
+one) in a process of its own (`--sink thread`: in this process, as before), makes N due
+reminders (default 2,000: 200 tasks x 10 recipients, each recipient in English or Korean),
+and in one run
 
-- floor: sends the same N rendered messages with smtplib over ONE connection to that server;
+- floor: sends the same N rendered messages with smtplib over ONE connection to that server,
+  before the worker and again after it (the machine's load drifts: the ratio is taken
+  against the mean of the two);
 - worker: starts `celery -A tracker worker --concurrency 1` (prefork, one pool process) on a
   private notification queue, waits until it is ready, enqueues the N rows as the sweep does
   (one message per DELIVERY_BATCH_SIZE ids, after commit) and times until every row is
   stamped sent and the server has every message.
+
+The sink runs in its own process so that both senders meet it alike: the worker is a process
+of its own, and smtplib sending from the sink's own process would share its interpreter lock
+with the sink (each slowing the other) while the worker does not.
 
 It prints both rates in emails/s, their ratio (target: the worker at least 0.3x smtplib),
 how many SMTP connections the worker opened, and checks every Message-ID arrived exactly
@@ -72,6 +79,78 @@ class Sink:
     def count(self) -> int:
         with self.lock:
             return len(self.message_ids)
+
+
+class SinkProcess:
+    """The same sink in a process of its own (`--serve-sink PORT FILE`): one line per message,
+    "peer<TAB>Message-ID", appended to FILE and flushed; read back here."""
+
+    def __init__(self, port: int, path: Path):
+        self.path = path
+        path.write_text("")
+        self.mark = 0
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.delivery", "--serve-sink", str(port), str(path)],
+            cwd=ROOT,
+            start_new_session=True,
+        )
+        if not wait_for(lambda: _listening(port), timeout=60, interval=0.1):
+            self.stop()
+            raise RuntimeError("the SMTP sink did not start")
+
+    def _lines(self) -> list[list[str]]:
+        lines = self.path.read_text().splitlines()
+        return [line.split("\t", 1) for line in lines[self.mark :] if "\t" in line]
+
+    @property
+    def message_ids(self) -> list[str]:
+        return [message_id for _peer, message_id in self._lines()]
+
+    @property
+    def peers(self) -> set[str]:
+        return {peer for peer, _message_id in self._lines()}
+
+    def reset(self):
+        self.mark = len(self.path.read_text().splitlines())
+
+    def count(self) -> int:
+        return len(self._lines())
+
+    def stop(self):
+        stop_worker(self.process)
+
+
+class FileSink(Sink):
+    """The sink of the sink process: every message written to a file at once."""
+
+    def __init__(self, path: Path):
+        super().__init__()
+        self.file = path.open("a", buffering=1)
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's name
+        answer = await super().handle_DATA(server, session, envelope)
+        peer = ":".join(str(part) for part in session.peer)
+        self.file.write(f"{peer}\t{self.message_ids[-1]}\n")
+        return answer
+
+
+def serve_sink(port: int, path: Path) -> int:
+    from aiosmtpd.controller import Controller
+
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
+    controller = Controller(FileSink(path), hostname="127.0.0.1", port=port)
+    controller.start()
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    stopped.wait()
+    controller.stop()
+    return 0
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 def _free_port() -> int:
@@ -243,7 +322,16 @@ def main(argv=None) -> int:
     parser.add_argument("--emails", type=int, default=2000, help="due reminders to mail")
     parser.add_argument("--smtp-port", type=int, default=0, help="the sink's port (0: free)")
     parser.add_argument("--timeout", type=float, default=600, help="seconds to wait for all")
+    parser.add_argument(
+        "--sink",
+        choices=["process", "thread"],
+        default="process",
+        help="run the SMTP sink in its own process (default) or in this one",
+    )
+    parser.add_argument("--serve-sink", nargs=2, metavar=("PORT", "FILE"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.serve_sink:
+        return serve_sink(int(args.serve_sink[0]), Path(args.serve_sink[1]))
 
     if not os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://")) or (
         not os.environ.get("REDIS_URL")
@@ -269,19 +357,24 @@ def main(argv=None) -> int:
     logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd: every command
     call_command("migrate", verbosity=0)
     settings.SITE_URL = os.environ.get("SITE_URL", "https://tracker.example.org")
-    sink = Sink()
     port = args.smtp_port or _free_port()
-    controller = Controller(sink, hostname="127.0.0.1", port=port)
-    controller.start()
     queue = f"bench-delivery-{uuid.uuid4().hex[:8]}"
     settings.NOTIFICATION_QUEUE = queue
     log = ROOT / "var" / f"bench-delivery-{queue}.log"
     log.parent.mkdir(exist_ok=True)
+    if args.sink == "process":
+        sink = SinkProcess(port, ROOT / "var" / f"bench-delivery-{queue}.sink")
+        controller = sink
+    else:
+        sink = Sink()
+        controller = Controller(sink, hostname="127.0.0.1", port=port)
+        controller.start()
     worker = None
     try:
         ids = make_reminders(args.emails)
         floor_seconds, floor_count = smtplib_floor(ids, port)
-        floor_rate = floor_count / floor_seconds
+        floor_before = floor_count / floor_seconds
+        wait_for(lambda: sink.count() >= floor_count, timeout=60)
         sink.reset()
 
         worker = start_worker(queue, port, log)
@@ -308,16 +401,23 @@ def main(argv=None) -> int:
         expected = {emails.message_id(key) for key in keys}
         counts = Counter(sink.message_ids)
         exactly_once = set(counts) == expected and set(counts.values()) == {1}
+        worker_peers = len(sink.peers)
+        stop_worker(worker)
+        sink.reset()
+        floor_seconds, floor_count = smtplib_floor(ids, port)
+        floor_after = floor_count / floor_seconds
+        floor_rate = (floor_before + floor_after) / 2
         batches = -(-len(ids) // settings.DELIVERY_BATCH_SIZE)
         print(f"emails: {len(ids)}; batches of {settings.DELIVERY_BATCH_SIZE}: {batches}")
+        print(f"SMTP sink: {'its own process' if args.sink == 'process' else 'this process'}")
         print(
-            f"smtplib, one connection: {floor_rate:.0f} emails/s "
-            f"({floor_count} in {floor_seconds:.2f} s; messages rendered beforehand)"
+            f"smtplib, one connection: {floor_rate:.0f} emails/s (before the worker "
+            f"{floor_before:.0f}, after {floor_after:.0f}; messages rendered beforehand)"
         )
         print(
             f"celery worker (1 process): {worker_rate:.0f} emails/s ({len(ids)} in "
             f"{worker_seconds:.2f} s, from enqueue to the last stamp; "
-            f"{len(sink.peers)} SMTP connections)"
+            f"{worker_peers} SMTP connections)"
         )
         print(f"ratio: {worker_rate / floor_rate:.2f}  (target >= 0.3)")
         print(f"every Message-ID exactly once: {'yes' if exactly_once else 'NO'}")

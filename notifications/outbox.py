@@ -128,17 +128,20 @@ def time_limits(lease_seconds: int) -> tuple[int, int]:
 # --- Enqueueing ---------------------------------------------------------------------------
 
 
-def enqueue_batches(task, ids: list[int], *, queue: str, countdown: int | None = None) -> int:
-    """One message per batch of ids; how many messages were sent."""
+def enqueue_batches(
+    task, ids: list[int], *, queue: str, countdown: int | None = None, size: int | None = None
+) -> int:
+    """One message per batch of ids (at most `size`, default DELIVERY_BATCH_SIZE); how many
+    messages were sent."""
     sent = 0
-    for batch in chunks(list(ids)):
+    for batch in chunks(list(ids), size):
         task.apply_async(args=[batch], countdown=countdown, queue=queue)
         sent += 1
     return sent
 
 
 def enqueue_batches_on_commit(
-    task, ids: list[int], *, queue: str, countdown: int | None = None
+    task, ids: list[int], *, queue: str, countdown: int | None = None, size: int | None = None
 ) -> None:
     """After commit, one message per batch of ids. Robust: the data is committed; a broker
     outage must not turn the caller's success into an error (the rows stay due and the
@@ -146,7 +149,7 @@ def enqueue_batches_on_commit(
     ids = list(ids)
 
     def enqueue_batches_after_commit():  # a named function: Django logs a robust hook's name
-        enqueue_batches(task, ids, queue=queue, countdown=countdown)
+        enqueue_batches(task, ids, queue=queue, countdown=countdown, size=size)
 
     transaction.on_commit(enqueue_batches_after_commit, robust=True)
 

@@ -137,15 +137,17 @@ from .webhooks import (  # noqa: F401
     SECRET_UNREADABLE,
     SUBSCRIPTION_DISABLED,
     USER_AGENT,
+    WEBHOOK_BATCH_MAX,
     Status,
     _Claim,
     _claim,
+    _claims,
     _count_failure,
     _deactivate,
     _enqueue,
     _enqueue_on_commit,
     _event_payload,
-    _finish,
+    _finish_unsent,
     _iso,
     _lock,
     _new_delivery,
@@ -165,6 +167,7 @@ from .webhooks import (  # noqa: F401
     webhook_subscription_rotate_secret,
     webhook_subscription_update,
     webhook_url_validate,
+    webhooks_deliver_batch,
 )
 
 

@@ -13,7 +13,7 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError
 from kombu.exceptions import OperationalError as BrokerError
 
-from . import outbox, services
+from . import outbox, services, webhooks
 
 # Email deliveries end inside their rows' lease (REMINDER_LEASE_SECONDS).
 EMAIL_SOFT_LIMIT, EMAIL_HARD_LIMIT = outbox.time_limits(settings.REMINDER_LEASE_SECONDS)
@@ -46,21 +46,34 @@ class OutageRetryingTask(Task):
             raise Reject(reject.reason, requeue=True) from reject
 
 
-# The HTTP call has its own timeout (WEBHOOK_TIMEOUT_SECONDS) and a stamp is retried at most
-# services.STAMP_RETRY_FOR; the limits only stop a task that hangs, inside the delivery's
-# lease (services.CLAIM_LEASE), so no second attempt starts while this one still runs.
+# A batch of POSTs, each stamped after its send; the batch stops starting sends before its
+# lease (webhooks.CLAIM_LEASE) runs short, and the limits, inside the lease, only stop a task
+# that hangs, so no second attempt starts while this one still runs.
+@shared_task(
+    name="notifications.deliver_webhooks",
+    base=OutageRetryingTask,
+    soft_time_limit=webhooks.SOFT_TIME_LIMIT,
+    time_limit=webhooks.HARD_TIME_LIMIT,
+    **OUTAGE_RETRY,
+)
+def deliver_webhooks_task(delivery_ids: list[int]) -> int:
+    """One attempt at each webhook delivery of a batch (one message per batch of ids).
+    Skips those gone, finished, not yet due or held by another worker; transient failures
+    are recorded and retried by the service (a new message with a countdown), so nothing
+    here raises for them. Returns how many deliveries this batch stamped."""
+    return len(services.webhooks_deliver_batch(delivery_ids=list(delivery_ids)))
+
+
+# Kept for messages queued before batches (one id per message): a batch of one.
 @shared_task(
     name="notifications.deliver_webhook",
     base=OutageRetryingTask,
-    soft_time_limit=240,
-    time_limit=270,
+    soft_time_limit=webhooks.SOFT_TIME_LIMIT,
+    time_limit=webhooks.HARD_TIME_LIMIT,
     **OUTAGE_RETRY,
 )
 def deliver_webhook_task(delivery_id: int) -> None:
-    """One attempt at one webhook delivery. Returns quietly when the delivery is gone,
-    already delivered, not yet due or held by another worker. Transient failures are
-    recorded and retried by the service (a new message with a countdown), so nothing here
-    raises for them."""
+    """One attempt at one webhook delivery (a batch of one)."""
     services.webhook_deliver(delivery_id=delivery_id)
 
 

@@ -6,29 +6,35 @@ as `plans.permissions` says; each service checks its actor.
 Events (`plans.signals.task_changed`, after the plan's commit) become one WebhookDelivery row
 per active subscription that listens to the event and whose organization may see the task
 (`policy.organization_task_q`); the rows exist whether or not Celery runs. Delivery is
-enqueued after commit and made by `webhook_deliver`:
+enqueued after commit, one message per batch of ids, and made by `webhooks_deliver_batch`
+through the outbox (see "Delivery" below):
 
-    claim (row lock, skip locked; a lease keeps others off) -> commit -> POST, no lock held
-    -> stamp (succeeded; or failed with the next attempt scheduled; or gave up)
+    claim (one statement, skip locked; a lease keeps others off) -> POST each, no lock held
+    -> stamp each, fenced on its attempt number (succeeded; or failed with the next attempt
+    scheduled; or gave up)
 
 A failed attempt is retried with exponential backoff; after WEBHOOK_MAX_ATTEMPTS the delivery
 is given up, and WEBHOOK_DISABLE_AFTER given-up deliveries in a row disable the subscription.
 `webhook_deliveries_requeue` (run by beat) re-enqueues what a lost message or a dead worker
-left behind. Calling `webhook_deliver` again for a finished delivery sends nothing.
+left behind. Calling `webhook_deliver` (a batch of one) again for a finished delivery sends
+nothing.
 """
 
 import datetime as dt
 import json
 import logging
+import operator
 import time
 import uuid
+from collections import defaultdict, deque
 from dataclasses import dataclass
+from functools import reduce
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
-from django.db.models import BooleanField, ExpressionWrapper
+from django.db.models import BooleanField, ExpressionWrapper, F, Q
 from django.utils import timezone, translation
 
 from plans import permissions as policy
@@ -107,12 +113,16 @@ def _lock(subscription: WebhookSubscription | int) -> WebhookSubscription:
 
 
 def _enqueue(delivery_ids: list[int], countdown: int | None = None) -> None:
-    from .tasks import deliver_webhook_task
+    """One message per batch of at most `batch_size()` ids (notifications.deliver_webhooks)."""
+    from .tasks import deliver_webhooks_task
 
-    for delivery_id in delivery_ids:
-        deliver_webhook_task.apply_async(
-            args=[delivery_id], countdown=countdown, queue=settings.WEBHOOK_QUEUE
-        )
+    outbox.enqueue_batches(
+        deliver_webhooks_task,
+        delivery_ids,
+        queue=settings.WEBHOOK_QUEUE,
+        countdown=countdown,
+        size=batch_size(),
+    )
 
 
 def _enqueue_on_commit(delivery_ids: list[int], countdown: int | None = None) -> None:
@@ -401,18 +411,80 @@ def webhook_events_record(
 
 
 # --- Delivery ----------------------------------------------------------------------------------
+#
+# Through the outbox (notifications.outbox), in batches. `webhook_events_record`, the ping, a
+# retry and the requeue enqueue one message per batch of at most `batch_size()` ids on
+# WEBHOOK_QUEUE (task notifications.deliver_webhooks). A worker runs `webhooks_deliver_batch`:
+#
+#     claim:  one UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED LIMIT n)
+#             RETURNING (open and due; attempts += 1, leased for CLAIM_LEASE), then the rows
+#             with their subscriptions (one query) and the tasks' visibility to those
+#             subscriptions' organizations (one query). Rows not to be sent (subscription
+#             disabled, task no longer visible, attempts used up, secret unreadable) are
+#             finished together, their attempt not counted.
+#     send:   one POST at a time, no transaction open, in one lane per subscription, the
+#             lanes taken in turn (round robin); a receiver that did not answer (connection
+#             failure or timeout) has its lane moved behind every lane still answering, so a
+#             hanging receiver costs the others at most one timeout per batch.
+#     stamp:  each outcome right after its send, only while the claim's attempt number is
+#             still the row's (the fence: a worker whose lease ran out and whose row was
+#             claimed again records nothing); retries are enqueued after the batch, one
+#             message per delay.
+#     give back: no send starts after `_send_deadline` (inside the lease and the task's soft
+#             time limit); the rows left are given back (due now, attempt not counted) and
+#             enqueued again.
+#
+# HTTP connections are not reused inside a batch: webhook_http.post resolves and checks the
+# target at every send and connects to the address it checked; a pooled connection is keyed
+# on that address, not on the TLS name it was verified for, so reusing it could carry another
+# host name's request over it.
+#
+# Lock order: a transaction that writes delivery rows after the claim first locks their
+# subscriptions (FOR NO KEY UPDATE, in pk order), as a subscription's update or delete locks
+# the subscription before touching its deliveries. The claim locks only delivery rows and
+# skips locked ones (it never waits), and the give-back writes one row per autocommit
+# statement (one lock at a time): neither can close a cycle of waits.
+
+# A webhook batch is smaller than an email batch: each POST may take up to
+# WEBHOOK_TIMEOUT_SECONDS, and smaller batches spread the subscriptions' deliveries over more
+# messages (and workers) and give a batch's last rows less time to wait.
+WEBHOOK_BATCH_MAX = 50
+
+DELIVERY_OPEN_SQL = "status IN ('pending', 'failed')"
+
+# The delivery tasks' limits, inside the lease: no second claimer starts while one still runs.
+SOFT_TIME_LIMIT, HARD_TIME_LIMIT = outbox.time_limits(int(CLAIM_LEASE.total_seconds()))
+
+
+def batch_size() -> int:
+    """Ids per message of notifications.deliver_webhooks."""
+    return min(outbox.batch_size(), WEBHOOK_BATCH_MAX)
 
 
 @dataclass(frozen=True)
 class _Claim:
-    delivery_id: int
-    subscription_id: int
+    """A delivery leased for one attempt. `attempts`, the row's count after the claim, is the
+    fencing token: the outcome is stamped only while the row still has it."""
+
+    delivery: WebhookDelivery
+    attempts: int
     url: str
-    message_id: str
     secrets: list[str]
     body: bytes
     claimed_at: dt.datetime
     lease_end: dt.datetime
+
+    @property
+    def delivery_id(self) -> int:
+        return self.delivery.pk
+
+    @property
+    def subscription_id(self) -> int:
+        return self.delivery.subscription_id
+
+    @property
+    def message_id(self) -> str:
+        return self.delivery.message_id
 
 
 @dataclass(frozen=True)
@@ -424,22 +496,20 @@ class _Outcome:
     def ok(self) -> bool:
         return self.status_code is not None and 200 <= self.status_code < 300
 
+    @property
+    def answered(self) -> bool:
+        return self.status_code is not None
+
 
 def retry_delay(attempts: int) -> int:
     """Seconds to wait after the `attempts`-th failed attempt."""
     return outbox.retry_delay(attempts, base=RETRY_BASE_SECONDS, cap=RETRY_MAX_SECONDS)
 
 
-def _finish(delivery: WebhookDelivery, status: str, error: str) -> None:
-    delivery.status = status
-    delivery.last_error = error[:500]
-    delivery.next_attempt_at = None
-    delivery.save(update_fields=["status", "last_error", "next_attempt_at"])
-
-
-def _count_failure(subscription: WebhookSubscription, now: dt.datetime) -> None:
-    """One more delivery given up in a row; too many disable the subscription."""
-    subscription.consecutive_failures += 1
+def _count_failure(subscription: WebhookSubscription, now: dt.datetime, count: int = 1) -> None:
+    """`count` more deliveries given up in a row; too many disable the subscription. The
+    caller holds the subscription's lock."""
+    subscription.consecutive_failures += count
     fields = ["consecutive_failures"]
     limit = settings.WEBHOOK_DISABLE_AFTER
     if subscription.is_active and subscription.consecutive_failures >= limit:
@@ -455,63 +525,143 @@ def _count_failure(subscription: WebhookSubscription, now: dt.datetime) -> None:
     subscription.save(update_fields=[*fields, "updated_at"])
 
 
-def _claim(delivery_id: int) -> _Claim | None:
-    """Take the delivery for one attempt if it is due and nobody holds it; None otherwise."""
-    subscription_id = (
-        WebhookDelivery.objects.filter(pk=delivery_id)
-        .values_list("subscription_id", flat=True)
-        .first()
+def _lock_subscriptions(subscription_ids) -> dict[int, WebhookSubscription]:
+    """Lock the subscriptions (FOR NO KEY UPDATE, in pk order: two batches lock a shared
+    pair in the same order)."""
+    return {
+        subscription.pk: subscription
+        for subscription in WebhookSubscription.objects.select_for_update(no_key=True)
+        .filter(pk__in=sorted(set(subscription_ids)))
+        .order_by("pk")
+    }
+
+
+def _visible(deliveries: list[WebhookDelivery]) -> set[tuple[int, int]]:
+    """(task id, organization id) of the deliveries' tasks their subscription's organization
+    may still see, by the policy, in ONE query."""
+    pairs = {
+        (delivery.task_id, delivery.subscription.organization_id)
+        for delivery in deliveries
+        if delivery.event != PING_EVENT and delivery.task_id is not None
+    }
+    if not pairs:
+        return set()
+    organization_ids = sorted({org_id for _task_id, org_id in pairs})
+    checks = {
+        f"org_{org_id}": ExpressionWrapper(
+            policy.organization_task_q(org_id), output_field=BooleanField()
+        )
+        for org_id in organization_ids
+    }
+    rows = Task.objects.filter(pk__in=sorted({task_id for task_id, _org in pairs})).values(
+        "pk", **checks
     )
-    if subscription_id is None:
-        return None
-    with transaction.atomic():
-        now = _now()
-        # Lock order everywhere: subscription, then delivery.
-        subscription = (
-            WebhookSubscription.objects.select_for_update(no_key=True)
-            .filter(pk=subscription_id)
-            .first()
-        )
-        delivery = (
-            WebhookDelivery.objects.select_for_update(skip_locked=True)
-            .filter(pk=delivery_id, status__in=OPEN, next_attempt_at__lte=now + CLOCK_SLACK)
-            .first()
-        )
-        if subscription is None or delivery is None:
-            return None
-        if not subscription.is_active:
-            _finish(delivery, Status.GAVE_UP, SUBSCRIPTION_DISABLED)
-            return None
-        if delivery.event != PING_EVENT and not organizations_seeing_task(
-            delivery.task_id, [subscription.organization_id]
-        ):
-            _finish(delivery, Status.GAVE_UP, NO_LONGER_VISIBLE)
-            return None
-        if delivery.attempts >= settings.WEBHOOK_MAX_ATTEMPTS:
-            # Earlier attempts never reported back (their worker died): stop here.
-            _finish(delivery, Status.GAVE_UP, delivery.last_error or LEASE_EXPIRED)
-            _count_failure(subscription, now)
-            return None
-        try:
-            secrets = subscription.signing_secrets(now)
-        except encryption.InvalidToken:
-            logger.error("Webhook %s: the signing secret cannot be decrypted.", subscription.pk)
-            _finish(delivery, Status.GAVE_UP, SECRET_UNREADABLE)
-            return None
-        delivery.attempts += 1
+    return {
+        (row["pk"], org_id) for row in rows for org_id in organization_ids if row[f"org_{org_id}"]
+    }
+
+
+def _claims(delivery_ids: list[int]) -> list[_Claim]:
+    """Lease the claimable ones of `delivery_ids` for one attempt each (outbox.claim: one
+    statement), load them with their subscriptions (one query) and check their tasks'
+    visibility (one query). Those not to be sent are finished without an attempt."""
+    ids = list(dict.fromkeys(int(pk) for pk in delivery_ids))
+    if not ids:
+        return []
+    now = _now()
+    claimed = outbox.claim(
+        WebhookDelivery,
+        ids,
+        open_sql=DELIVERY_OPEN_SQL,
+        now=now,
+        lease=CLAIM_LEASE,
+        limit=len(ids),
+    )
+    if not claimed:
+        return []
+    deliveries = list(
+        WebhookDelivery.objects.select_related("subscription").filter(pk__in=claimed).order_by("pk")
+    )
+    visible = _visible(deliveries)
+    claims, unsent = [], []
+    for delivery in deliveries:
+        attempts = claimed[delivery.pk]
+        delivery.attempts = attempts
         delivery.next_attempt_at = now + CLAIM_LEASE
-        delivery.save(update_fields=["attempts", "next_attempt_at"])
+        subscription = delivery.subscription
+        reason, failure, secrets = "", False, []
+        if not subscription.is_active:
+            reason = SUBSCRIPTION_DISABLED
+        elif (
+            delivery.event != PING_EVENT
+            and (delivery.task_id, subscription.organization_id) not in visible
+        ):
+            reason = NO_LONGER_VISIBLE
+        elif attempts - 1 >= settings.WEBHOOK_MAX_ATTEMPTS:
+            # Earlier attempts never reported back (their worker died): stop here.
+            reason, failure = delivery.last_error or LEASE_EXPIRED, True
+        else:
+            try:
+                secrets = subscription.signing_secrets(now)
+            except encryption.InvalidToken:
+                logger.error("Webhook %s: the signing secret cannot be decrypted.", subscription.pk)
+                reason = SECRET_UNREADABLE
+        if reason:
+            unsent.append((delivery, attempts, reason, failure))
+            continue
         body = json.dumps(delivery.payload, separators=(",", ":"), ensure_ascii=False).encode()
-        return _Claim(
-            delivery_id=delivery.pk,
-            subscription_id=subscription.pk,
-            url=subscription.url,
-            message_id=delivery.message_id,
-            secrets=secrets,
-            body=body,
-            claimed_at=now,
-            lease_end=delivery.next_attempt_at,
+        claims.append(
+            _Claim(
+                delivery=delivery,
+                attempts=attempts,
+                url=subscription.url,
+                secrets=secrets,
+                body=body,
+                claimed_at=now,
+                lease_end=now + CLAIM_LEASE,
+            )
         )
+    if unsent:
+        _finish_unsent(unsent, now)
+    return claims
+
+
+def _finish_unsent(unsent: list[tuple], now: dt.datetime) -> None:
+    """Give up (delivery, attempts, reason, counts as a failure) rows this attempt does not
+    send, their attempt not counted, if the attempt still holds them. One transaction: the
+    subscriptions locked first, one UPDATE per reason (one per row only for rows whose
+    attempts ran out: each counts a failure of its subscription)."""
+    with transaction.atomic():
+        subscriptions = _lock_subscriptions(delivery.subscription_id for delivery, *_ in unsent)
+        groups: dict[str, list] = defaultdict(list)
+        failed: dict[int, int] = defaultdict(int)
+        for delivery, attempts, reason, failure in unsent:
+            if failure:
+                if outbox.held(WebhookDelivery, delivery.pk, attempts, status__in=OPEN).update(
+                    status=Status.GAVE_UP,
+                    last_error=reason[:500],
+                    next_attempt_at=None,
+                    attempts=attempts - 1,
+                ):
+                    failed[delivery.subscription_id] += 1
+            else:
+                groups[reason].append(Q(pk=delivery.pk, attempts=attempts))
+        for reason, fences in groups.items():
+            WebhookDelivery.objects.filter(reduce(operator.or_, fences), status__in=OPEN).update(
+                status=Status.GAVE_UP,
+                last_error=reason[:500],
+                next_attempt_at=None,
+                attempts=F("attempts") - 1,
+            )
+        for subscription_id, count in failed.items():
+            if subscription_id in subscriptions:
+                _count_failure(subscriptions[subscription_id], now, count)
+
+
+def _claim(delivery_id: int) -> _Claim | None:
+    """Take one delivery for one attempt if it is due and nobody holds it (a batch of one)."""
+    claims = _claims([delivery_id])
+    return claims[0] if claims else None
 
 
 def _send(claim: _Claim) -> _Outcome:
@@ -527,65 +677,144 @@ def _send(claim: _Claim) -> _Outcome:
     return _Outcome(result.status_code, result.error)
 
 
+def _lease_lost(delivery_id: int) -> None:
+    logger.warning(
+        "Webhook delivery %s: a newer attempt claimed it after this one's lease ran out (or it "
+        "was deleted); this attempt's outcome is not recorded.",
+        delivery_id,
+    )
+
+
 def _stamp(claim: _Claim, outcome: _Outcome) -> WebhookDelivery | None:
+    """Record the attempt's outcome if its lease still holds the row (the claim's attempt
+    number is the row's, the row still open); the delivery as stamped (its `subscription`
+    as locked and updated here), or None when a newer attempt took it over or it is gone.
+    A retry's message is the caller's to enqueue."""
+    delivery = claim.delivery
     with transaction.atomic():
         now = _now()
+        # Lock order: subscription, then delivery.
         subscription = (
             WebhookSubscription.objects.select_for_update(no_key=True)
             .filter(pk=claim.subscription_id)
             .first()
         )
-        delivery = WebhookDelivery.objects.select_for_update().filter(pk=claim.delivery_id).first()
-        if subscription is None or delivery is None:
-            return None  # deleted meanwhile
-        if delivery.status not in OPEN:
-            return delivery  # finished by another attempt after this one's lease ran out
-        delivery.last_status_code = outcome.status_code
-        delivery.last_error = outcome.error[:500]
-        fields = ["status", "last_status_code", "last_error", "next_attempt_at"]
+        if subscription is None:
+            _lease_lost(claim.delivery_id)
+            return None  # deleted meanwhile, with its deliveries
+        fields = {"last_status_code": outcome.status_code, "last_error": outcome.error[:500]}
         if outcome.ok:
-            delivery.status = Status.SUCCEEDED
-            delivery.delivered_at = now
-            delivery.next_attempt_at = None
-            fields.append("delivered_at")
-            if subscription.consecutive_failures:
-                subscription.consecutive_failures = 0
-                subscription.save(update_fields=["consecutive_failures", "updated_at"])
-        elif delivery.attempts >= settings.WEBHOOK_MAX_ATTEMPTS:
-            delivery.status = Status.GAVE_UP
-            delivery.next_attempt_at = None
-            _count_failure(subscription, now)
+            fields.update(status=Status.SUCCEEDED, delivered_at=now, next_attempt_at=None)
+        elif claim.attempts >= settings.WEBHOOK_MAX_ATTEMPTS:
+            fields.update(status=Status.GAVE_UP, next_attempt_at=None)
         else:
-            delay = retry_delay(delivery.attempts)
-            delivery.status = Status.FAILED
-            delivery.next_attempt_at = now + dt.timedelta(seconds=delay)
-            _enqueue_on_commit([delivery.pk], countdown=delay)
-        delivery.save(update_fields=fields)
-        return delivery
+            delay = retry_delay(claim.attempts)
+            fields.update(status=Status.FAILED, next_attempt_at=now + dt.timedelta(seconds=delay))
+        held = outbox.held(WebhookDelivery, claim.delivery_id, claim.attempts, status__in=OPEN)
+        if not held.update(**fields):
+            _lease_lost(claim.delivery_id)
+            return None
+        if outcome.ok and subscription.consecutive_failures:
+            subscription.consecutive_failures = 0
+            subscription.save(update_fields=["consecutive_failures", "updated_at"])
+        elif fields["status"] == Status.GAVE_UP:
+            _count_failure(subscription, now)
+    for name, value in fields.items():
+        setattr(delivery, name, value)
+    delivery.subscription = subscription
+    return delivery
+
+
+def _send_deadline(claimed_at: dt.datetime) -> dt.datetime:
+    """Until when a batch claimed at `claimed_at` may start another send: a send and its
+    stamp end inside the lease (outbox.send_deadline) and before the task's soft limit."""
+    timeout = settings.WEBHOOK_TIMEOUT_SECONDS
+    by_limit = claimed_at + dt.timedelta(seconds=SOFT_TIME_LIMIT - timeout) - CLOCK_SLACK
+    return min(outbox.send_deadline(claimed_at, CLAIM_LEASE, timeout), by_limit)
+
+
+def _give_back(claims: list[_Claim]) -> list[int]:
+    """Rows the batch has no time left for: due now, attempt not counted (fenced), enqueued
+    again."""
+    released = outbox.release(
+        WebhookDelivery,
+        {claim.delivery_id: claim.attempts for claim in claims},
+        now=_now(),
+        status__in=OPEN,
+    )
+    logger.info("Lease nearly over: %s webhook deliveries given back.", len(released))
+    if released:
+        _enqueue_on_commit(released)
+    return released
+
+
+def webhooks_deliver_batch(*, delivery_ids: list[int]) -> list[WebhookDelivery]:
+    """Make one attempt at each due delivery of `delivery_ids` nobody else holds; the
+    deliveries this call stamped (in the order sent). See the comment above `_Claim`: one
+    claim statement, sends with no transaction open in round-robin lanes per subscription
+    (one that did not answer goes behind the others), each outcome stamped fenced right
+    after its send, the rest given back when the lease runs short."""
+    claims = _claims(delivery_ids)
+    if not claims:
+        return []
+    deadline = _send_deadline(claims[0].claimed_at)
+    answering: dict[int, deque] = {}
+    for claim in claims:
+        answering.setdefault(claim.subscription_id, deque()).append(claim)
+    silent: dict[int, deque] = {}  # lanes of receivers that did not answer in this batch
+    results: list[WebhookDelivery] = []
+    retries: dict[int, list[int]] = defaultdict(list)
+    sent = 0
+    try:
+        while answering or silent:
+            lanes = answering or silent
+            subscription_id = next(iter(lanes))
+            lane = lanes.pop(subscription_id)
+            if sent and _now() >= deadline:
+                rest = [lane, *answering.values(), *silent.values()]
+                _give_back([claim for left in rest for claim in left])
+                break
+            claim = lane.popleft()
+            outcome = _send(claim)
+            sent += 1
+            if not outcome.ok:
+                logger.info("Webhook delivery %s failed: %s", claim.delivery_id, outcome.error)
+            # The POST happened: its outcome is recorded (a 2xx stamped, never posted again)
+            # even through a short database outage, while the lease holds the row.
+            stamped = retry_db_write(
+                lambda claim=claim, outcome=outcome: _stamp(claim, outcome),
+                until=_stamp_deadline(claim.lease_end, claim.claimed_at),
+                what=f"Stamping webhook delivery {claim.delivery_id}",
+            )
+            if stamped is not None:
+                results.append(stamped)
+                if stamped.status == Status.FAILED:
+                    retries[retry_delay(stamped.attempts)].append(stamped.pk)
+                if not stamped.subscription.is_active and lane:
+                    # Disabled meanwhile (by hand, or after this failure): the rest stays unsent.
+                    unsent = [(c.delivery, c.attempts, SUBSCRIPTION_DISABLED, False) for c in lane]
+                    _finish_unsent(unsent, _now())
+                    lane.clear()
+            if lane:
+                # Round robin: to the back of its lanes, or behind every answering lane.
+                (lanes if outcome.answered or lanes is silent else silent)[subscription_id] = lane
+    finally:
+        for delay, ids in sorted(retries.items()):
+            _enqueue_on_commit(ids, countdown=delay)
+    return results
 
 
 def webhook_deliver(*, delivery_id: int) -> WebhookDelivery | None:
-    """Make one attempt at a due delivery; returns it stamped, or None when there was nothing
-    to send (gone, finished, not yet due, or held by another worker)."""
-    claim = _claim(delivery_id)
-    if claim is None:
-        return None
-    outcome = _send(claim)
-    if not outcome.ok:
-        logger.info("Webhook delivery %s failed: %s", claim.delivery_id, outcome.error)
-    # The POST happened: its outcome is recorded (a 2xx stamped, never posted again) even
-    # through a short database outage, while the lease holds the row.
-    return retry_db_write(
-        lambda: _stamp(claim, outcome),
-        until=_stamp_deadline(claim.lease_end, claim.claimed_at),
-        what=f"Stamping webhook delivery {claim.delivery_id}",
-    )
+    """Make one attempt at a due delivery (a batch of one); returns it stamped, or None when
+    there was nothing to send (gone, finished, not yet due, or held by another worker)."""
+    results = webhooks_deliver_batch(delivery_ids=[delivery_id])
+    return results[0] if results else None
 
 
 def webhook_deliveries_requeue(*, now: dt.datetime | None = None) -> int:
     """Enqueue deliveries that are due for longer than DELIVERY_REQUEUE_AFTER_SECONDS: their
     message was lost (broker down at commit) or their worker died mid-attempt. Returns how
-    many."""
+    many (enqueued one message per batch)."""
     now = now or _now()
     with transaction.atomic():
         # Due now: the new message may claim them; the next sweep leaves them alone (and

@@ -276,6 +276,7 @@ CELERY_TASK_ROUTES = {
     "notifications.deliver_digests": {"queue": NOTIFICATION_QUEUE},
     "notifications.deliver_digest": {"queue": NOTIFICATION_QUEUE},
     "notifications.deliver_webhook": {"queue": WEBHOOK_QUEUE},
+    "notifications.deliver_webhooks": {"queue": WEBHOOK_QUEUE},
     "notifications.sweep_reminders": {"queue": HOUSEKEEPING_QUEUE},
     "notifications.sweep_digests": {"queue": HOUSEKEEPING_QUEUE},
     "notifications.requeue_webhooks": {"queue": HOUSEKEEPING_QUEUE},

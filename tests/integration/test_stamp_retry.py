@@ -18,7 +18,7 @@ from django.db import connection
 
 from notifications import services
 from notifications.models import Notification, WebhookDelivery
-from notifications.tasks import deliver_webhook_task
+from notifications.tasks import deliver_webhook_task, deliver_webhooks_task
 from tests.notifications import reminders_world as w
 from tests.notifications.receiver import start_receiver, stop_receiver
 from tests.notifications.reminders_world import DUE, NEW_YORK, local
@@ -90,6 +90,7 @@ def test_a_webhook_answered_2xx_is_stamped_after_the_database_session_died(
 ):
     settings.WEBHOOK_ALLOW_PRIVATE_TARGETS = True  # the receiver is local
     monkeypatch.setattr(deliver_webhook_task, "apply_async", lambda *args, **kwargs: None)
+    monkeypatch.setattr(deliver_webhooks_task, "apply_async", lambda *args, **kwargs: None)
     world = build_world()
     receiver = start_receiver()
     try:

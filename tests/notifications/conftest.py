@@ -3,7 +3,7 @@ out (only `apply_async`, the outside world; HTTP goes to a real local server).""
 
 import pytest
 
-from notifications.tasks import deliver_webhook_task
+from notifications.tasks import deliver_webhook_task, deliver_webhooks_task
 from tests.notifications.receiver import start_receiver, stop_receiver
 from tests.notifications.world import build_world
 
@@ -23,11 +23,23 @@ def receiver():
 
 
 class Enqueued(list):
-    """Calls to deliver_webhook_task.apply_async: (delivery id, countdown, queue)."""
+    """Ids sent to the delivery tasks' apply_async, one entry per id: (delivery id,
+    countdown, queue); `messages`: the messages, (ids, countdown, queue)."""
+
+    def __init__(self):
+        super().__init__()
+        self.messages = []
 
     @property
     def ids(self):
         return [delivery_id for delivery_id, _countdown, _queue in self]
+
+
+def mock_delivery_tasks(monkeypatch, apply_async):
+    """Replace the broker calls of the webhook delivery tasks (the batch task, and the
+    one-id task kept for messages queued before batches)."""
+    for task in (deliver_webhooks_task, deliver_webhook_task):
+        monkeypatch.setattr(task, "apply_async", apply_async)
 
 
 @pytest.fixture
@@ -35,7 +47,9 @@ def enqueued(monkeypatch):
     calls = Enqueued()
 
     def apply_async(args=None, kwargs=None, countdown=None, queue=None, **options):
-        calls.append((args[0], countdown, queue))
+        ids = args[0] if isinstance(args[0], list) else [args[0]]
+        calls.messages.append((list(ids), countdown, queue))
+        calls.extend((pk, countdown, queue) for pk in ids)
 
-    monkeypatch.setattr(deliver_webhook_task, "apply_async", apply_async)
+    mock_delivery_tasks(monkeypatch, apply_async)
     return calls

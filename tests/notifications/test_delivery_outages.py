@@ -27,6 +27,7 @@ from notifications.tasks import (
     deliver_notification_task,
     deliver_notifications_task,
     deliver_webhook_task,
+    deliver_webhooks_task,
 )
 from plans.models import Task
 from tests.factories import TaskFactory
@@ -46,7 +47,7 @@ def world(settings):
 def enqueued(monkeypatch):
     """Calls to the delivery tasks' apply_async (the broker, mocked out): (task, id, queue)."""
     calls = []
-    batches = (deliver_notifications_task, deliver_digests_task)
+    batches = (deliver_notifications_task, deliver_digests_task, deliver_webhooks_task)
     for task in (*batches, deliver_digest_task, deliver_webhook_task):
 
         def apply_async(args=None, kwargs=None, countdown=None, queue=None, _task=task, **_opts):

@@ -25,6 +25,7 @@ from notifications.webhook_http import DELIVERY_FAILED
 from plans import services as plan_services
 from plans.models import Task
 from tests.factories import TaskFactory
+from tests.notifications.conftest import mock_delivery_tasks
 from tracker.services import system_user
 
 pytestmark = pytest.mark.django_db
@@ -169,7 +170,7 @@ def test_rows_exist_without_celery_and_a_broker_failure_does_not_break_the_chang
     def broker_down(*args, **kwargs):
         raise ConnectionError("broker down")
 
-    monkeypatch.setattr(deliver_webhook_task, "apply_async", broker_down)
+    mock_delivery_tasks(monkeypatch, broker_down)
     subscribe(world.a, receiver)
 
     task = start_task(world.task, capture)
@@ -179,9 +180,7 @@ def test_rows_exist_without_celery_and_a_broker_failure_does_not_break_the_chang
     assert delivery.status == Status.PENDING
     # Beat's sweep sends it once it has been due for a while.
     requeued = []
-    monkeypatch.setattr(
-        deliver_webhook_task, "apply_async", lambda args, **kw: requeued.append(args[0])
-    )
+    mock_delivery_tasks(monkeypatch, lambda args, **kw: requeued.extend(args[0]))
     assert services.webhook_deliveries_requeue(now=timezone.now()) == 0
     with capture(execute=True):
         later = timezone.now() + services.requeue_after() + dt.timedelta(seconds=1)

@@ -16,7 +16,7 @@ from rest_framework.views import APIView
 
 from notifications import services as notification_services
 from notifications.models import WebhookSubscription
-from notifications.tasks import deliver_webhook_task
+from notifications.tasks import deliver_webhook_task, deliver_webhooks_task
 from plans import services
 from plans.exceptions import DomainError
 from plans.models import Forum, Outcome, Plan, PlanParticipant, Task, Workstream
@@ -47,6 +47,7 @@ ROLLED_UP = {"plan", "workstream", "outcome"}
 def _quiet(monkeypatch):
     """No webhook is delivered and no throttle counts: this test makes thousands of calls."""
     monkeypatch.setattr(deliver_webhook_task, "apply_async", lambda *args, **kwargs: None)
+    monkeypatch.setattr(deliver_webhooks_task, "apply_async", lambda *args, **kwargs: None)
     monkeypatch.setattr(APIView, "get_throttles", lambda self: [])
 
 

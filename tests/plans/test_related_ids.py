@@ -11,7 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from notifications import services as notification_services
-from notifications.tasks import deliver_webhook_task
+from notifications.tasks import deliver_webhook_task, deliver_webhooks_task
 from plans import permissions as policy
 from plans import services
 from plans.models import StatusUpdate
@@ -121,6 +121,7 @@ def test_status_updates_never_name_the_system_account(world):
 
 def test_webhook_payload_names_only_what_the_receiving_organization_sees(world, monkeypatch):
     monkeypatch.setattr(deliver_webhook_task, "apply_async", lambda *args, **kwargs: None)
+    monkeypatch.setattr(deliver_webhooks_task, "apply_async", lambda *args, **kwargs: None)
     for organization in (world.supporting, world.m):
         notification_services.webhook_subscription_create(
             actor=system_user(), organization=organization,
@@ -142,6 +143,7 @@ def test_webhook_payload_names_only_what_the_receiving_organization_sees(world, 
 
 def test_reminder_webhook_payload_is_filtered_per_organization(world, monkeypatch):
     monkeypatch.setattr(deliver_webhook_task, "apply_async", lambda *args, **kwargs: None)
+    monkeypatch.setattr(deliver_webhooks_task, "apply_async", lambda *args, **kwargs: None)
     notification_services.webhook_subscription_create(
         actor=system_user(), organization=world.supporting,
         url="http://127.0.0.1:9/hook", events=["task.due_soon"],

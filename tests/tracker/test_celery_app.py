@@ -31,6 +31,7 @@ ROUTED = {
     "notifications.deliver_notifications": "NOTIFICATION_QUEUE",
     "notifications.deliver_digests": "NOTIFICATION_QUEUE",
     "notifications.deliver_webhook": "WEBHOOK_QUEUE",
+    "notifications.deliver_webhooks": "WEBHOOK_QUEUE",
     "notifications.sweep_reminders": "HOUSEKEEPING_QUEUE",
     "notifications.sweep_digests": "HOUSEKEEPING_QUEUE",
     "notifications.requeue_webhooks": "HOUSEKEEPING_QUEUE",
