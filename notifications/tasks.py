@@ -15,8 +15,11 @@ from kombu.exceptions import OperationalError as BrokerError
 
 from . import outbox, services
 
-# Email deliveries end inside their rows' lease (REMINDER_LEASE_SECONDS).
+# Deliveries end inside their rows' lease (REMINDER_LEASE_SECONDS, WEBHOOK_LEASE_SECONDS): no
+# second attempt starts while the first still runs, and a dead or cut-off worker's rows are
+# free again at the lease's end.
 EMAIL_SOFT_LIMIT, EMAIL_HARD_LIMIT = outbox.time_limits(settings.REMINDER_LEASE_SECONDS)
+WEBHOOK_SOFT_LIMIT, WEBHOOK_HARD_LIMIT = outbox.time_limits(settings.WEBHOOK_LEASE_SECONDS)
 
 # A database or broker that is down, restarting or unreachable.
 OUTAGE_ERRORS = (OperationalError, InterfaceError, BrokerError)
@@ -48,12 +51,13 @@ class OutageRetryingTask(Task):
 
 # The HTTP call has its own timeout (WEBHOOK_TIMEOUT_SECONDS) and a stamp is retried at most
 # services.STAMP_RETRY_FOR; the limits only stop a task that hangs, inside the delivery's
-# lease (services.CLAIM_LEASE), so no second attempt starts while this one still runs.
+# lease (services.CLAIM_LEASE = WEBHOOK_LEASE_SECONDS), so no second attempt starts while this
+# one still runs.
 @shared_task(
     name="notifications.deliver_webhook",
     base=OutageRetryingTask,
-    soft_time_limit=240,
-    time_limit=270,
+    soft_time_limit=WEBHOOK_SOFT_LIMIT,
+    time_limit=WEBHOOK_HARD_LIMIT,
     **OUTAGE_RETRY,
 )
 def deliver_webhook_task(delivery_id: int) -> None:

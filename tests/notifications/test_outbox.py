@@ -5,6 +5,7 @@ import datetime as dt
 
 import pytest
 import time_machine
+from django.conf import settings as django_settings
 from django.core.mail.backends.locmem import EmailBackend
 
 from notifications import outbox, services
@@ -22,6 +23,9 @@ from tests.notifications.reminders_world import CREATED, DUE, NEW_YORK, local
 pytestmark = pytest.mark.django_db
 
 MOMENT = local(DUE - dt.timedelta(days=1), NEW_YORK)
+
+# How long a claim holds its rows (REMINDER_LEASE_SECONDS, 60 s by default).
+LEASE = dt.timedelta(seconds=django_settings.REMINDER_LEASE_SECONDS)
 
 
 @pytest.fixture
@@ -78,7 +82,7 @@ def test_a_batch_is_claimed_once_and_a_second_claim_gets_nothing(world, messages
         second = services._notifications_claim(ids)
     assert sorted(lease.notification.pk for lease in first) == ids
     assert second == []
-    lease_end = claimed_at + dt.timedelta(seconds=300)
+    lease_end = claimed_at + LEASE
     rows = Notification.objects.filter(pk__in=ids)
     assert set(rows.values_list("attempts", "next_attempt_at")) == {(1, lease_end)}
 
@@ -90,7 +94,7 @@ def test_a_stamp_after_a_lost_lease_records_nothing(world, messages, mailoutbox)
     first_at = MOMENT + dt.timedelta(minutes=1)
     with time_machine.travel(first_at, tick=False):
         stale = services._notifications_claim(ids)  # this worker then hangs past its lease
-    second_at = first_at + dt.timedelta(seconds=300)
+    second_at = first_at + LEASE
     with time_machine.travel(second_at, tick=False):
         results = services.notifications_deliver_batch(notification_ids=ids)
     assert [r.sent for r in results] == [True] * len(ids)
@@ -130,6 +134,7 @@ def test_a_batch_gives_back_what_its_lease_has_no_time_left_for(
     - 10 s) no new send starts; the rest is released (attempt not counted, due now) and
     enqueued again."""
     settings.EMAIL_TIMEOUT = 30
+    settings.REMINDER_LEASE_SECONDS = 300
     with time_machine.travel(MOMENT, tick=False):
         services.reminders_sweep(enqueue=False)
     ids = sorted(Notification.objects.values_list("pk", flat=True))
