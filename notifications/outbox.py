@@ -11,7 +11,7 @@ database are the source of truth; a broker message only says "look at these ids"
     stamp:   fenced on the attempt number (`held`): a claimer whose lease ran out and whose
              row a newer claim took over records nothing
     retry:   `retry_delay` (exponential backoff, capped), `next_attempt_at` in the row
-    requeue: `requeue_lost` makes rows that were due for too long (by default: at all) due
+    requeue: `requeue_lost` makes rows that were due for too long (5 s by default) due
              now, skipping rows locked by a claim, and not while the delivery queue still
              holds messages (rows backed up behind a long queue are not lost); beat runs it
              on the housekeeping queue every DELIVERY_REQUEUE_EVERY_SECONDS.

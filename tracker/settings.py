@@ -352,7 +352,7 @@ HOUSEKEEPING_QUEUE = env.str("HOUSEKEEPING_QUEUE", default="housekeeping")
 # was cut off and its lease ran out, a retry's enqueue failed) is enqueued again by the
 # housekeeping tick (beat, every DELIVERY_REQUEUE_EVERY_SECONDS, on HOUSEKEEPING_QUEUE) once
 # it has been due DELIVERY_REQUEUE_AFTER_SECONDS (a lease that ran out counts from its end;
-# default 0: at the first tick after it fell due), and only while its delivery queue holds
+# default 5 s: rows a sweep just made and enqueued are not lost), and only while its delivery queue holds
 # no message (rows queued behind a backlog are not lost). Enqueueing a row whose message
 # does exist costs nothing but that message: the claim takes each row once.
 #
@@ -360,7 +360,7 @@ HOUSEKEEPING_QUEUE = env.str("HOUSEKEEPING_QUEUE", default="housekeeping")
 #   its rows were claimed at t <= 0 with a lease of REMINDER_LEASE_SECONDS (60): free at
 #   t <= 60 (its tasks stopped by then: hard time limit 54 s after the claim; a cut-off
 #   database or Redis connection fails within ~25 s: DATABASE_*/REDIS_* timeouts above);
-#   + requeue after (0) + one tick (30): enqueued again at t <= 90;
+#   + requeue after (5) + one tick (30): enqueued again at t <= 95;
 #   + another host's email worker claims and sends the batch: seconds (a batch of 200 takes
 #   ~5 s at 40 emails/s) -> every email out before t = 120.
 # Keep REMINDER_LEASE_SECONDS (and WEBHOOK_LEASE_SECONDS) + DELIVERY_REQUEUE_AFTER_SECONDS +
