@@ -352,9 +352,10 @@ HOUSEKEEPING_QUEUE = env.str("HOUSEKEEPING_QUEUE", default="housekeeping")
 # was cut off and its lease ran out, a retry's enqueue failed) is enqueued again by the
 # housekeeping tick (beat, every DELIVERY_REQUEUE_EVERY_SECONDS, on HOUSEKEEPING_QUEUE) once
 # it has been due DELIVERY_REQUEUE_AFTER_SECONDS (a lease that ran out counts from its end;
-# default 5 s: rows a sweep just made and enqueued are not lost), and only while its delivery queue holds
-# no message (rows queued behind a backlog are not lost). Enqueueing a row whose message
-# does exist costs nothing but that message: the claim takes each row once.
+# default 5 s: rows a sweep just made and enqueued are not lost), and only while its
+# delivery queue holds no message (rows queued behind a backlog are not lost). Enqueueing a
+# row whose message does exist costs nothing but that message: the claim takes each row
+# once.
 #
 # The 2-minute bound for a worker host that is killed or cut off at t = 0 (defaults):
 #   its rows were claimed at t <= 0 with a lease of REMINDER_LEASE_SECONDS (60): free at

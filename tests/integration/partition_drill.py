@@ -210,9 +210,7 @@ def broker(cut_seconds: float = 30.0) -> dict:
         ran_after = _wait_in_log(log, second, 120)
         return {
             "ran_before": ran_before is not None,
-            "ran_after_restore_s": None
-            if ran_after is None
-            else round(ran_after - restored, 1),
+            "ran_after_restore_s": None if ran_after is None else round(ran_after - restored, 1),
             "log": [
                 line
                 for line in log.read_text().splitlines()
