@@ -12,8 +12,12 @@ Redis (1-hour visibility timeout): the housekeeping tick enqueues every row agai
 other host sends it. Every Message-ID arrives exactly once, the last within 120 s of the kill.
 """
 
+import asyncio
+import email
+import os
 import subprocess
 import time
+from email.policy import default as default_policy
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -39,14 +43,34 @@ SHORTENED = (
 
 
 class PeerInbox(Inbox):
-    """The inbox, also noting the client address of the exchange it holds."""
+    """The inbox, also noting the client address of the exchange it holds (`held_peer`):
+    the hold is decided as in Inbox, after the delay, under the lock."""
 
     held_peer = None
 
     async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's name
-        if self.hold_at is not None and len(self.messages) == self.hold_at:
-            self.held_peer = tuple(session.peer)
-        return await super().handle_DATA(server, session, envelope)
+        message = email.message_from_bytes(envelope.content, policy=default_policy)
+        try:
+            await asyncio.sleep(self.delay)
+            with self.lock:
+                hold = self.hold_at is not None and len(self.messages) == self.hold_at
+                if hold:
+                    self.hold_at = None
+                    self.held_peer = tuple(session.peer)
+            if hold:
+                self.held_at = time.time()
+                self.holding.set()
+                while True:  # until the client disappears (cancelled)
+                    await asyncio.sleep(0.05)
+        except asyncio.CancelledError:
+            with self.lock:
+                self.cut.append(message["Message-ID"])
+            raise
+        with self.lock:
+            self.messages.append((envelope.rcpt_tos, message))
+            self.accepted_at.append(time.time())
+            self.peers.append(tuple(session.peer) if session.peer else None)
+        return "250 Message accepted for delivery"
 
 
 @pytest.fixture
@@ -83,8 +107,6 @@ def test_a_killed_email_host_delays_no_reminder_past_two_minutes(postgres, redis
         assert host_a.queue == "email", [w.queue for w in stack.workers]
         assert wait_for(inbox.holding.is_set, timeout=180), stack.output()
         holder = _pid_of_local_port(inbox.held_peer[1])
-        import os
-
         group = os.getpgid(holder)
         victim = next(w for w in (host_a, host_b) if w.process.pid == group)
         survivor = host_b if victim is host_a else host_a

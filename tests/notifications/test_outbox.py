@@ -7,6 +7,7 @@ import pytest
 import time_machine
 from django.conf import settings as django_settings
 from django.core.mail.backends.locmem import EmailBackend
+from django.db import transaction
 
 from notifications import outbox, services
 from notifications.models import Notification
@@ -170,3 +171,44 @@ def test_the_delivery_tasks_end_inside_the_lease(settings):
     assert outbox.send_deadline(claimed, dt.timedelta(seconds=10), 30) == claimed + dt.timedelta(
         seconds=5
     )
+
+
+# --- The enqueue after commit ---------------------------------------------------------------
+
+
+class _Publisher:
+    """A task whose publish raises `error`."""
+
+    def __init__(self, error: Exception):
+        self.error = error
+
+    def apply_async(self, **_kwargs):
+        raise self.error
+
+
+@pytest.mark.django_db
+def test_a_broker_error_in_the_enqueue_after_commit_is_logged_not_raised(
+    django_capture_on_commit_callbacks, caplog
+):
+    from kombu.exceptions import OperationalError as BrokerError
+
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        outbox.enqueue_batches_on_commit(_Publisher(BrokerError("down")), [1, 2], queue="q")
+    assert "the requeue will send them" in caplog.text
+
+
+@pytest.mark.django_db
+def test_a_soft_time_limit_in_the_enqueue_after_commit_stops_the_task(
+    django_capture_on_commit_callbacks,
+):
+    """The soft time limit striking while a retry is enqueued after its stamp committed must
+    stop the task (it was swallowed: the task reported success); the row is due in the
+    database and the requeue sends it at its time."""
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    with (
+        pytest.raises(SoftTimeLimitExceeded),
+        django_capture_on_commit_callbacks(execute=True),
+        transaction.atomic(),
+    ):
+        outbox.enqueue_batches_on_commit(_Publisher(SoftTimeLimitExceeded()), [1], queue="q")
