@@ -11,9 +11,10 @@ database are the source of truth; a broker message only says "look at these ids"
     stamp:   fenced on the attempt number (`held`): a claimer whose lease ran out and whose
              row a newer claim took over records nothing
     retry:   `retry_delay` (exponential backoff, capped), `next_attempt_at` in the row
-    requeue: `requeue_lost` makes rows that were due for too long due now, skipping rows
-             locked by a claim, and not while the delivery queue still holds messages
-             (rows backed up behind a long queue are not lost).
+    requeue: `requeue_lost` makes rows that were due for too long (5 s by default) due
+             now, skipping rows locked by a claim, and not while the delivery queue still
+             holds messages (rows backed up behind a long queue are not lost); beat runs it
+             on the housekeeping queue every DELIVERY_REQUEUE_EVERY_SECONDS.
 
 The row model needs `attempts` and `next_attempt_at` columns; what "open" means (unsent,
 pending) is passed in as SQL.
@@ -143,15 +144,26 @@ def enqueue_batches(
 def enqueue_batches_on_commit(
     task, ids: list[int], *, queue: str, countdown: int | None = None, size: int | None = None
 ) -> None:
-    """After commit, one message per batch of ids. Robust: the data is committed; a broker
-    outage must not turn the caller's success into an error (the rows stay due and the
-    requeue sends them)."""
+    """After commit, one message per batch of ids. A broker error is logged, not raised:
+    the data is committed, a broker outage must not turn the caller's success into an error
+    (the rows stay due and the housekeeping requeue sends them). A task's soft time limit
+    that strikes meanwhile is not swallowed (it was, with Django's robust hooks: the task
+    then reported success): it goes on up and stops the task."""
+    from celery.exceptions import SoftTimeLimitExceeded
+
     ids = list(ids)
 
-    def enqueue_batches_after_commit():  # a named function: Django logs a robust hook's name
-        enqueue_batches(task, ids, queue=queue, countdown=countdown, size=size)
+    def enqueue_batches_after_commit():
+        try:
+            enqueue_batches(task, ids, queue=queue, countdown=countdown, size=size)
+        except SoftTimeLimitExceeded:
+            raise
+        except Exception:  # noqa: BLE001 - the requeue catches up whatever was not sent
+            logger.exception(
+                "Could not enqueue %s ids on %s; the requeue will send them.", len(ids), queue
+            )
 
-    transaction.on_commit(enqueue_batches_after_commit, robust=True)
+    transaction.on_commit(enqueue_batches_after_commit)
 
 
 def queue_backlog(queue: str) -> int:

@@ -15,7 +15,9 @@ from kombu.exceptions import OperationalError as BrokerError
 
 from . import outbox, services, webhooks
 
-# Email deliveries end inside their rows' lease (REMINDER_LEASE_SECONDS).
+# Deliveries end inside their rows' lease (REMINDER_LEASE_SECONDS; webhooks: their limits in
+# webhooks.py from WEBHOOK_LEASE_SECONDS): no second attempt starts while the first still runs,
+# and a dead or cut-off worker's rows are free again at the lease's end.
 EMAIL_SOFT_LIMIT, EMAIL_HARD_LIMIT = outbox.time_limits(settings.REMINDER_LEASE_SECONDS)
 
 # A database or broker that is down, restarting or unreachable.

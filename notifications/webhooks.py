@@ -69,7 +69,7 @@ RETRY_BASE_SECONDS = 30
 RETRY_MAX_SECONDS = 30 * 60
 
 # While an attempt is in flight its row is leased: nobody else claims it until then.
-CLAIM_LEASE = dt.timedelta(minutes=5)
+CLAIM_LEASE = dt.timedelta(seconds=settings.WEBHOOK_LEASE_SECONDS)
 
 REQUEUE_BATCH = 500
 

@@ -11,6 +11,65 @@ from celery.signals import beat_init, task_postrun, task_prerun, worker_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tracker.settings")
 
+
+def _keep_the_worker_alive_when_redis_is_lost() -> None:
+    """kombu 5.7.0 kills the worker ("Unrecoverable error: AttributeError: 'NoneType' object
+    has no attribute 'hostname'", or '... 'client'") when its Redis connection breaks while a
+    message is unacknowledged, i.e. whenever a task (acks_late) is running: the consumer
+    collects the connection (the channel forgets its transport and client), then closes the
+    channel, which tries to put the unacknowledged messages back, and later the task's ack
+    arrives on that same dead channel; both need the forgotten client. Here, on a channel
+    whose connection is gone, both leave the message where it is instead: Redis redelivers
+    it after the visibility timeout (its claim then finds the rows sent), and rows still due
+    are enqueued again by the housekeeping requeue long before. The worker reconnects and
+    goes on consuming."""
+    import logging
+
+    from kombu.transport import redis as kombu_redis
+
+    if getattr(kombu_redis.QoS, "_tracker_guarded", False):
+        return
+    logger = logging.getLogger(__name__)
+    restore_unacked, ack, reject = (
+        kombu_redis.QoS.restore_unacked,
+        kombu_redis.QoS.ack,
+        kombu_redis.QoS.reject,
+    )
+
+    def gone(qos) -> bool:
+        return getattr(getattr(qos.channel, "connection", None), "client", None) is None
+
+    def guarded_restore_unacked(self, client=None):
+        if client is None and gone(self):
+            logger.warning(
+                "Broker connection lost with %s unacknowledged message(s): left in Redis "
+                "(redelivered after the visibility timeout; their rows are requeued).",
+                len(self._delivered),
+            )
+            self._delivered.clear()
+            return None
+        return restore_unacked(self, client)
+
+    def guarded_ack(self, delivery_tag):
+        if gone(self):
+            logger.warning("Broker connection lost before an ack: the message stays in Redis.")
+            return kombu_redis.virtual.QoS.ack(self, delivery_tag)
+        return ack(self, delivery_tag)
+
+    def guarded_reject(self, delivery_tag, requeue=False):
+        if gone(self):
+            logger.warning("Broker connection lost before a reject: the message stays in Redis.")
+            return kombu_redis.virtual.QoS.ack(self, delivery_tag)
+        return reject(self, delivery_tag, requeue=requeue)
+
+    kombu_redis.QoS.restore_unacked = guarded_restore_unacked
+    kombu_redis.QoS.ack = guarded_ack
+    kombu_redis.QoS.reject = guarded_reject
+    kombu_redis.QoS._tracker_guarded = True
+
+
+_keep_the_worker_alive_when_redis_is_lost()
+
 app = Celery("tracker")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()

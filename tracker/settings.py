@@ -5,6 +5,7 @@ DJANGO_ENV_FILE names) is read when present; real environment variables win over
 """
 
 import ipaddress
+import socket
 from datetime import timedelta
 from pathlib import Path
 
@@ -138,6 +139,58 @@ else:
         # 138 ms without it. Off for our sessions unless DATABASE_JIT=1.
         options = DATABASES["default"].setdefault("OPTIONS", {})
         options["options"] = f"{options.get('options', '')} -c jit=off".strip()
+# A network path to PostgreSQL cut without a reset (packets dropped: a partition, a dead
+# host, a firewall) must fail a query within seconds, not after the kernel's 15-minute
+# retransmission limit or its 2-hour keepalive, on both ends:
+# - client (libpq): connect within DATABASE_CONNECT_TIMEOUT; an idle connection is probed
+#   after DATABASE_KEEPALIVES_IDLE s, every DATABASE_KEEPALIVES_INTERVAL s, and dropped
+#   after DATABASE_KEEPALIVES_COUNT unanswered probes; a query (or any data) left
+#   unacknowledged for DATABASE_TCP_USER_TIMEOUT s drops the connection (keepalives do not
+#   run while data waits for an acknowledgement). A dead connection thus raises
+#   OperationalError within about 20-25 s: the task is retried (notifications/tasks.py), the
+#   request fails and Django closes the connection, the next request connects afresh.
+# - server (the same values as session settings): the server drops the session of a client
+#   that vanished, so its row locks (a claim's FOR UPDATE) do not outlive it; and a session
+#   idle inside a transaction for DATABASE_IDLE_IN_TRANSACTION_TIMEOUT s is ended (rolled
+#   back) whatever the network says.
+# - DATABASE_STATEMENT_TIMEOUT: any one statement longer than this is cancelled (0: never).
+# PostgreSQL only; each is overridable, 0 switches a timeout off. See docs/deploy.md.
+DATABASE_CONNECT_TIMEOUT = env.int("DATABASE_CONNECT_TIMEOUT", default=5)
+DATABASE_KEEPALIVES_IDLE = env.int("DATABASE_KEEPALIVES_IDLE", default=10)
+DATABASE_KEEPALIVES_INTERVAL = env.int("DATABASE_KEEPALIVES_INTERVAL", default=5)
+DATABASE_KEEPALIVES_COUNT = env.int("DATABASE_KEEPALIVES_COUNT", default=3)
+DATABASE_TCP_USER_TIMEOUT = env.int("DATABASE_TCP_USER_TIMEOUT", default=20)
+DATABASE_STATEMENT_TIMEOUT = env.int("DATABASE_STATEMENT_TIMEOUT", default=60)
+DATABASE_IDLE_IN_TRANSACTION_TIMEOUT = env.int("DATABASE_IDLE_IN_TRANSACTION_TIMEOUT", default=60)
+if (
+    min(DATABASE_CONNECT_TIMEOUT, DATABASE_TCP_USER_TIMEOUT) < 0
+    or min(DATABASE_STATEMENT_TIMEOUT, DATABASE_IDLE_IN_TRANSACTION_TIMEOUT) < 0
+    or min(DATABASE_KEEPALIVES_IDLE, DATABASE_KEEPALIVES_INTERVAL, DATABASE_KEEPALIVES_COUNT) < 1
+):
+    raise ImproperlyConfigured(
+        "DATABASE_CONNECT_TIMEOUT, DATABASE_TCP_USER_TIMEOUT, DATABASE_STATEMENT_TIMEOUT and "
+        "DATABASE_IDLE_IN_TRANSACTION_TIMEOUT must be 0 (off) or more, the "
+        "DATABASE_KEEPALIVES_* at least 1."
+    )
+if DATABASES["default"]["ENGINE"] == "tracker.db.postgresql":
+    options = DATABASES["default"].setdefault("OPTIONS", {})
+    options.setdefault("connect_timeout", DATABASE_CONNECT_TIMEOUT)
+    options.setdefault("keepalives", 1)
+    options.setdefault("keepalives_idle", DATABASE_KEEPALIVES_IDLE)
+    options.setdefault("keepalives_interval", DATABASE_KEEPALIVES_INTERVAL)
+    options.setdefault("keepalives_count", DATABASE_KEEPALIVES_COUNT)
+    options.setdefault("tcp_user_timeout", DATABASE_TCP_USER_TIMEOUT * 1000)  # milliseconds
+    session = {
+        "statement_timeout": f"{DATABASE_STATEMENT_TIMEOUT}s",
+        "idle_in_transaction_session_timeout": f"{DATABASE_IDLE_IN_TRANSACTION_TIMEOUT}s",
+        "tcp_keepalives_idle": DATABASE_KEEPALIVES_IDLE,
+        "tcp_keepalives_interval": DATABASE_KEEPALIVES_INTERVAL,
+        "tcp_keepalives_count": DATABASE_KEEPALIVES_COUNT,
+        "tcp_user_timeout": DATABASE_TCP_USER_TIMEOUT * 1000,
+    }
+    options["options"] = " ".join(
+        [options.get("options", ""), *(f"-c {name}={value}" for name, value in session.items())]
+    ).strip()
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "tracker.User"
@@ -202,19 +255,64 @@ REDIS_URL = env.str("REDIS_URL", default="")
 CELERY_DATA_DIR = VAR_DIR / "celery"
 
 if REDIS_URL:
+    # A path to Redis cut without a reset (packets dropped) is noticed within seconds by the
+    # web processes (cache) and the workers (broker), which then reconnect when it returns:
+    # every command waits at most REDIS_SOCKET_TIMEOUT s for its answer, a connection at most
+    # REDIS_CONNECT_TIMEOUT s; idle sockets are probed by TCP keepalive (after
+    # REDIS_KEEPALIVE_IDLE s, every REDIS_KEEPALIVE_INTERVAL s, REDIS_KEEPALIVE_COUNT probes)
+    # and unacknowledged data drops the connection after REDIS_TCP_USER_TIMEOUT s; a pooled
+    # connection idle longer than REDIS_HEALTH_CHECK_INTERVAL s is PINGed before use, and
+    # kombu drops the worker's BRPOP connection once its answer is REDIS_HEALTH_CHECK_INTERVAL
+    # s overdue (BRPOP waits 1 s on a live server) and reconnects. See docs/deploy.md.
+    REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", default=10.0)
+    REDIS_CONNECT_TIMEOUT = env.float("REDIS_CONNECT_TIMEOUT", default=5.0)
+    REDIS_HEALTH_CHECK_INTERVAL = env.int("REDIS_HEALTH_CHECK_INTERVAL", default=10)
+    REDIS_KEEPALIVE_IDLE = env.int("REDIS_KEEPALIVE_IDLE", default=10)
+    REDIS_KEEPALIVE_INTERVAL = env.int("REDIS_KEEPALIVE_INTERVAL", default=5)
+    REDIS_KEEPALIVE_COUNT = env.int("REDIS_KEEPALIVE_COUNT", default=3)
+    REDIS_TCP_USER_TIMEOUT = env.int("REDIS_TCP_USER_TIMEOUT", default=20)
+    if (
+        min(REDIS_SOCKET_TIMEOUT, REDIS_CONNECT_TIMEOUT) <= 0
+        or min(REDIS_KEEPALIVE_IDLE, REDIS_KEEPALIVE_INTERVAL, REDIS_KEEPALIVE_COUNT) < 1
+        or min(REDIS_HEALTH_CHECK_INTERVAL, REDIS_TCP_USER_TIMEOUT) < 0
+    ):
+        raise ImproperlyConfigured(
+            "REDIS_SOCKET_TIMEOUT and REDIS_CONNECT_TIMEOUT must be above 0, the "
+            "REDIS_KEEPALIVE_* at least 1, REDIS_HEALTH_CHECK_INTERVAL and "
+            "REDIS_TCP_USER_TIMEOUT 0 (off) or more."
+        )
+    REDIS_SOCKET_OPTIONS = {
+        "socket_timeout": REDIS_SOCKET_TIMEOUT,
+        "socket_connect_timeout": REDIS_CONNECT_TIMEOUT,
+        "socket_keepalive": True,
+        "socket_keepalive_options": {
+            socket.TCP_KEEPIDLE: REDIS_KEEPALIVE_IDLE,
+            socket.TCP_KEEPINTVL: REDIS_KEEPALIVE_INTERVAL,
+            socket.TCP_KEEPCNT: REDIS_KEEPALIVE_COUNT,
+            **(
+                {socket.TCP_USER_TIMEOUT: REDIS_TCP_USER_TIMEOUT * 1000}
+                if REDIS_TCP_USER_TIMEOUT and hasattr(socket, "TCP_USER_TIMEOUT")
+                else {}
+            ),
+        },
+        "health_check_interval": REDIS_HEALTH_CHECK_INTERVAL,
+    }
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
+            "OPTIONS": dict(REDIS_SOCKET_OPTIONS),
         }
     }
     CELERY_BROKER_URL = REDIS_URL
     # Seconds before Redis hands an unacknowledged message to another worker. Longer than any
     # task's hard time limit and any countdown (retries wait at most 30 minutes), so a message
     # is redelivered only when its worker is gone; and longer than REMINDER_LEASE_SECONDS, so
-    # a dead worker's reminder is redelivered after its lease ran out.
+    # a dead worker's reminder is redelivered after its lease ran out. (A dead worker's rows
+    # are not waiting for this: the requeue sends them once their lease ran out.)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)
+        "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600),
+        **REDIS_SOCKET_OPTIONS,
     }
     if CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] < 1:
         raise ImproperlyConfigured("CELERY_VISIBILITY_TIMEOUT must be at least 1 (seconds).")
@@ -250,19 +348,34 @@ HEARTBEAT_INTERVAL_SECONDS = env.int("HEARTBEAT_INTERVAL_SECONDS", default=60)
 NOTIFICATION_QUEUE = env.str("NOTIFICATION_QUEUE", default="email")
 WEBHOOK_QUEUE = env.str("WEBHOOK_QUEUE", default="webhooks")
 HOUSEKEEPING_QUEUE = env.str("HOUSEKEEPING_QUEUE", default="housekeeping")
-# A row whose message was lost (broker down at commit, a message dropped, a worker died) is
-# enqueued again once it has been due this long (a lease that ran out counts from its end);
-# beat runs that requeue every DELIVERY_REQUEUE_EVERY_SECONDS, so a lost email or webhook
-# goes out at most AFTER + EVERY seconds (2 minutes by default) after it fell due.
-DELIVERY_REQUEUE_AFTER_SECONDS = env.int("DELIVERY_REQUEUE_AFTER_SECONDS", default=90)
+# A row whose message was lost (broker down at commit, a message dropped, a worker died or
+# was cut off and its lease ran out, a retry's enqueue failed) is enqueued again by the
+# housekeeping tick (beat, every DELIVERY_REQUEUE_EVERY_SECONDS, on HOUSEKEEPING_QUEUE) once
+# it has been due DELIVERY_REQUEUE_AFTER_SECONDS (a lease that ran out counts from its end;
+# default 5 s: rows a sweep just made and enqueued are not lost), and only while its
+# delivery queue holds no message (rows queued behind a backlog are not lost). Enqueueing a
+# row whose message does exist costs nothing but that message: the claim takes each row
+# once.
+#
+# The 2-minute bound for a worker host that is killed or cut off at t = 0 (defaults):
+#   its rows were claimed at t <= 0 with a lease of REMINDER_LEASE_SECONDS (60): free at
+#   t <= 60 (its tasks stopped by then: hard time limit 54 s after the claim; a cut-off
+#   database or Redis connection fails within ~25 s: DATABASE_*/REDIS_* timeouts above);
+#   + requeue after (5) + one tick (30): enqueued again at t <= 95;
+#   + another host's email worker claims and sends the batch: seconds (a batch of 200 takes
+#   ~5 s at 40 emails/s) -> every email out before t = 120.
+# Keep REMINDER_LEASE_SECONDS (and WEBHOOK_LEASE_SECONDS) + DELIVERY_REQUEUE_AFTER_SECONDS +
+# DELIVERY_REQUEUE_EVERY_SECONDS well under 120 s; docs/deploy.md has the rest.
+DELIVERY_REQUEUE_AFTER_SECONDS = env.int("DELIVERY_REQUEUE_AFTER_SECONDS", default=5)
 DELIVERY_REQUEUE_EVERY_SECONDS = env.int("DELIVERY_REQUEUE_EVERY_SECONDS", default=30)
 if (
     not all((NOTIFICATION_QUEUE, WEBHOOK_QUEUE, HOUSEKEEPING_QUEUE))
-    or min(DELIVERY_REQUEUE_AFTER_SECONDS, DELIVERY_REQUEUE_EVERY_SECONDS) < 1
+    or DELIVERY_REQUEUE_AFTER_SECONDS < 0
+    or DELIVERY_REQUEUE_EVERY_SECONDS < 1
 ):
     raise ImproperlyConfigured(
-        "NOTIFICATION_QUEUE, WEBHOOK_QUEUE and HOUSEKEEPING_QUEUE must be set, and "
-        "DELIVERY_REQUEUE_AFTER_SECONDS and DELIVERY_REQUEUE_EVERY_SECONDS at least 1."
+        "NOTIFICATION_QUEUE, WEBHOOK_QUEUE and HOUSEKEEPING_QUEUE must be set, "
+        "DELIVERY_REQUEUE_AFTER_SECONDS 0 or more and DELIVERY_REQUEUE_EVERY_SECONDS at least 1."
     )
 # Sweeps and requeues send one message per batch of this many ids; a worker claims the
 # batch in one statement and mails it over one SMTP connection.
@@ -299,9 +412,10 @@ if env.str("EMAIL_URL", default=""):
 else:
     EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
     EMAIL_FILE_PATH = str(VAR_DIR / "mail")
-# Seconds an SMTP connection may block: a hung server becomes an ordinary, retried error
-# (well inside the delivery tasks' time limits and the reminder lease).
-EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30)
+# Seconds an SMTP connection may block: a hung or cut-off server becomes an ordinary,
+# retried error, well inside the delivery tasks' time limits and the reminder lease (a batch
+# starts no send later than EMAIL_TIMEOUT + 15 s before its lease ends).
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=20)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="tracker@localhost")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
@@ -469,6 +583,12 @@ DEMO_PASSWORD = env.str("DEMO_PASSWORD", default="demo")
 WEBHOOK_ENCRYPTION_KEY = env.str("WEBHOOK_ENCRYPTION_KEY", default="")
 WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=10.0)
 WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=6)
+# Seconds a webhook attempt holds its delivery row (as REMINDER_LEASE_SECONDS for emails): the
+# task's time limits end inside it (outbox.time_limits); a dead or cut-off worker's delivery
+# is sent again by the requeue at most one tick after this.
+WEBHOOK_LEASE_SECONDS = env.int("WEBHOOK_LEASE_SECONDS", default=60)
+if WEBHOOK_LEASE_SECONDS <= WEBHOOK_TIMEOUT_SECONDS:
+    raise ImproperlyConfigured("WEBHOOK_LEASE_SECONDS must be longer than WEBHOOK_TIMEOUT_SECONDS.")
 WEBHOOK_DISABLE_AFTER = env.int("WEBHOOK_DISABLE_AFTER", default=5)
 if WEBHOOK_MAX_ATTEMPTS < 1 or WEBHOOK_DISABLE_AFTER < 1 or WEBHOOK_TIMEOUT_SECONDS <= 0:
     raise ImproperlyConfigured(
@@ -504,8 +624,12 @@ REMINDER_MAX_ATTEMPTS = env.int("REMINDER_MAX_ATTEMPTS", default=5)
 # derived from it (soft 80 %, hard 90 % of the lease: notifications.outbox.time_limits) and
 # a batch starts no new send once less than EMAIL_TIMEOUT + 15 s of the lease is left (the
 # rest is given back and enqueued again), so a live attempt always ends inside its lease;
-# when a worker dies mid-send, its rows are due again at the lease's end.
-REMINDER_LEASE_SECONDS = env.int("REMINDER_LEASE_SECONDS", default=300)
+# when a worker dies or is cut off mid-send, its rows are due again at the lease's end and
+# the next housekeeping tick enqueues them (the 2-minute arithmetic: "Delivery queues and
+# recovery" above). Sized to the send: 60 s = a 20 s SMTP timeout, 25 s of sending, room
+# for the stamp. Keep it at least 3 x EMAIL_TIMEOUT (a shorter one leaves a batch little
+# time to send: half the lease at least).
+REMINDER_LEASE_SECONDS = env.int("REMINDER_LEASE_SECONDS", default=60)
 if (
     REMINDER_MAX_ATTEMPTS < 1
     or REMINDER_SWEEP_SECONDS < 1
@@ -523,6 +647,8 @@ if (
         "REMINDER_MAX_ATTEMPTS, REMINDER_SWEEP_SECONDS and REMINDER_LEASE_SECONDS must be "
         "at least 1 and the REMINDER_* days 0 or more."
     )
+if REMINDER_LEASE_SECONDS <= EMAIL_TIMEOUT:
+    raise ImproperlyConfigured("REMINDER_LEASE_SECONDS must be longer than EMAIL_TIMEOUT.")
 # A message redelivered while its reminder is still leased would be dropped (the sweep would
 # catch it up, minutes later): the broker must wait longer than a lease.
 if CELERY_BROKER_TRANSPORT_OPTIONS.get("visibility_timeout", REMINDER_LEASE_SECONDS + 1) <= (

@@ -185,10 +185,22 @@ def test_beat_requeues_every_interval_so_a_lost_row_goes_out_within_two_minutes(
     assert entry["schedule"] == settings.DELIVERY_REQUEUE_EVERY_SECONDS
     assert entry["options"] == {"queue": settings.HOUSEKEEPING_QUEUE}
     assert "notifications.requeue_deliveries" in settings.BEAT_RUN_AT_START
-    # The defaults: lost at most AFTER + EVERY seconds.
+    # The defaults: a lost message costs at most AFTER + EVERY seconds after its row fell
+    # due; a dead or cut-off worker's rows fall due at most a lease after the fault, and are
+    # then sent within seconds: all inside 2 minutes with room for the send (docs/deploy.md).
     from tracker import settings as defaults
 
-    assert defaults.DELIVERY_REQUEUE_AFTER_SECONDS + defaults.DELIVERY_REQUEUE_EVERY_SECONDS <= 120
+    requeue = defaults.DELIVERY_REQUEUE_AFTER_SECONDS + defaults.DELIVERY_REQUEUE_EVERY_SECONDS
+    assert requeue <= 40
+    assert defaults.REMINDER_LEASE_SECONDS + requeue <= 100
+    assert defaults.WEBHOOK_LEASE_SECONDS + requeue <= 100
+    # A live attempt ends inside its lease: the tasks' hard limits, and a send started at the
+    # batch's last moment plus its stamp.
+    from notifications import tasks
+
+    assert tasks.EMAIL_HARD_LIMIT < defaults.REMINDER_LEASE_SECONDS
+    assert tasks.WEBHOOK_HARD_LIMIT < defaults.WEBHOOK_LEASE_SECONDS
+    assert defaults.REMINDER_LEASE_SECONDS >= 3 * defaults.EMAIL_TIMEOUT
 
 
 # --- A database error in a task: retried --------------------------------------------------

@@ -156,6 +156,7 @@ def test_sweeping_twice_makes_the_same_rows_and_enqueues_once(
     db, enqueued, settings, django_capture_on_commit_callbacks
 ):
     settings.NOTIFICATION_QUEUE = "digests-test"
+    settings.DELIVERY_REQUEUE_AFTER_SECONDS = 90  # the second sweep comes before that
     opt_in(UserFactory(), UserFactory(time_zone="America/New_York"))
     with (
         time_machine.travel(local(DAY, NEW_YORK, 9), tick=False),

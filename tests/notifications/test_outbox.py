@@ -5,7 +5,9 @@ import datetime as dt
 
 import pytest
 import time_machine
+from django.conf import settings as django_settings
 from django.core.mail.backends.locmem import EmailBackend
+from django.db import transaction
 
 from notifications import outbox, services
 from notifications.models import Notification
@@ -22,6 +24,9 @@ from tests.notifications.reminders_world import CREATED, DUE, NEW_YORK, local
 pytestmark = pytest.mark.django_db
 
 MOMENT = local(DUE - dt.timedelta(days=1), NEW_YORK)
+
+# How long a claim holds its rows (REMINDER_LEASE_SECONDS, 60 s by default).
+LEASE = dt.timedelta(seconds=django_settings.REMINDER_LEASE_SECONDS)
 
 
 @pytest.fixture
@@ -78,7 +83,7 @@ def test_a_batch_is_claimed_once_and_a_second_claim_gets_nothing(world, messages
         second = services._notifications_claim(ids)
     assert sorted(lease.notification.pk for lease in first) == ids
     assert second == []
-    lease_end = claimed_at + dt.timedelta(seconds=300)
+    lease_end = claimed_at + LEASE
     rows = Notification.objects.filter(pk__in=ids)
     assert set(rows.values_list("attempts", "next_attempt_at")) == {(1, lease_end)}
 
@@ -90,7 +95,7 @@ def test_a_stamp_after_a_lost_lease_records_nothing(world, messages, mailoutbox)
     first_at = MOMENT + dt.timedelta(minutes=1)
     with time_machine.travel(first_at, tick=False):
         stale = services._notifications_claim(ids)  # this worker then hangs past its lease
-    second_at = first_at + dt.timedelta(seconds=300)
+    second_at = first_at + LEASE
     with time_machine.travel(second_at, tick=False):
         results = services.notifications_deliver_batch(notification_ids=ids)
     assert [r.sent for r in results] == [True] * len(ids)
@@ -130,6 +135,7 @@ def test_a_batch_gives_back_what_its_lease_has_no_time_left_for(
     - 10 s) no new send starts; the rest is released (attempt not counted, due now) and
     enqueued again."""
     settings.EMAIL_TIMEOUT = 30
+    settings.REMINDER_LEASE_SECONDS = 300
     with time_machine.travel(MOMENT, tick=False):
         services.reminders_sweep(enqueue=False)
     ids = sorted(Notification.objects.values_list("pk", flat=True))
@@ -165,3 +171,44 @@ def test_the_delivery_tasks_end_inside_the_lease(settings):
     assert outbox.send_deadline(claimed, dt.timedelta(seconds=10), 30) == claimed + dt.timedelta(
         seconds=5
     )
+
+
+# --- The enqueue after commit ---------------------------------------------------------------
+
+
+class _Publisher:
+    """A task whose publish raises `error`."""
+
+    def __init__(self, error: Exception):
+        self.error = error
+
+    def apply_async(self, **_kwargs):
+        raise self.error
+
+
+@pytest.mark.django_db
+def test_a_broker_error_in_the_enqueue_after_commit_is_logged_not_raised(
+    django_capture_on_commit_callbacks, caplog
+):
+    from kombu.exceptions import OperationalError as BrokerError
+
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        outbox.enqueue_batches_on_commit(_Publisher(BrokerError("down")), [1, 2], queue="q")
+    assert "the requeue will send them" in caplog.text
+
+
+@pytest.mark.django_db
+def test_a_soft_time_limit_in_the_enqueue_after_commit_stops_the_task(
+    django_capture_on_commit_callbacks,
+):
+    """The soft time limit striking while a retry is enqueued after its stamp committed must
+    stop the task (it was swallowed: the task reported success); the row is due in the
+    database and the requeue sends it at its time."""
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    with (
+        pytest.raises(SoftTimeLimitExceeded),
+        django_capture_on_commit_callbacks(execute=True),
+        transaction.atomic(),
+    ):
+        outbox.enqueue_batches_on_commit(_Publisher(SoftTimeLimitExceeded()), [1], queue="q")

@@ -10,6 +10,7 @@ import smtplib
 
 import pytest
 import time_machine
+from django.conf import settings as django_settings
 from django.core import mail
 from django.core.mail.backends.locmem import EmailBackend
 from django.db import connection
@@ -24,6 +25,9 @@ from tests.notifications.reminders_world import DUE, NEW_YORK, local
 pytestmark = pytest.mark.django_db
 
 MOMENT = local(DUE - dt.timedelta(days=1), NEW_YORK)
+
+# How long a claim holds its rows (REMINDER_LEASE_SECONDS, 60 s by default).
+LEASE = dt.timedelta(seconds=django_settings.REMINDER_LEASE_SECONDS)
 
 
 @pytest.fixture
@@ -247,7 +251,7 @@ def test_a_worker_dying_mid_send_leaves_a_lease_then_the_sweep_sends_it_once(
     claimed_at = MOMENT + dt.timedelta(minutes=1)
     with time_machine.travel(claimed_at, tick=False):
         dead = services._notification_claim(notification.pk)  # ...and the worker died
-    lease_end = claimed_at + dt.timedelta(seconds=300)
+    lease_end = claimed_at + LEASE
     notification.refresh_from_db()
     assert notification.attempts == 1 and notification.next_attempt_at == lease_end
 
@@ -287,7 +291,7 @@ def test_a_stale_attempt_cannot_stamp_over_a_newer_claim(world, mailoutbox, enqu
     first_at = MOMENT + dt.timedelta(minutes=1)
     with time_machine.travel(first_at, tick=False):
         first = services._notification_claim(notification.pk)
-    second_at = first_at + dt.timedelta(seconds=300)
+    second_at = first_at + LEASE
     with time_machine.travel(second_at, tick=False):
         second = services._notification_claim(notification.pk)
     assert (first.attempts, second.attempts) == (1, 2)
@@ -302,7 +306,7 @@ def test_a_stale_attempt_cannot_stamp_over_a_newer_claim(world, mailoutbox, enqu
         )
     notification.refresh_from_db()
     assert notification.email_sent_at is None and notification.email_failed_at is None
-    assert notification.next_attempt_at == second_at + dt.timedelta(seconds=300)
+    assert notification.next_attempt_at == second_at + LEASE
     assert enqueued == []
     with time_machine.travel(second_at + dt.timedelta(seconds=2), tick=False):
         assert services._notification_stamp(second, None).sent
