@@ -126,12 +126,18 @@ def _enqueue(delivery_ids: list[int], countdown: int | None = None) -> None:
 
 
 def _enqueue_on_commit(delivery_ids: list[int], countdown: int | None = None) -> None:
-    # Robust: the data is committed; a broker outage must not turn the caller's success into
-    # an error. The rows stay due and webhook_deliveries_requeue sends them later.
-    def enqueue_deliveries():  # a named function: Django logs a robust hook's __qualname__
-        _enqueue(delivery_ids, countdown)
+    """After commit, as `_enqueue` (outbox.enqueue_batches_on_commit): a broker outage is
+    logged, not raised (the rows stay due and the requeue sends them); a task's soft time
+    limit is not swallowed."""
+    from .tasks import deliver_webhooks_task
 
-    transaction.on_commit(enqueue_deliveries, robust=True)
+    outbox.enqueue_batches_on_commit(
+        deliver_webhooks_task,
+        delivery_ids,
+        queue=settings.WEBHOOK_QUEUE,
+        countdown=countdown,
+        size=batch_size(),
+    )
 
 
 # --- Subscriptions -------------------------------------------------------------------------

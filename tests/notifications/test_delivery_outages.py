@@ -196,10 +196,10 @@ def test_beat_requeues_every_interval_so_a_lost_row_goes_out_within_two_minutes(
     assert defaults.WEBHOOK_LEASE_SECONDS + requeue <= 100
     # A live attempt ends inside its lease: the tasks' hard limits, and a send started at the
     # batch's last moment plus its stamp.
-    from notifications import tasks
+    from notifications import tasks, webhooks
 
     assert tasks.EMAIL_HARD_LIMIT < defaults.REMINDER_LEASE_SECONDS
-    assert tasks.WEBHOOK_HARD_LIMIT < defaults.WEBHOOK_LEASE_SECONDS
+    assert webhooks.HARD_TIME_LIMIT < defaults.WEBHOOK_LEASE_SECONDS
     assert defaults.REMINDER_LEASE_SECONDS >= 3 * defaults.EMAIL_TIMEOUT
 
 
