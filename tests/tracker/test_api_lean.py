@@ -30,7 +30,7 @@ from tests.factories import (
 from tracker import tokens
 from tracker.api import lean
 from tracker.api.throttling import TokenRateThrottle, UserRateThrottle
-from tracker.models import ApiToken
+from tracker.models import ApiToken, Membership
 from tracker.services import api_token_create, api_token_revoke, system_user
 
 pytestmark = pytest.mark.django_db
@@ -346,6 +346,14 @@ def test_a_kept_statement_is_only_the_statement(world):
         return {row["id"] for row in client.get(query).json()["results"]}
 
     before = ids()
+    # the same statement's shape, other ids: the contributor moves to the other firm
+    membership = Membership.objects.get(user=world.contributor)
+    Membership.objects.filter(pk=membership.pk).update(organization=world.other)
+    moved = ids()
+    with switched(False):
+        assert moved == ids() != before
+    Membership.objects.filter(pk=membership.pk).update(organization=world.firm)
+    assert ids() == before
     new = TaskFactory(plan=world.plan, lead_organization=world.firm)
     assert ids() == before | {new.pk}
     services.membership_create(
