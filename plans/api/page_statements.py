@@ -37,7 +37,7 @@ from django.conf import settings
 from django.db import connections
 from django.utils import timezone, translation
 
-MAX_ENTRIES = 256
+MAX_ENTRIES = 128
 CURSOR_PARAMETER = "cursor"
 
 
@@ -46,8 +46,7 @@ class Entry:
     sql: str
     params: tuple
     now_slots: tuple[int, ...]
-    compiler: object
-    converters: dict
+    converters: tuple  # ((position, (functions, expression)), ...) as the compiler lists them
     names: tuple[str, ...]
     col_count: int
     ordering: tuple[str, ...]
@@ -61,11 +60,19 @@ class Entry:
         with connection.cursor() as cursor:
             cursor.execute(self.sql, params)
             fetched = cursor.fetchall()
-        rows = [row[: self.col_count] for row in fetched]
-        if self.converters:
-            rows = self.compiler.apply_converters(rows, self.converters)
-        names = self.names
-        return [dict(zip(names, row, strict=True)) for row in rows]
+        names, col_count = self.names, self.col_count
+        if not self.converters:
+            return [dict(zip(names, row[:col_count], strict=True)) for row in fetched]
+        result = []
+        for fetched_row in fetched:  # SQLCompiler.apply_converters, with the same arguments
+            row = list(fetched_row[:col_count])
+            for position, (functions, expression) in self.converters:
+                value = row[position]
+                for convert in functions:
+                    value = convert(value, expression, connection)
+                row[position] = value
+            result.append(dict(zip(names, row, strict=True)))
+        return result
 
 
 class CachedPage:
@@ -169,8 +176,7 @@ def keep(connection, cache_key, rows_queryset, paginator, recorder: Recorder, no
         sql=sql,
         params=params,
         now_slots=now_slots,
-        compiler=compiler,
-        converters=compiler.get_converters(fields),
+        converters=tuple(compiler.get_converters(fields).items()),
         names=tuple(names),
         col_count=compiler.col_count,
         ordering=ordering,
