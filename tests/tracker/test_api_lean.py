@@ -298,10 +298,15 @@ def test_the_lean_route_is_taken_only_by_bearer_gets_of_its_paths(rf):
         ("get", "/api/v1/tasks/1/", "Bearer x", False),
         ("get", "/api/v1/tasks", "Bearer x", False),
         ("get", "/api/v1/plans/", "Bearer x", False),
+        ("get", "/api/v1/tasks/?format=api", "Bearer x", False),
+        ("get", "/api/v1/tasks/?format=json", "Bearer x", False),
+        ("get", "/api/v1/tasks/?status=planned", "Bearer x", True),
     ]
     for method, path, header, expected in cases:
         request = getattr(rf, method)(path, HTTP_AUTHORIZATION=header)
         assert lean.is_lean(request) is expected, (method, path, header)
+    html = rf.get("/api/v1/tasks/", HTTP_AUTHORIZATION="Bearer x", HTTP_ACCEPT="text/html")
+    assert not lean.is_lean(html)
     kept = lean.lean_middleware(settings.MIDDLEWARE)
     assert "django.middleware.locale.LocaleMiddleware" in kept
     assert "django.middleware.clickjacking.XFrameOptionsMiddleware" in kept

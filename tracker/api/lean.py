@@ -60,8 +60,14 @@ THIS = f"{__name__}.LeanApiMiddleware"
 
 
 def is_lean(request) -> bool:
-    """A bearer-token GET or HEAD of one of the lean paths."""
+    """A bearer-token GET or HEAD of one of the lean paths, not asking for HTML."""
     if request.method not in LEAN_METHODS or request.path_info not in LEAN_PATHS:
+        return False
+    # DRF's browsable renderer (DEBUG) may be asked for, by Accept or ?format=: its page
+    # uses CSRF and sessions, so it takes the full stack.
+    if "html" in request.META.get("HTTP_ACCEPT", "") or "format=" in request.META.get(
+        "QUERY_STRING", ""
+    ):
         return False
     # As BearerTokenAuthentication reads it: the first word, case-insensitively.
     words = request.META.get("HTTP_AUTHORIZATION", "").split(maxsplit=1)
