@@ -27,6 +27,9 @@ later that is not named in `SKIPPED`. Inside the view nothing changes: the token
 revocation counts at once), its scope, the throttles, filters, pagination, the error format.
 Django's handler still logs 4xx/5xx answers and sends the request signals.
 
+A request asking for HTML (DRF's browsable page, in DEBUG: it uses CSRF and sessions) takes
+the full stack.
+
 `tests/tracker/test_api_lean.py` requests every variant of both paths through this route and
 through the full stack and compares status, headers and body. `API_LEAN_ROUTE=0` turns the
 route off (the full stack for every request).
