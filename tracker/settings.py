@@ -75,6 +75,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Bearer-token GETs of the task list and users/me skip what does nothing for them
+    # (sessions, CSRF, messages, history, htmx...): tracker/api/lean.py.
+    "tracker.api.lean.LeanApiMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -525,6 +528,11 @@ REST_FRAMEWORK = {
 # Idempotency-Key on API POSTs (tracker/idempotency.py): last, so it keeps the view's own
 # answer; a key is kept this many hours, then beat's expire_idempotency_keys deletes it.
 MIDDLEWARE = [*MIDDLEWARE, "tracker.idempotency.IdempotencyMiddleware"]
+# The lean route of tracker/api/lean.py (off: every request through the full stack).
+API_LEAN_ROUTE = env.bool("API_LEAN_ROUTE", default=True)
+# The task list's first pages: their statement compiled once, then run (plans/api/
+# page_statements.py; off: built and compiled on every request).
+API_TASK_PAGE_STATEMENTS = env.bool("API_TASK_PAGE_STATEMENTS", default=True)
 IDEMPOTENCY_KEY_HOURS = env.int("IDEMPOTENCY_KEY_HOURS", default=24)
 if IDEMPOTENCY_KEY_HOURS < 1:
     raise ImproperlyConfigured("IDEMPOTENCY_KEY_HOURS must be at least 1.")

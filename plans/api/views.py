@@ -3,7 +3,9 @@ write goes through plans.services, which check the action (not allowed -> 403)."
 
 import re
 
+from django.db import connections
 from django.db.models import Prefetch
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
@@ -29,6 +31,7 @@ from tracker.api.serializers import OrganizationSerializer
 from tracker.api.views import OrganizationViewSet
 from tracker.models import Organization
 
+from . import page_statements
 from . import serializers as s
 
 
@@ -252,14 +255,35 @@ class TaskViewSet(
             return super().get_queryset()
         # The list: the viewer's ids resolved once (one query) and applied as literal lists,
         # reused for the dependencies and parents the page names (selectors.task_rows).
-        self.task_scope = policy.task_view_scope(self.request.user)
-        return Task.objects.with_overdue().filter(self.task_scope.q)
+        if getattr(self, "task_scope", None) is None:
+            self.task_scope = policy.task_view_scope(self.request.user)
+        now = getattr(self, "list_now", None)
+        return Task.objects.with_overdue(now).filter(self.task_scope.q)
 
     def list(self, request, *args, **kwargs):
-        queryset = self.filter_queryset(self.get_queryset())
-        rows = selectors.task_rows(queryset, scope=self.task_scope)
-        page = self.paginate_queryset(rows)  # ONE query: the rows and their related ids
+        # The instant "overdue" is computed against: one object, found by identity among the
+        # parameters of a page statement kept for the next request (page_statements).
+        self.list_now = now = timezone.now()
+        alias = Task.objects.db
+        if not page_statements.enabled(request, alias):
+            return self.get_paginated_response(s.task_row_data(self._list_page()))
+        self.task_scope = policy.task_view_scope(request.user)
+        key = page_statements.key(request, self.task_scope, alias)
+        connection = connections[alias]
+        entry = page_statements.get(connection, key)
+        if entry is not None:
+            page = self.paginate_queryset(page_statements.CachedPage(entry, connection, now))
+            return self.get_paginated_response(s.task_row_data(page))
+        recorder = page_statements.Recorder()
+        with connection.execute_wrapper(recorder):
+            page = self._list_page()
+        page_statements.keep(connection, key, self._rows, self.paginator, recorder, now)
         return self.get_paginated_response(s.task_row_data(page))
+
+    def _list_page(self):
+        queryset = self.filter_queryset(self.get_queryset())
+        self._rows = selectors.task_rows(queryset, scope=self.task_scope)
+        return self.paginate_queryset(self._rows)  # ONE query: the rows and their related ids
 
     def retrieve(self, request, *args, **kwargs):
         task = self.get_object()

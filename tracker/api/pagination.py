@@ -102,6 +102,9 @@ class Cursor(CursorPagination):
         """With `updated_after` (incremental sync), by (its field, id) ascending whatever
         `ordering` says: a client pages from its high-water mark and misses no row changed
         in the same instant as the last one it holds (docs/decisions/0013)."""
+        kept = getattr(queryset, "kept_ordering", None)
+        if kept is not None:  # a page statement kept for this very request (plans.api)
+            return kept
         field = sync_field(request, view)
         if field is not None:
             return (field, "id")

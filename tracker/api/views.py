@@ -1,6 +1,7 @@
 """Identity endpoints: organizations, the signed-in user, API tokens and password login."""
 
 from django.contrib.auth import authenticate
+from django.db import connections
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import exceptions, mixins, status, viewsets
@@ -10,7 +11,7 @@ from rest_framework.views import APIView
 
 from tracker.filtersets import OrganizationFilterSet
 from tracker.login_limits import LOGIN_LOCKED, is_locked_out, retry_after_seconds
-from tracker.models import ApiToken, Organization
+from tracker.models import ApiToken, Membership, Organization
 from tracker.services import api_token_create, api_token_revoke, user_update_preferences
 
 from . import serializers as s
@@ -42,6 +43,27 @@ class OrganizationViewSet(viewsets.ReadOnlyModelViewSet):
     filterset_class = OrganizationFilterSet
 
 
+_MEMBERSHIPS_SQL: dict = {}
+_SENTINEL_USER_ID = -7_316_004_211
+
+
+def _memberships(user) -> list[tuple[int, str]]:
+    """`user.memberships.values_list("organization_id", "role")`, in Membership's ordering:
+    the statement is compiled once per process and database (the user's id its only
+    parameter), where Django built and compiled the same joins on every request."""
+    alias = user.memberships.db
+    sql = _MEMBERSHIPS_SQL.get(alias)
+    if sql is None:
+        queryset = Membership.objects.using(alias).filter(user_id=_SENTINEL_USER_ID)
+        sql, params = queryset.values_list("organization_id", "role").query.sql_with_params()
+        if list(params) != [_SENTINEL_USER_ID]:  # not a one-parameter statement: no shortcut
+            return list(user.memberships.values_list("organization_id", "role"))
+        _MEMBERSHIPS_SQL[alias] = sql
+    with connections[alias].cursor() as cursor:
+        cursor.execute(sql, [user.pk])
+        return cursor.fetchall()
+
+
 def me_data(user) -> dict:
     """MeSerializer's JSON for `user`, written directly: an integration's most frequent identity
     read, where building the ModelSerializer's fields cost more than the query."""
@@ -55,7 +77,7 @@ def me_data(user) -> dict:
         "language": user.language,
         "memberships": [
             {"organization": organization_id, "role": role}
-            for organization_id, role in user.memberships.values_list("organization_id", "role")
+            for organization_id, role in _memberships(user)
         ],
     }
 
