@@ -83,3 +83,27 @@ def test_login_throttle_counts_the_client_behind_a_trusted_proxy(settings):
     assert attempt("192.0.2.99, 203.0.113.1").status_code == 429
     # another client behind the same proxy has its own budget
     assert attempt("203.0.113.2").status_code == 401
+
+
+def test_redis_unreachable_is_a_503_problem_not_a_500(settings):
+    """The throttles' counters live in Redis: with Redis down (here: nothing listens on the
+    port, so the connection is refused for real) the API answers 503 with Retry-After."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed again when the block ends: nothing listens
+    user = UserFactory()
+    client = client_with_token(user)
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": f"redis://127.0.0.1:{port}/0",
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        }
+    }
+    answer = client.get("/api/v1/users/me/")
+    assert answer.status_code == 503, answer.content
+    assert answer["Content-Type"] == "application/problem+json"
+    assert answer["Retry-After"] == "10"
+    assert answer.json()["title"] == "Service unavailable"

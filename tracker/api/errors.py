@@ -8,13 +8,18 @@ Served as application/problem+json. Every refusal a service raises (tracker.exce
 .ProblemError) carries its own status; Django's ValidationError is a 400 with field errors.
 """
 
+import logging
+
+import redis.exceptions
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import InterfaceError, OperationalError
 from django.http import Http404
 from django.utils.translation import gettext_lazy as _
 from rest_framework import exceptions, serializers
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+from rest_framework.views import set_rollback
 
 from tracker.exceptions import ProblemError
 
@@ -31,8 +36,24 @@ TITLES = {
     412: _("Precondition failed"),
     415: _("Unsupported media type"),
     429: _("Too many requests"),
+    503: _("Service unavailable"),
 }
 ERROR_TITLE = _("Error")
+SERVICE_UNAVAILABLE = _(
+    "A service the tracker depends on (its database or Redis) does not answer. Try again shortly."
+)
+# PostgreSQL or Redis unreachable, restarting or cut off (the connect, socket and statement
+# timeouts of docs/deploy.md turn a silent partition into one of these within seconds): a 503
+# with Retry-After, not a 500. The request's transaction is rolled back (DRF's set_rollback).
+OUTAGE_ERRORS = (
+    OperationalError,
+    InterfaceError,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+)
+OUTAGE_RETRY_AFTER_SECONDS = 10
+
+logger = logging.getLogger(__name__)
 SERVER_ERROR_TITLE = _("Server error")
 
 
@@ -109,6 +130,11 @@ def exception_handler(exc, context):
         else:
             detail = {"non_field_errors": exc.messages}
         return problem_response(400, INVALID_FIELDS, _flatten(detail), instance=instance)
+    if isinstance(exc, OUTAGE_ERRORS):
+        logger.error("%s: a backing service did not answer: %r", instance, exc)
+        set_rollback()
+        headers = {"Retry-After": str(OUTAGE_RETRY_AFTER_SECONDS)}
+        return problem_response(503, SERVICE_UNAVAILABLE, headers=headers, instance=instance)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
